@@ -1,0 +1,88 @@
+"""Flattening and freezing a group's children, with the plan made in Rust.
+
+Celery 5.7.0's ``group._freeze_unroll`` flattens nested groups through a
+deque; ``_core.freeze_unroll_order`` reproduces its order from the group's
+shape, including the ``extendleft`` reversal of a nested group's children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from celery.canvas import Signature, _chain, maybe_signature
+from celery.canvas import group as _celery_group
+
+from turbogroup import _core
+from turbogroup.ids import uuid
+
+_SIGNATURE_FREEZE = Signature.freeze
+
+
+def freeze_leaf(task: Signature, **kwargs: Any) -> Any:
+    """``task.freeze(**kwargs)``, with the task id from our Rust pool when
+    the task is a plain signature that would otherwise draw a new uuid.
+
+    Chains and chords interpret ``_id`` differently, and a task with its own
+    ``freeze`` may not accept it, so those are frozen exactly as Celery does.
+    """
+    if (
+        "task_id" not in task.options
+        and type(task).freeze is _SIGNATURE_FREEZE
+        and "freeze" not in task.__dict__
+    ):
+        return task.freeze(_id=uuid(), **kwargs)
+    return task.freeze(**kwargs)
+
+
+def walk(tasks: Iterable[Any], app: Any, leaves: list[Signature], shape: list[int]) -> int:
+    """Convert and clone every node as ``_freeze_unroll`` does, collecting
+    leaves in pre-order and the shape codes the Rust planner reads.
+    Returns how many nodes this level contributed."""
+    count = 0
+    for node in tasks:
+        task = maybe_signature(node, app=app).clone()
+        if isinstance(task, _celery_group):
+            at = len(shape)
+            shape.append(0)
+            shape[at] = walk(task.tasks, app, leaves, shape)
+        elif isinstance(task, _chain) and not task.tasks:
+            # An empty chain contributes no task (celery issue #9772).
+            continue
+        else:
+            shape.append(_core.LEAF)
+            leaves.append(task)
+        count += 1
+    return count
+
+
+def freeze_unroll(
+    tasks: Iterable[Any],
+    app: Any,
+    new_tasks: list[Signature],
+    group_id: str | None,
+    chord: Any,
+    root_id: str | None,
+    parent_id: str | None,
+) -> list[Any]:
+    """Celery's ``_freeze_unroll``: flattened, frozen children appended to
+    ``new_tasks``; returns their results in the same order."""
+    leaves: list[Signature] = []
+    shape: list[int] = []
+    walk(tasks, app, leaves, shape)
+    order = _core.freeze_unroll_order(shape)
+    results = []
+    for group_index, leaf in enumerate(order):
+        task = leaves[leaf]
+        new_tasks.append(task)
+        results.append(
+            freeze_leaf(
+                task,
+                group_id=group_id,
+                chord=chord,
+                root_id=root_id,
+                parent_id=parent_id,
+                group_index=group_index,
+            )
+        )
+    return results

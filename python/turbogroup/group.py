@@ -1,0 +1,263 @@
+"""``turbogroup.group``: Celery 5.7.0's ``group`` with its hot loops in Rust.
+
+A subclass of ``celery.canvas.group``, so ``isinstance`` checks in user code
+and in Celery hold. Only the methods that create ids, unroll, freeze or wait
+are overridden; each keeps Celery's semantics line for line (the comments
+name the Celery quirk kept where one is).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import MutableSequence
+from typing import Any
+
+from celery.canvas import Signature, _chain
+from celery.canvas import group as _celery_group
+from celery.result import GroupResult as _CeleryGroupResult
+from celery.utils import abstract
+from celery.utils.functional import _regen, regen
+
+from turbogroup._unroll import freeze_leaf, freeze_unroll
+from turbogroup.barrier import barrier
+from turbogroup.ids import uuid
+from turbogroup.result import group_result_cls
+
+
+def adopt(sig: Any, cls: type) -> Any:
+    """Give a signature that Celery rebuilt as its own ``group`` (``clone``
+    and ``from_dict`` go through ``Signature.TYPES``) our class back."""
+    if type(sig) is _celery_group:
+        sig.__class__ = cls
+    return sig
+
+
+class group(_celery_group):  # noqa: N801 - Celery's name
+    """Creates a group of tasks to be executed in parallel.
+
+    Same constructor, options and results as ``celery.group``; see
+    ``celery.canvas.group``.
+    """
+
+    def clone(self, *args: Any, **kwargs: Any) -> Any:
+        return adopt(super().clone(*args, **kwargs), type(self))
+
+    def __or__(self, other: Any) -> Any:
+        if (
+            isinstance(other, _celery_group)
+            and not isinstance(other.tasks, _regen)
+            and isinstance(other.tasks, (list, tuple))
+            and not other.tasks
+        ):
+            return self
+        # group() | task -> chord, whose header stays a turbogroup group
+        from turbogroup.chord import chord
+
+        return chord(self, body=other, app=self._app)
+
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        add_to_parent: bool = True,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        **options: Any,
+    ) -> Any:
+        args = args if args else ()
+        if link is not None:
+            raise TypeError("Cannot add link to group: use a chord")
+        if link_error is not None:
+            raise TypeError("Cannot add link to group: do that on individual tasks")
+        app = self.app
+        if app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        if not self.tasks:
+            return self.freeze()
+
+        options, group_id, root_id = self._freeze_gid(options)
+        tasks = self._prepared(self.tasks, [], group_id, root_id, app)
+        p = barrier()
+        results = list(
+            self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
+        )
+        result = group_result_cls(app)(group_id, results, ready_barrier=p)
+        p.finalize()
+
+        # group(A.s() | group(B.s(), C.s())): a single child whose result is
+        # a GroupResult is returned as the group's result (as Celery does).
+        if len(result) == 1 and isinstance(result[0], _CeleryGroupResult):
+            result = result[0]
+
+        parent_task = app.current_worker_task
+        if add_to_parent and parent_task:
+            parent_task.add_trail(result)
+        return result
+
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        args = args if args else ()
+        kwargs = kwargs if kwargs else {}
+        app = self.app
+        if not self.tasks:
+            return self.freeze()  # empty group returns GroupResult
+        options, group_id, root_id = self._freeze_gid(options)
+        # Celery 5.7.0 unrolls without freezing here: a frozen chain ending
+        # in a group would subscribe to the backend, which eager never uses.
+        tasks = self._prepared(self.tasks, [], group_id, root_id, app, freeze=False)
+        return group_result_cls(app)(
+            group_id,
+            [sig.apply(args=args, kwargs=kwargs, **options) for sig, _, _ in tasks],
+        )
+
+    def _prepared(
+        self,
+        tasks: Any,
+        partial_args: Any,
+        group_id: str,
+        root_id: str | None,
+        app: Any,
+        CallableSignature: Any = abstract.CallableSignature,  # noqa: N803 - Celery's
+        from_dict: Any = Signature.from_dict,
+        isinstance: Any = isinstance,  # noqa: A002 - Celery's signature
+        tuple: Any = tuple,  # noqa: A002
+        *,
+        freeze: bool = True,
+    ) -> Any:
+        # Lazy like Celery's: _apply_tasks looks one task ahead so a
+        # generator group is not consumed before the chord size is known.
+        for index, task in enumerate(tasks):
+            if isinstance(task, CallableSignature):
+                task = task.clone()
+            else:
+                task = from_dict(task, app=app)
+            if isinstance(task, _celery_group):
+                yield from task._prepared(
+                    task.tasks, partial_args, group_id, root_id, app, freeze=freeze
+                )
+            elif isinstance(task, _chain) and not task.tasks:
+                # An empty chain has no task and no result (celery #9772),
+                # but still takes its index, as enumerate gives it one.
+                continue
+            else:
+                if partial_args and not task.immutable:
+                    task.args = tuple(partial_args) + tuple(task.args)
+                result = (
+                    freeze_leaf(task, group_id=group_id, root_id=root_id, group_index=index)
+                    if freeze
+                    else None
+                )
+                yield task, result, group_id
+
+    def _freeze_gid(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
+        options = {
+            **self.options,
+            **{
+                k: v
+                for k, v in options.items()
+                if k not in self._IMMUTABLE_OPTIONS or k not in self.options
+            },
+        }
+        # Celery: options.pop('task_id', uuid()) -- an explicit task_id of
+        # None stays None.
+        group_id = options.pop("task_id") if "task_id" in options else uuid()
+        options["group_id"] = group_id
+        return options, group_id, options.get("root_id")
+
+    def _freeze_group_tasks(
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Any = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        group_index: int | None = None,
+    ) -> tuple[str, Any]:
+        opts = self.options
+        try:
+            gid = opts["task_id"]
+        except KeyError:
+            gid = opts["task_id"] = uuid()
+        if group_id:
+            opts["group_id"] = group_id
+        if chord:
+            opts["chord"] = chord
+        if group_index is not None:
+            opts["group_index"] = group_index
+        root_id = opts.setdefault("root_id", root_id)
+        parent_id = opts.setdefault("parent_id", parent_id)
+        if isinstance(self.tasks, _regen):
+            # A generator group is frozen lazily: one tee freezes (yielding
+            # results), the other replaces the consumed generator.
+            tasks1, tasks2 = itertools.tee(self._unroll_tasks(self.tasks))
+            results = regen(self._freeze_tasks(tasks1, group_id, chord, root_id, parent_id))
+            self.tasks = regen(tasks2)
+        else:
+            new_tasks: list[Signature] = []
+            results = freeze_unroll(
+                self.tasks, self._app, new_tasks, group_id, chord, root_id, parent_id
+            )
+            if isinstance(self.tasks, MutableSequence):
+                self.tasks[:] = new_tasks
+            else:
+                self.tasks = new_tasks
+        return gid, results
+
+    def freeze(
+        self,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: Any = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        group_index: int | None = None,
+    ) -> Any:
+        return group_result_cls(self.app)(
+            *self._freeze_group_tasks(
+                _id=_id,
+                group_id=group_id,
+                chord=chord,
+                root_id=root_id,
+                parent_id=parent_id,
+                group_index=group_index,
+            )
+        )
+
+    _freeze = freeze
+
+    def _freeze_tasks(
+        self,
+        tasks: Any,
+        group_id: str | None,
+        chord: Any,
+        root_id: str | None,
+        parent_id: str | None,
+    ) -> Any:
+        # Empty chains are dropped here as in _prepared (celery #9772).
+        yield from (
+            freeze_leaf(
+                task,
+                group_id=group_id,
+                chord=chord,
+                root_id=root_id,
+                parent_id=parent_id,
+                group_index=group_index,
+            )
+            for group_index, task in enumerate(tasks)
+            if not (isinstance(task, _chain) and not task.tasks)
+        )
+
+    def _freeze_unroll(
+        self,
+        new_tasks: list[Signature],
+        group_id: str | None,
+        chord: Any,
+        root_id: str | None,
+        parent_id: str | None,
+    ) -> Any:
+        yield from freeze_unroll(
+            self.tasks, self._app, new_tasks, group_id, chord, root_id, parent_id
+        )
+
+
+__all__ = ["adopt", "group"]

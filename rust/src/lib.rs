@@ -1,0 +1,19 @@
+//! `turbogroup._core`: the thin pyo3 binding over `turbogroup-core`.
+//! It only converts; the logic and its tests live in `rust/core`.
+
+use pyo3::prelude::*;
+
+mod barrier;
+mod ids;
+mod unroll;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(ids::uuid4, m)?)?;
+    m.add_function(wrap_pyfunction!(ids::uuid4_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
+    m.add("LEAF", turbogroup_core::unroll::LEAF)?;
+    m.add_class::<barrier::Barrier>()?;
+    Ok(())
+}
