@@ -39,7 +39,7 @@ def _count_calls() -> dict[str, int]:
         original = getattr(turbogroup.group, name)
         counts[name] = 0
 
-        def wrapper(*args: object, __name: str = name, __orig: object = original, **kw: object):  # noqa: ANN202
+        def wrapper(*args: object, __name: str = name, __orig: object = original, **kw: object):
             counts[__name] += 1
             return __orig(*args, **kw)  # type: ignore[operator]
 
@@ -56,6 +56,4 @@ def pytest_sessionfinish() -> None:
         import celery.canvas
 
         with open(_REPORT, "w") as f:
-            json.dump(
-                {"installed": celery.canvas.group is turbogroup.group, "calls": _COUNTS}, f
-            )
+            json.dump({"installed": celery.canvas.group is turbogroup.group, "calls": _COUNTS}, f)

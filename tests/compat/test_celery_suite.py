@@ -41,14 +41,25 @@ def celery_tests() -> Path:
     sdist = CACHE / f"celery-{CELERY_VERSION}.tar.gz"
     if not sdist.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "-d", str(CACHE), f"celery=={CELERY_VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(CACHE),
+                f"celery=={CELERY_VERSION}",
+            ],
             check=True,
         )
     prefix = f"celery-{CELERY_VERSION}/"
     with tarfile.open(sdist) as tar:
         members = [
-            m for m in tar.getmembers()
+            m
+            for m in tar.getmembers()
             if m.name.startswith(prefix + "t/") or m.name == prefix + "pyproject.toml"
         ]
         tar.extractall(CACHE, members=members, filter="data")
@@ -57,7 +68,8 @@ def celery_tests() -> Path:
 
 def summary_counts(output: str) -> dict[str, int]:
     last = [line for line in output.splitlines() if re.search(r"\d+ passed", line)][-1]
-    return {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)\b", last)}
+    counted = re.findall(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)\b", last)
+    return {word: int(n) for n, word in counted}
 
 
 def test_celery_5_7_0_unit_suite_passes_with_turbogroup_installed(tmp_path):
@@ -65,9 +77,23 @@ def test_celery_5_7_0_unit_suite_passes_with_turbogroup_installed(tmp_path):
     report = tmp_path / "report.json"
     env = {**os.environ, "TURBOGROUP_COMPAT_REPORT": str(report)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *SUITE, "-p", "no:cacheprovider",
-         "-p", "no:benchmark", "-p", "turbogroup.pytest_plugin"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *SUITE,
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:benchmark",
+            "-p",
+            "turbogroup.pytest_plugin",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     output = proc.stdout + proc.stderr
     print(output[-3000:])

@@ -44,7 +44,9 @@ def shape(sig: Any) -> Any:
     return (sig.task, tuple(sig.args), dict(sig.kwargs), opts)
 
 
-settings_ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings_ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @settings_
