@@ -1,0 +1,85 @@
+"""A real Celery worker on real Redis (broker and result backend).
+
+Every key the run creates carries a unique prefix (kombu's and the Redis
+backend's ``global_keyprefix``) on our own db numbers, and is deleted at the
+end: nothing else on the server is touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import celery.contrib.testing.tasks  # noqa: F401 - registers the ping task start_worker uses
+import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+
+from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
+
+
+@pytest.fixture(scope="session")
+def key_prefix() -> str:
+    return f"turbogroup-e2e-{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url):
+    client = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
+    yield client
+    client.close()
+
+
+def _delete_prefixed(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        # kombu keeps the binding set unprefixed-first for some keys
+        keys += list(client.scan_iter(match=f"*{prefix}*", count=1000))
+        if keys:
+            client.delete(*set(keys))
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def worker_app(redis_url, key_prefix, redis_client):
+    app = Celery("turbogroup-e2e", set_as_current=False)
+    app.conf.update(
+        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
+        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
+        broker_transport_options={"global_keyprefix": key_prefix},
+        result_backend_transport_options={"global_keyprefix": key_prefix},
+        task_default_queue=f"{key_prefix}celery",
+        result_expires=3600,
+        broker_connection_retry_on_startup=False,
+        worker_hijack_root_logger=False,
+    )
+
+    @app.task(shared=False)
+    def add(x, y):
+        return x + y
+
+    @app.task(shared=False)
+    def tsum(values):
+        return sum(values)
+
+    @app.task(shared=False)
+    def fail(x):
+        raise ValueError(f"failing on purpose: {x}")
+
+    @app.task(shared=False)
+    def on_error(request, exc, traceback):
+        redis_client.rpush(f"{key_prefix}errbacks", request.id)
+
+    app.tasks_by_name = {"add": add, "tsum": tsum, "fail": fail, "on_error": on_error}
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=True):
+        yield app
+    app.close()
+    _delete_prefixed(f"{redis_url}/{REDIS_BROKER_DB}", key_prefix)
+    _delete_prefixed(f"{redis_url}/{REDIS_BACKEND_DB}", key_prefix)
+
+
+@pytest.fixture
+def tasks(worker_app):
+    return worker_app.tasks_by_name

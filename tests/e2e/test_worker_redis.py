@@ -1,0 +1,97 @@
+"""What turbogroup publishes, a real Celery worker runs (Redis broker and
+backend): results, chords, link_error callbacks, nested groups, eager mode."""
+
+from __future__ import annotations
+
+import time
+
+import celery
+import pytest
+from celery.canvas import group as celery_group
+
+import turbogroup
+from turbogroup import group
+
+pytestmark = [pytest.mark.worker, pytest.mark.redis]
+TIMEOUT = 60
+
+
+def test_group_of_100_tasks_returns_results_in_order(tasks):
+    add = tasks["add"]
+    res = group(add.s(i, i) for i in range(100)).apply_async()
+    assert isinstance(res, turbogroup.GroupResult)
+    assert res.get(timeout=TIMEOUT) == [i + i for i in range(100)]
+    assert res.completed_count() == 100
+    assert res.ready() and res.successful()
+
+
+def test_group_or_tsum_gives_the_sum(tasks):
+    add, tsum = tasks["add"], tasks["tsum"]
+    res = (group(add.s(i, i) for i in range(20)) | tsum.s())()
+    assert res.get(timeout=TIMEOUT) == sum(i + i for i in range(20))
+    assert res.parent.get(timeout=TIMEOUT) == [i + i for i in range(20)]
+
+
+def test_partial_args_reach_every_mutable_child(tasks):
+    add = tasks["add"]
+    g = group(add.s(1), add.s(2), add.si(3, 3))
+    assert g.apply_async((100,)).get(timeout=TIMEOUT) == [101, 102, 6]
+
+
+def test_link_error_callback_runs_once_for_each_failing_child(tasks, redis_client, key_prefix):
+    add, fail, on_error = tasks["add"], tasks["fail"], tasks["on_error"]
+    key = f"{key_prefix}errbacks"
+    redis_client.delete(key)
+    g = group(fail.s(1), add.s(1, 1), fail.s(2), fail.s(3))
+    g.link_error(on_error.s())
+    res = g.apply_async()
+    with pytest.raises(ValueError, match="failing on purpose: 1"):
+        res.get(timeout=TIMEOUT)
+    failing = {res.results[i].id for i in (0, 2, 3)}
+    deadline = time.monotonic() + TIMEOUT
+    while redis_client.llen(key) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a duplicate errback would land by now
+    called = [x.decode() for x in redis_client.lrange(key, 0, -1)]
+    assert sorted(called) == sorted(failing)
+    assert res.results[1].get(timeout=TIMEOUT) == 2
+    redis_client.delete(key)
+
+
+@pytest.mark.parametrize(
+    "canvas",
+    [
+        lambda g, t: g(t["add"].s(1, 1), g(t["add"].s(2, 2), t["add"].s(3, 3)), t["add"].s(4, 4)),
+        lambda g, t: g(t["add"].s(1, 1) | g(t["add"].s(10), t["add"].s(20)), t["add"].s(5, 5)),
+        lambda g, t: g(g(t["add"].s(i, 1) for i in range(3)) | t["tsum"].s(), t["add"].s(0, 0)),
+    ],
+    ids=["nested-group", "chain-ending-in-group", "chord-in-group"],
+)
+def test_nested_canvases_return_what_celery_returns(tasks, canvas):
+    ours = canvas(group, tasks).apply_async().get(timeout=TIMEOUT)
+    theirs = canvas(celery_group, tasks).apply_async().get(timeout=TIMEOUT)
+    assert ours == theirs
+
+
+def test_eager_mode_gives_the_same_values_as_the_worker(tasks, worker_app):
+    add = tasks["add"]
+    via_worker = group(add.s(i, 3) for i in range(10)).apply_async().get(timeout=TIMEOUT)
+    assert group(add.s(i, 3) for i in range(10)).apply().get() == via_worker
+    worker_app.conf.task_always_eager = True
+    try:
+        eager = group(add.s(i, 3) for i in range(10)).apply_async()
+        assert eager.get() == via_worker
+    finally:
+        worker_app.conf.task_always_eager = False
+
+
+def test_installed_celery_canvas_runs_through_turbogroup(tasks):
+    add, tsum = tasks["add"], tasks["tsum"]
+    turbogroup.install()
+    try:
+        g = celery.group(add.s(i, i) for i in range(10))
+        assert type(g) is turbogroup.group
+        res = celery.chain(g, tsum.s()).apply_async()
+        assert res.get(timeout=TIMEOUT) == 90
+    finally:
+        turbogroup.uninstall()

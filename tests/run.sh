@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: README.md's test command.
+#   bash tests/run.sh
+# Installs and starts Redis and RabbitMQ on loopback when they are not
+# running, builds the Rust extension, then runs every check: cargo fmt,
+# clippy, cargo test, ruff, and pytest (unit, compat, e2e). Exits non-zero
+# on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    local port=$1 name=$2 tries=${3:-120}
+    for _ in $(seq "$tries"); do
+        port_open "$port" && return 0
+        sleep 1
+    done
+    echo "$name did not open 127.0.0.1:$port" >&2
+    return 1
+}
+
+ensure_packages() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+ensure_redis() {
+    port_open 6379 && return 0
+    log "starting redis-server on 127.0.0.1:6379"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" \
+        --appendonly no --dir /var/lib/redis --logfile /var/log/redis/turbogroup-tests.log
+    wait_port 6379 redis-server 30
+}
+
+ensure_rabbitmq() {
+    port_open 5672 && return 0
+    log "starting rabbitmq-server on 127.0.0.1:5672"
+    # Listen on loopback only; guest/guest is allowed there by default.
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    rabbitmq-server -detached
+    wait_port 5672 rabbitmq-server 180
+}
+
+ensure_packages
+ensure_redis
+ensure_rabbitmq
+
+log "building and installing turbogroup with its test dependencies"
+python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+python -m pip install --quiet ".[test]"
+
+log "cargo fmt / clippy / test"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked -p turbogroup-core
+
+log "ruff"
+ruff check python tests benches
+ruff format --check python tests benches
+
+log "pytest"
+python -m pytest tests "$@"
