@@ -22,3 +22,22 @@ class InvalidGroupMemberError(TurbogroupError, TypeError):
         self.reason = reason
         name = f" ({task_name})" if task_name else ""
         super().__init__(f"group member {index}{name}: {reason}")
+
+
+class PublishError(TurbogroupError):
+    """A batch of messages could not be confirmed sent.
+
+    ``unconfirmed_ids`` are exactly the task ids whose messages may not have
+    reached the broker (the failed batch); ``confirmed`` counts the messages
+    of this dispatch that were confirmed before the failure. Tasks after the
+    failed batch were not published at all.
+    """
+
+    def __init__(self, unconfirmed_ids: list[str], confirmed: int) -> None:
+        self.unconfirmed_ids = unconfirmed_ids
+        self.confirmed = confirmed
+        super().__init__(
+            f"{len(unconfirmed_ids)} task message(s) not confirmed sent after "
+            f"{confirmed} confirmed; unconfirmed ids: {', '.join(unconfirmed_ids[:10])}"
+            + (" ..." if len(unconfirmed_ids) > 10 else "")
+        )

@@ -1,0 +1,1 @@
+"""Publishing a group's messages in bulk."""
