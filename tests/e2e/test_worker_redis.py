@@ -95,3 +95,28 @@ def test_installed_celery_canvas_runs_through_turbogroup(tasks):
         assert res.get(timeout=TIMEOUT) == 90
     finally:
         turbogroup.uninstall()
+
+
+def test_publish_signals_fire_once_per_task_on_the_fallback_path(tasks):
+    from celery import signals
+
+    add = tasks["add"]
+    published = []
+
+    def on_publish(sender=None, headers=None, **kwargs):
+        published.append(headers["id"])
+
+    signals.after_task_publish.connect(on_publish)
+    try:
+        res = group(add.s(i, 1) for i in range(25)).apply_async()
+    finally:
+        signals.after_task_publish.disconnect(on_publish)
+    assert published == [r.id for r in res.results]
+    assert res.get(timeout=TIMEOUT) == [i + 1 for i in range(25)]
+
+
+def test_a_group_larger_than_one_batch_arrives_whole(tasks):
+    add = tasks["add"]
+    n = 2500  # several flushes of the bulk publisher
+    res = group(add.s(i, 0) for i in range(n)).apply_async()
+    assert res.get(timeout=TIMEOUT * 2) == list(range(n))
