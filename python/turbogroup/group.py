@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import MutableSequence
+from contextlib import ExitStack
 from typing import Any
 
-from celery.canvas import Signature, _chain
+from celery.canvas import Signature, _chain, _chord
 from celery.canvas import group as _celery_group
 from celery.result import GroupResult as _CeleryGroupResult
 from celery.utils import abstract
@@ -20,6 +21,7 @@ from celery.utils.functional import _regen, regen
 
 from turbogroup._unroll import freeze_leaf, freeze_unroll
 from turbogroup.barrier import barrier
+from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.ids import uuid
 from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
 from turbogroup.result import group_result_cls
@@ -163,20 +165,45 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         group_index: Any = None,
         **options: Any,
     ) -> Any:
-        # Celery's own loop (chord size before the last publish, barrier
-        # wiring), with the publishes batched: one round trip per batch.
         app = app or self.app
-        apply_tasks = super()._apply_tasks
-        call = (tasks, producer, app, p, add_to_parent, chord, args, kwargs, group_index)
-        if not bulk_publish_allowed(app):
-            yield from apply_tasks(*call, **options)
-            return
-        with app.producer_or_acquire(producer) as producer:
-            call = (tasks, producer, *call[2:])
-            with publish_batch(producer) as batch:
-                for res in apply_tasks(*call, **options):
+        with ExitStack() as stack:
+            producer = stack.enter_context(app.producer_or_acquire(producer))
+            batch = (
+                stack.enter_context(publish_batch(producer)) if bulk_publish_allowed(app) else None
+            )
+            lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
+            # Celery's loop from here: look one task ahead so the last one
+            # knows it is last (chord size is set before its publish).
+            chord_size = 0
+            tasks_shifted, tasks = itertools.tee(tasks)
+            next(tasks_shifted, None)
+            next_task = next(tasks_shifted, None)
+            for current_task in tasks:
+                sig, res, group_id = current_task
+                chord_obj = chord if chord is not None else sig.options.get("chord")
+                chord_size += _chord._descend(sig)
+                if chord_obj is not None and next_task is None:
+                    app.backend.set_chord_size(group_id, chord_size)
+                sig.apply_async(
+                    producer=producer,
+                    add_to_parent=False,
+                    chord=chord_obj,
+                    args=args,
+                    kwargs=kwargs,
+                    **options,
+                )
+                if batch is not None:
                     batch.published(res.id)
-                    yield res
+                if p and not p.cancelled and not p.ready:
+                    p.size += 1
+                    if lazy_results:
+                        # Fulfilled when the result is read (collection or
+                        # a child's own get), with no SUBSCRIBE per task.
+                        res.on_ready.then(p)
+                    else:
+                        res.then(p, weak=True)
+                next_task = next(tasks_shifted, None)
+                yield res
 
     def _freeze_gid(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
         options = {

@@ -1,32 +1,59 @@
-"""``GroupResult`` whose ready barrier counts in Rust."""
+"""``GroupResult`` and ``ResultSet``: Celery's, with the ready barrier
+counting in Rust and, on the Redis result backend, collection in batches.
+
+Every public method keeps Celery 5.7.0's semantics. On the Redis backend,
+``get``/``join_native``/``join`` and ``completed_count``/``ready``/
+``successful``/``failed``/``waiting`` read all pending results in one
+pipelined round trip per poll (see ``turbogroup.collect.redis``); on any
+other backend Celery's own code runs.
+"""
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
-from celery.result import AsyncResult
+from celery import Celery, states
+from celery.exceptions import ImproperlyConfigured
+from celery.result import AsyncResult, assert_will_not_block
 from celery.result import GroupResult as CeleryGroupResult
+from celery.result import ResultSet as CeleryResultSet
 
 from turbogroup.barrier import barrier
+from turbogroup.collect.redis import RedisCollector, backend_for
+from turbogroup.progress import ProgressFn, progress_reporter
 
 
-class GroupResult(CeleryGroupResult):
-    """A ``celery.result.GroupResult`` (every public behaviour unchanged)
-    whose ready barrier is :class:`turbogroup.barrier.barrier`."""
+def _successful(state: Any) -> bool:
+    if isinstance(state, list):
+        return all(_successful(s) for s in state)
+    return state == states.SUCCESS
+
+
+def _ready(state: Any) -> bool:
+    if isinstance(state, list):
+        return all(_ready(s) for s in state)
+    return state in states.READY_STATES
+
+
+def _failed(state: Any) -> bool:
+    if isinstance(state, list):
+        return any(_failed(s) for s in state)
+    return state == states.FAILURE
+
+
+class BatchedCollection(CeleryResultSet):
+    """The collection methods of ``ResultSet``, batched on Redis."""
 
     def __init__(
-        self,
-        id: str | None = None,  # noqa: A002 - Celery's parameter name
-        results: list[Any] | None = None,
-        parent: Any = None,
-        ready_barrier: Any = None,
-        **kwargs: Any,
+        self, results: list[Any], app: Any = None, ready_barrier: Any = None, **kwargs: Any
     ) -> None:
         if ready_barrier is None:
             ready_barrier = barrier(results)
-        super().__init__(id, results, parent=parent, ready_barrier=ready_barrier, **kwargs)
+        # Explicitly ResultSet's: in GroupResult's MRO the next __init__
+        # would be celery's GroupResult, which takes the id first.
+        CeleryResultSet.__init__(self, results, app=app, ready_barrier=ready_barrier, **kwargs)
 
     def add(self, result: AsyncResult) -> None:
         # Same rules as celery.result.ResultSet.add; only the replacement
@@ -40,6 +67,208 @@ class GroupResult(CeleryGroupResult):
                     self._on_full.finalize()
                 else:
                     self._on_full.add(result)
+
+    def _collector(self) -> RedisCollector | None:
+        backend = backend_for(self.results) if self.results else None
+        return RedisCollector(backend) if backend is not None else None
+
+    def _states(self) -> list[Any] | None:
+        collector = self._collector()
+        return collector.states(self.results) if collector is not None else None
+
+    def completed_count(self) -> int:
+        found = self._states()
+        if found is None:
+            return super().completed_count()
+        return sum(int(_successful(s)) for s in found)
+
+    def ready(self) -> bool:
+        found = self._states()
+        return super().ready() if found is None else all(_ready(s) for s in found)
+
+    def successful(self) -> bool:
+        found = self._states()
+        return super().successful() if found is None else all(_successful(s) for s in found)
+
+    def failed(self) -> bool:
+        found = self._states()
+        return super().failed() if found is None else any(_failed(s) for s in found)
+
+    def waiting(self) -> bool:
+        found = self._states()
+        return super().waiting() if found is None else any(not _ready(s) for s in found)
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], Any] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[[dict[str, Any]], Any] | None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], Any] | None = None,
+        *,
+        on_progress: ProgressFn | None = None,
+        progress: bool = False,
+    ) -> Any:
+        """Celery's ``get``; ``on_progress(done, total)`` and ``progress``
+        (a tqdm bar) are turbogroup's keyword-only additions."""
+        join = self.join_native if self.supports_native_join else self.join
+        return join(
+            timeout=timeout,
+            propagate=propagate,
+            interval=interval,
+            callback=callback,
+            no_ack=no_ack,
+            on_message=on_message,
+            disable_sync_subtasks=disable_sync_subtasks,
+            on_interval=on_interval,
+            on_progress=on_progress,
+            progress=progress,
+        )
+
+    def join(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], Any] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[[dict[str, Any]], Any] | None = None,
+        disable_sync_subtasks: bool = True,
+        on_interval: Callable[[], Any] | None = None,
+        *,
+        on_progress: ProgressFn | None = None,
+        progress: bool = False,
+    ) -> Any:
+        collector = self._collector()
+        if collector is None:
+            return self._unbatched(
+                super().join, locals(), on_progress=on_progress, progress=progress
+            )
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        if on_message is not None:
+            raise ImproperlyConfigured("Backend does not support on_message callback")
+
+        def nested(node: Any) -> Any:
+            return node.get(
+                timeout=timeout,
+                propagate=propagate,
+                interval=interval,
+                no_ack=no_ack,
+                on_interval=on_interval,
+                disable_sync_subtasks=disable_sync_subtasks,
+            )
+
+        report, close = progress_reporter(progress, on_progress, len(self), "collecting")
+        try:
+            values = collector.collect(
+                self.results,
+                timeout=timeout,
+                propagate=propagate,
+                interval=interval,
+                callback=callback,
+                on_message=None,
+                on_interval=on_interval,
+                on_progress=report,
+                in_order=True,
+                nested=nested,
+            )
+        finally:
+            close()
+        # Celery's join returns an empty list when a callback took the values.
+        return [] if values is None else values
+
+    def join_native(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        callback: Callable[[str, Any], Any] | None = None,
+        no_ack: bool = True,
+        on_message: Callable[[dict[str, Any]], Any] | None = None,
+        on_interval: Callable[[], Any] | None = None,
+        disable_sync_subtasks: bool = True,
+        *,
+        on_progress: ProgressFn | None = None,
+        progress: bool = False,
+    ) -> Any:
+        collector = self._collector()
+        if collector is None:
+            return self._unbatched(
+                super().join_native, locals(), on_progress=on_progress, progress=progress
+            )
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        self._on_full.finalize()
+
+        def nested(node: Any) -> Any:
+            return [
+                child.get(propagate=propagate, disable_sync_subtasks=disable_sync_subtasks)
+                for child in node.results
+            ]
+
+        report, close = progress_reporter(progress, on_progress, len(self), "collecting")
+        try:
+            return collector.collect(
+                self.results,
+                timeout=timeout,
+                propagate=propagate,
+                interval=interval,
+                callback=callback,
+                on_message=on_message,
+                on_interval=on_interval,
+                on_progress=report,
+                in_order=False,
+                nested=nested,
+            )
+        finally:
+            close()
+
+    def _unbatched(
+        self,
+        join: Callable[..., Any],
+        arguments: dict[str, Any],
+        *,
+        on_progress: ProgressFn | None,
+        progress: bool,
+    ) -> Any:
+        """Celery's own join on a backend we don't batch; progress is then
+        reported once, when everything is collected."""
+        kwargs = {
+            k: v
+            for k, v in arguments.items()
+            if k not in {"self", "collector", "on_progress", "progress", "__class__"}
+        }
+        value = join(**kwargs)
+        report, close = progress_reporter(progress, on_progress, len(self), "collecting")
+        if report is not None:
+            report(len(self), len(self))
+        close()
+        return value
+
+
+class ResultSet(BatchedCollection):
+    """A ``celery.result.ResultSet`` with batched collection on Redis."""
+
+
+class GroupResult(BatchedCollection, CeleryGroupResult):
+    """A ``celery.result.GroupResult`` (every public behaviour unchanged)
+    whose ready barrier is :class:`turbogroup.barrier.barrier` and whose
+    results are collected in batches on the Redis backend."""
+
+    def __init__(
+        self,
+        id: str | None = None,  # noqa: A002 - Celery's parameter name
+        results: list[Any] | None = None,
+        parent: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self.id = id
+        self.parent = parent
+        BatchedCollection.__init__(self, results, **kwargs)
 
 
 _app_classes: weakref.WeakKeyDictionary[Celery, type[GroupResult]] = weakref.WeakKeyDictionary()
@@ -61,7 +290,7 @@ def group_result_cls(app: Celery) -> type[CeleryGroupResult]:
     return cls
 
 
-def _is_celery_default(cls: Any, app: Celery) -> bool:
+def _is_celery_default(cls: Any, app: Any) -> bool:
     return (
         isinstance(cls, type)
         and cls.__bases__ == (CeleryGroupResult,)

@@ -1,0 +1,1 @@
+"""Collecting a group's results in batches instead of one round trip each."""

@@ -1,0 +1,44 @@
+"""No per-task SUBSCRIBE while a group is dispatched on the Redis backend.
+
+Celery's ``send_task`` calls ``backend.on_task_call`` for every task, and
+on Redis that SUBSCRIBEs to the task's result channel; the group's ready
+barrier (``res.then``) registers every child again. At 100k tasks that is
+100k channels on one pub/sub connection, whose output buffer Redis then
+overflows and drops (DESIGN.md section 4), and ~100 µs per task.
+
+A group's results are collected by ``turbogroup.collect.redis`` without
+pub/sub, and ``AsyncResult.get()`` on any single child subscribes on demand
+before it reads the stored result, so skipping the subscription at dispatch
+loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery.backends.redis import RedisBackend
+
+
+def _no_subscription(producer: Any, task_id: str) -> None:
+    del producer, task_id
+
+
+@contextmanager
+def no_subscriptions_during_dispatch(app: Any) -> Iterator[bool]:
+    """Yields True when the app's Redis backend was told not to subscribe.
+
+    ``app.backend`` is per thread in Celery, so shadowing the method on the
+    instance affects only this thread's dispatch. A nested dispatch (a chord
+    header inside a group) finds it already shadowed and leaves it be.
+    """
+    backend = app.backend
+    if not isinstance(backend, RedisBackend) or "on_task_call" in backend.__dict__:
+        yield isinstance(backend, RedisBackend)
+        return
+    backend.on_task_call = _no_subscription
+    try:
+        yield True
+    finally:
+        del backend.on_task_call

@@ -1,0 +1,199 @@
+"""Batched collection on the real Redis result backend, against Celery's
+GroupResult on the same stored results."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from celery import states, uuid
+from celery.exceptions import TaskRevokedError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import GroupResult as CeleryGroupResult
+
+from turbogroup import GroupResult
+from turbogroup.result import ResultSet
+
+pytestmark = pytest.mark.redis
+
+
+def store(app, values, failures=(), revoked=(), pending=()):
+    """Stores results for ``len(values)`` tasks; returns their ids."""
+    ids = [uuid() for _ in values]
+    backend = app.backend
+    for i, (task_id, value) in enumerate(zip(ids, values)):
+        if i in pending:
+            continue
+        if i in failures:
+            backend.mark_as_failure(task_id, ValueError(f"boom {i}"))
+        elif i in revoked:
+            backend.mark_as_revoked(task_id, "terminated")
+        else:
+            backend.mark_as_done(task_id, value)
+    return ids
+
+
+def both(app, ids):
+    """(ours, Celery's) results over the same ids, each with fresh children."""
+    ours = GroupResult(uuid(), [app.AsyncResult(i) for i in ids], app=app)
+    theirs = CeleryGroupResult(uuid(), [app.AsyncResult(i) for i in ids], app=app)
+    return ours, theirs
+
+
+class RoundTrips:
+    """Counts requests this process sends to Redis (a pipeline is one)."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original_pipe, original_cmd = redis.client.Pipeline.execute, redis.Redis.execute_command
+
+        def pipe_execute(pipe, *a, **k):
+            self.count += 1
+            return original_pipe(pipe, *a, **k)
+
+        def execute_command(client, *a, **k):
+            self.count += 1
+            return original_cmd(client, *a, **k)
+
+        monkeypatch.setattr(redis.client.Pipeline, "execute", pipe_execute)
+        monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
+
+
+def test_get_returns_every_value_in_order_like_celery(backend_app):
+    ids = store(backend_app, list(range(2500)))
+    ours, theirs = both(backend_app, ids)
+    assert ours.get(timeout=10) == theirs.get(timeout=10) == list(range(2500))
+    assert ours.join(timeout=10) == list(range(2500))
+
+
+def test_state_queries_match_celery_in_at_most_two_round_trips(backend_app, monkeypatch):
+    ids = store(backend_app, list(range(3000)), failures={5, 17}, pending={40, 41})
+    ours, theirs = both(backend_app, ids)
+    want = {
+        "completed_count": theirs.completed_count(),
+        "ready": theirs.ready(),
+        "successful": theirs.successful(),
+        "failed": theirs.failed(),
+        "waiting": theirs.waiting(),
+    }
+    assert want["completed_count"] == 2996
+    trips = RoundTrips(monkeypatch)
+    for name, expected in want.items():
+        before = trips.count
+        assert getattr(ours, name)() == expected, name
+        assert trips.count - before <= 2, name
+
+
+def test_propagate_raises_the_first_failure_in_order(backend_app):
+    ids = store(backend_app, list(range(50)), failures={30, 10})
+    ours, _ = both(backend_app, ids)
+    with pytest.raises(ValueError, match="boom 10"):
+        ours.join(timeout=5)
+    ours, _ = both(backend_app, ids)
+    with pytest.raises(ValueError, match="boom 10"):
+        ours.get(timeout=5)
+
+
+def test_propagate_false_puts_exceptions_in_place_like_celery(backend_app):
+    ids = store(backend_app, list(range(20)), failures={3}, revoked={7})
+    ours, theirs = both(backend_app, ids)
+    got = ours.get(timeout=5, propagate=False)
+    want = theirs.get(timeout=5, propagate=False)
+    assert [type(v) for v in got] == [type(v) for v in want]
+    assert isinstance(got[3], ValueError) and isinstance(got[7], TaskRevokedError)
+    assert [v for i, v in enumerate(got) if i not in (3, 7)] == [
+        i for i in range(20) if i not in (3, 7)
+    ]
+
+
+def test_revoked_task_propagates(backend_app):
+    ids = store(backend_app, [1, 2], revoked={1})
+    ours, _ = both(backend_app, ids)
+    with pytest.raises(TaskRevokedError):
+        ours.get(timeout=5)
+
+
+def test_timeout_raises_celerys_timeout_error(backend_app):
+    ids = store(backend_app, [1, 2, 3], pending={2})
+    ours, _ = both(backend_app, ids)
+    started = time.monotonic()
+    with pytest.raises(CeleryTimeoutError, match="The operation timed out"):
+        ours.get(timeout=0.3)
+    assert time.monotonic() - started < 3
+    with pytest.raises(CeleryTimeoutError):
+        ours.join(timeout=0)
+
+
+def test_waits_for_results_stored_later_including_retried_tasks(backend_app):
+    ids = store(backend_app, [1, 2, 3], pending={1, 2})
+    backend_app.backend.mark_as_retry(ids[2], RuntimeError("again"))
+    ours, _ = both(backend_app, ids)
+
+    def finish():
+        time.sleep(0.3)
+        backend_app.backend.mark_as_done(ids[1], 20)
+        backend_app.backend.mark_as_done(ids[2], 30)
+
+    worker = threading.Thread(target=finish)
+    worker.start()
+    try:
+        assert ours.get(timeout=10, interval=0.05) == [1, 20, 30]
+    finally:
+        worker.join()
+
+
+def test_callback_takes_the_values_as_celery_does(backend_app):
+    ids = store(backend_app, [10, 20, 30])
+    ours, _ = both(backend_app, ids)
+    seen = []
+    assert ours.join_native(callback=lambda tid, v: seen.append((tid, v))) is None
+    assert seen == list(zip(ids, [10, 20, 30]))
+    seen.clear()
+    assert ours.join(callback=lambda tid, v: seen.append((tid, v))) == []
+    assert seen == list(zip(ids, [10, 20, 30]))
+
+
+def test_on_progress_reports_counts_up_to_the_total(backend_app):
+    ids = store(backend_app, list(range(100)))
+    ours, _ = both(backend_app, ids)
+    reports = []
+    assert ours.get(on_progress=lambda done, total: reports.append((done, total))) == list(
+        range(100)
+    )
+    assert reports[-1] == (100, 100)
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
+
+
+def test_collected_results_are_cached_and_fire_the_ready_barrier(backend_app):
+    ids = store(backend_app, [1, 2, 3])
+    ours, _ = both(backend_app, ids)
+    fired = []
+    ours._on_full.then(lambda *a: fired.append(True))
+    ours._on_full.finalize()
+    assert ours.get() == [1, 2, 3]
+    assert all(r._cache["status"] == states.SUCCESS for r in ours.results)
+    assert fired == [True]
+
+
+def test_nested_group_results_are_collected(backend_app):
+    inner_ids = store(backend_app, [5, 6])
+    outer_ids = store(backend_app, [1, 2])
+    inner = GroupResult(uuid(), [backend_app.AsyncResult(i) for i in inner_ids], app=backend_app)
+    outer = GroupResult(
+        uuid(),
+        [backend_app.AsyncResult(outer_ids[0]), inner, backend_app.AsyncResult(outer_ids[1])],
+        app=backend_app,
+    )
+    assert outer.get(timeout=5) == [1, [5, 6], 2]
+    assert outer.join(timeout=5) == [1, [5, 6], 2]
+    assert outer.completed_count() == 3 and outer.ready()
+
+
+def test_result_set_is_batched_too(backend_app, monkeypatch):
+    ids = store(backend_app, list(range(500)))
+    rs = ResultSet([backend_app.AsyncResult(i) for i in ids], app=backend_app)
+    trips = RoundTrips(monkeypatch)
+    assert rs.completed_count() == 500
+    assert trips.count <= 2
