@@ -22,6 +22,15 @@ def freeze_unroll_order(shape: list[int]) -> list[int]:
     malformed shape.
     """
 
+def decode_json_batch(payloads: list[bytes | None]) -> tuple[list[Any], list[int]]:
+    """Parse JSON payloads as ``json.loads`` would (GIL released).
+
+    Returns ``(values, needs_python)``: ``values[i]`` is the decoded payload,
+    or None for a missing payload and for every index in ``needs_python``,
+    which the caller decodes with kombu (kombu-tagged values, ``NaN``,
+    ``Infinity``, lone surrogates, invalid JSON).
+    """
+
 class Barrier:
     """vine.barrier's counter in Rust; see ``turbogroup.barrier.barrier``."""
 
@@ -52,4 +61,4 @@ class Barrier:
     def throw(self, *args: Any, **kwargs: Any) -> None: ...
     def throw1(self, *args: Any, **kwargs: Any) -> None: ...
 
-__all__ = ["LEAF", "Barrier", "freeze_unroll_order", "uuid4", "uuid4_batch"]
+__all__ = ["LEAF", "Barrier", "decode_json_batch", "freeze_unroll_order", "uuid4", "uuid4_batch"]

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod barrier;
+mod decode;
 mod ids;
 mod unroll;
 
@@ -14,6 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ids::uuid4_batch, m)?)?;
     m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
+    m.add_function(wrap_pyfunction!(decode::decode_json_batch, m)?)?;
     m.add_class::<barrier::Barrier>()?;
     Ok(())
 }
