@@ -109,6 +109,29 @@ fn write_seq(out: &mut Vec<u8>, items: &[Value], depth: usize) -> Result<(), Uns
     Ok(())
 }
 
+fn write_dict_at(
+    out: &mut Vec<u8>,
+    pairs: &[(Value, Value)],
+    depth: usize,
+) -> Result<(), Unsupported> {
+    out.push(b'{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_key(out, k)?;
+        out.extend_from_slice(b": ");
+        write_value_at(out, v, depth + 1)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Append the JSON of a dict given as its (key, value) pairs.
+pub fn write_dict(out: &mut Vec<u8>, pairs: &[(Value, Value)]) -> Result<(), Unsupported> {
+    write_dict_at(out, pairs, 0)
+}
+
 /// Append what `kombu.utils.json.dumps(value)` returns (always ASCII).
 pub fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), Unsupported> {
     write_value_at(out, value, 0)
@@ -143,18 +166,7 @@ fn write_value_at(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), 
             }
         },
         Value::List(items) | Value::Tuple(items) => write_seq(out, items, depth)?,
-        Value::Dict(pairs) => {
-            out.push(b'{');
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                write_key(out, k)?;
-                out.extend_from_slice(b": ");
-                write_value_at(out, v, depth + 1)?;
-            }
-            out.push(b'}');
-        }
+        Value::Dict(pairs) => write_dict_at(out, pairs, depth)?,
         Value::Tagged { kind, encoded, .. } => {
             open_tag(out, kind.marker());
             if *kind == TagKind::Uuid {
