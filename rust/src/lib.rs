@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod barrier;
+mod encode;
 mod ids;
 mod unroll;
 
@@ -15,5 +16,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
     m.add_class::<barrier::Barrier>()?;
+    m.add_class::<encode::PyUnsupported>()?;
+    m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::redis_queue_key, m)?)?;
     Ok(())
 }

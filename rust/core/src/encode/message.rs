@@ -316,10 +316,12 @@ pub fn write_envelope(
     Ok(())
 }
 
-/// One envelope per message, each on its own or the reason it must be
-/// left to Celery. Delivery tags come from one read of OS randomness.
+/// One envelope per message, or the reason it must be left to Celery.
+/// A batch may arrive with some messages already found unsupported (while
+/// converting them from Python); those keep their reason. Delivery tags
+/// come from one read of OS randomness for the whole batch.
 pub fn build_envelopes(
-    messages: &[TaskMessage],
+    messages: &[Result<TaskMessage, Unsupported>],
     limits: &ReprLimits,
 ) -> Result<Vec<Result<Vec<u8>, Unsupported>>, RandomnessError> {
     let tags = uuid4_batch(messages.len())?;
@@ -327,6 +329,7 @@ pub fn build_envelopes(
         .iter()
         .zip(&tags)
         .map(|(m, tag)| {
+            let m = m.as_ref().map_err(Clone::clone)?;
             let mut out = Vec::with_capacity(1024);
             write_envelope(&mut out, m, limits, tag).map(|()| out)
         })
@@ -495,8 +498,11 @@ mod tests {
         let (m, _, _) = captured_message();
         let mut bad = m.clone();
         bad.args = Value::None;
-        let out = build_envelopes(&[m.clone(), bad, m], &ReprLimits::default()).unwrap();
+        let early = Unsupported("found while converting".into());
+        let batch = [Ok(m.clone()), Ok(bad), Ok(m), Err(early.clone())];
+        let out = build_envelopes(&batch, &ReprLimits::default()).unwrap();
         assert!(out[1].is_err());
+        assert_eq!(out[3], Err(early));
         let a = String::from_utf8(out[0].clone().unwrap()).unwrap();
         let c = String::from_utf8(out[2].clone().unwrap()).unwrap();
         assert_ne!(a, c);
