@@ -266,9 +266,9 @@ fn message(
     }
     let required = |key: &str| -> PyResult<String> {
         d.get_item(key)?
-            .ok_or_else(|| PyValueError::new_err(format!("message {index}: {key:?} is required")))?
+            .ok_or_else(|| PyValueError::new_err(format!("message {index}: '{key}' is required")))?
             .extract::<String>()
-            .map_err(|_| PyTypeError::new_err(format!("message {index}: {key:?} must be a str")))
+            .map_err(|_| PyTypeError::new_err(format!("message {index}: '{key}' must be a str")))
     };
     let id = required("task_id")?;
     let name = required("name")?;
@@ -277,7 +277,7 @@ fn message(
         if let Some(v) = d.get_item(key)? {
             if !(v.is_none() || v.is_exact_instance_of::<PyString>()) {
                 return Err(PyTypeError::new_err(format!(
-                    "message {index}: {key:?} must be a str or None"
+                    "message {index}: '{key}' must be a str or None"
                 )));
             }
         }
