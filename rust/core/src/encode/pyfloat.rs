@@ -24,6 +24,7 @@ pub fn push_repr(out: &mut String, x: f64) {
         None => (false, mantissa),
     };
     let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
+    let digits = python_tie_break(x.abs(), digits, exp);
     let decpt = exp + 1;
     if negative {
         out.push('-');
@@ -56,6 +57,59 @@ pub fn push_repr(out: &mut String, x: f64) {
             out.push('.');
             out.push_str(&digits[decpt..]);
         }
+    }
+}
+
+/// Digits (no point) and exponent of `x` rendered with `prec` digits after
+/// the point in exponent form; Rust rounds these exactly.
+fn exact_digits(x: f64, prec: usize) -> (String, i32) {
+    let s = format!("{:.*e}", prec, x);
+    let (m, e) = s.split_once('e').expect("{:e} always has an exponent");
+    (
+        m.chars().filter(|&c| c != '.').collect(),
+        e.parse().expect("integer exponent"),
+    )
+}
+
+/// When `x` lies exactly halfway between two shortest candidates, dtoa.c
+/// (mode 0) keeps the one with an even last digit (`dig & 1` in its final
+/// rounding step): `repr(562949953421312.25) == '562949953421312.2'`.
+/// Rust's shortest formatting may pick the odd one, so swap it. A tie needs
+/// a digit as wide as half an ulp, which only happens at 16-17 digits.
+fn python_tie_break(x: f64, digits: String, exp: i32) -> String {
+    let n = digits.len();
+    let last = digits.as_bytes()[n - 1] - b'0';
+    if n < 15 || last % 2 == 0 {
+        return digits;
+    }
+    // One more digit, exactly rounded: a tie shows as a trailing 5.
+    let (wider, wider_exp) = exact_digits(x, n);
+    if wider_exp != exp || !wider.ends_with('5') {
+        return digits;
+    }
+    let head = &wider[..n];
+    let mut neighbour = digits.clone().into_bytes();
+    if head == digits && last < 9 {
+        neighbour[n - 1] += 1;
+    } else if head.as_bytes()[..n - 1] == digits.as_bytes()[..n - 1]
+        && head.as_bytes()[n - 1] + 1 == digits.as_bytes()[n - 1]
+    {
+        neighbour[n - 1] -= 1;
+    } else {
+        return digits;
+    }
+    // Exactly halfway only if nothing follows the 5: a double has at most
+    // 767 significant decimal digits, so 780 shows all of them.
+    let (full, _) = exact_digits(x, 780);
+    if full.trim_end_matches('0') != wider {
+        return digits;
+    }
+    let neighbour = String::from_utf8(neighbour).expect("ASCII digits");
+    let candidate = format!("{}.{}e{}", &neighbour[..1], &neighbour[1..], exp);
+    if candidate.parse::<f64>() == Ok(x) {
+        neighbour
+    } else {
+        digits
     }
 }
 
@@ -100,6 +154,14 @@ mod tests {
             (1.0 / 3.0, "0.3333333333333333"),
             (123.456, "123.456"),
             (f64::NAN, "nan"),
+            // Exact ties between two shortest candidates: Python keeps the
+            // even last digit.
+            (562949953421312.25, "562949953421312.2"),
+            (562949953421312.75, "562949953421312.8"),
+            (562949953421313.25, "562949953421313.2"),
+            (1125899906842624.25, "1125899906842624.2"),
+            (1125899906842624.75, "1125899906842624.8"),
+            (2251799813685249.5, "2251799813685249.5"),
             (f64::NEG_INFINITY, "-inf"),
         ];
         for &(x, want) in cases {
