@@ -2,6 +2,9 @@
 //! `encode_task_messages` entry point. Inputs are converted with the GIL
 //! held, the messages are laid out with it released.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -39,6 +42,11 @@ enum Mode {
 
 struct Ctx<'py> {
     tagged: [(Bound<'py, PyType>, TagKind); 5],
+    /// Dict subclasses already converted in this call, by identity: a
+    /// chord's body signature is shared by every header task, and reading
+    /// it means running `Signature.items()`, a Python generator. Each entry
+    /// holds a reference so the address cannot be reused during the call.
+    seen_mappings: RefCell<HashMap<usize, (Bound<'py, PyAny>, Value)>>,
 }
 
 impl<'py> Ctx<'py> {
@@ -55,6 +63,7 @@ impl<'py> Ctx<'py> {
                 (ty(&py.import("decimal")?, "Decimal")?, TagKind::Decimal),
                 (ty(&py.import("uuid")?, "UUID")?, TagKind::Uuid),
             ],
+            seen_mappings: RefCell::new(HashMap::new()),
         })
     }
 }
@@ -81,9 +90,9 @@ fn any_text(obj: &Bound<'_, PyAny>) -> Result<Text, Unsupported> {
     text(s)
 }
 
-fn convert(
-    ctx: &Ctx<'_>,
-    obj: &Bound<'_, PyAny>,
+fn convert<'py>(
+    ctx: &Ctx<'py>,
+    obj: &Bound<'py, PyAny>,
     mode: Mode,
     depth: usize,
 ) -> Result<Value, Unsupported> {
@@ -171,6 +180,10 @@ fn convert(
             if d.is_empty() {
                 return Ok(Value::Dict(vec![]));
             }
+            let addr = obj.as_ptr() as usize;
+            if let Some((_, v)) = ctx.seen_mappings.borrow().get(&addr) {
+                return Ok(v.clone());
+            }
             let items = obj.call_method0("items").map_err(unsupported)?;
             let items = obj
                 .py()
@@ -195,7 +208,11 @@ fn convert(
                     convert(ctx, &v, mode, depth + 1)?,
                 ));
             }
-            return Ok(Value::Dict(pairs));
+            let value = Value::Dict(pairs);
+            ctx.seen_mappings
+                .borrow_mut()
+                .insert(addr, (obj.clone(), value.clone()));
+            return Ok(value);
         }
     }
     let name = ty
@@ -244,28 +261,52 @@ const KEYS: [&str; 33] = [
     "routing_key",
 ];
 
+/// A message dict's values by key, read in one pass over the dict (no
+/// per-key hashing: most messages carry a dozen of the 33 keys).
+struct Slots<'py>([Option<Bound<'py, PyAny>>; KEYS.len()]);
+
+impl<'py> Slots<'py> {
+    fn read(index: usize, d: &Bound<'py, PyDict>) -> PyResult<Self> {
+        let mut slots = Slots(std::array::from_fn(|_| None));
+        for (k, v) in d.iter() {
+            let slot = k
+                .cast::<PyString>()
+                .ok()
+                .and_then(|s| s.to_str().ok())
+                .and_then(|s| KEYS.iter().position(|key| *key == s));
+            match slot {
+                Some(i) => slots.0[i] = Some(v),
+                None => {
+                    return Err(PyValueError::new_err(format!(
+                        "message {index}: unknown key {k}"
+                    )))
+                }
+            }
+        }
+        Ok(slots)
+    }
+
+    fn get(&self, key: &str) -> Option<&Bound<'py, PyAny>> {
+        let i = KEYS
+            .iter()
+            .position(|k| *k == key)
+            .expect("a key from KEYS");
+        self.0[i].as_ref()
+    }
+}
+
 /// Reads one message dict. `Err(PyErr)` is a caller bug (missing or
 /// unknown key, wrong type for a resolved field); `Ok(Err(_))` is a message
 /// whose values must go through Celery.
-fn message(
-    ctx: &Ctx<'_>,
+fn message<'py>(
+    ctx: &Ctx<'py>,
     index: usize,
-    d: &Bound<'_, PyDict>,
+    d: &Bound<'py, PyDict>,
 ) -> PyResult<Result<TaskMessage, Unsupported>> {
-    for k in d.keys() {
-        let known = k
-            .cast::<PyString>()
-            .ok()
-            .and_then(|s| s.to_str().ok())
-            .is_some_and(|s| KEYS.contains(&s));
-        if !known {
-            return Err(PyValueError::new_err(format!(
-                "message {index}: unknown key {k}"
-            )));
-        }
-    }
+    let slots = Slots::read(index, d)?;
     let required = |key: &str| -> PyResult<String> {
-        d.get_item(key)?
+        slots
+            .get(key)
             .ok_or_else(|| PyValueError::new_err(format!("message {index}: '{key}' is required")))?
             .extract::<String>()
             .map_err(|_| PyTypeError::new_err(format!("message {index}: '{key}' must be a str")))
@@ -274,7 +315,7 @@ fn message(
     let name = required("name")?;
     for key in ["eta", "expires", "expiration"] {
         // Celery derives these from the clock; the caller resolves them.
-        if let Some(v) = d.get_item(key)? {
+        if let Some(v) = slots.get(key) {
             if !(v.is_none() || v.is_exact_instance_of::<PyString>()) {
                 return Err(PyTypeError::new_err(format!(
                     "message {index}: '{key}' must be a str or None"
@@ -282,26 +323,25 @@ fn message(
             }
         }
     }
-    Ok(build(ctx, d, id, name))
+    Ok(build(ctx, &slots, id, name))
 }
 
-fn build(
-    ctx: &Ctx<'_>,
-    d: &Bound<'_, PyDict>,
+fn build<'py>(
+    ctx: &Ctx<'py>,
+    slots: &Slots<'py>,
     id: String,
     name: String,
 ) -> Result<TaskMessage, Unsupported> {
-    let get = |key: &str| d.get_item(key).map_err(unsupported);
     let json = |key: &str, default: Value| -> Result<Value, Unsupported> {
-        match get(key)? {
-            Some(v) => convert(ctx, &v, Mode::Json, 0),
+        match slots.get(key) {
+            Some(v) => convert(ctx, v, Mode::Json, 0),
             None => Ok(default),
         }
     };
     // `args or ()`, `kwargs or {}`: any falsy value becomes empty.
     let or_empty = |key: &str, empty: Value| -> Result<Value, Unsupported> {
-        match get(key)? {
-            Some(v) if v.is_truthy().map_err(unsupported)? => convert(ctx, &v, Mode::Repr, 0),
+        match slots.get(key) {
+            Some(v) if v.is_truthy().map_err(unsupported)? => convert(ctx, v, Mode::Repr, 0),
             _ => Ok(empty),
         }
     };
@@ -324,8 +364,8 @@ fn build(
     m.time_limit = json("time_limit", Value::None)?;
     m.soft_time_limit = json("soft_time_limit", Value::None)?;
     // `if not root_id: root_id = task_id`, for any falsy value.
-    m.root_id = match get("root_id")? {
-        Some(v) if v.is_truthy().map_err(unsupported)? => convert(ctx, &v, Mode::Json, 0)?,
+    m.root_id = match slots.get("root_id") {
+        Some(v) if v.is_truthy().map_err(unsupported)? => convert(ctx, v, Mode::Json, 0)?,
         _ => Value::None,
     };
     m.parent_id = json("parent_id", Value::None)?;

@@ -246,6 +246,22 @@ def test_signatures_in_callbacks_are_encoded_through_their_items():
     assert body == expected
 
 
+def test_a_signature_shared_by_many_messages_is_encoded_the_same_in_each():
+    from celery import Celery
+
+    app = Celery("tg-encode-unit", set_as_current=False)
+    body = app.signature("t.body", args=({"n": 1},), options={"link": [app.signature("t.x")]})
+    other = app.signature("t.other")
+    messages = [
+        {"task_id": str(i), "name": "t", "args": (i,), "chord": body if i % 2 else other}
+        for i in range(6)
+    ]
+    for i, out in enumerate(_core.encode_task_messages(messages)):
+        sig = body if i % 2 else other
+        expected = dumps(((i,), {}, {**EMBED, "chord": sig})).encode()
+        assert base64.b64decode(json.loads(out)["body"]) == expected
+
+
 def test_explicit_reprs_are_kept_verbatim():
     out = json.loads(encode((1,), {}, argsrepr="<args>", kwargsrepr={"x": 1}))
     assert out["headers"]["argsrepr"] == "<args>"

@@ -10,6 +10,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use std::io::Write;
 
 use super::pyfloat;
 use super::text::Text;
@@ -30,15 +31,27 @@ fn push_u_escape(out: &mut Vec<u8>, unit: u32) {
 
 /// `json.encoder.encode_basestring_ascii` (C `ascii_escape_unichar`).
 pub fn write_str(out: &mut Vec<u8>, s: &Text) {
+    write_str_of(out, s.as_bytes(), || s.chars());
+}
+
+/// [`write_str`] for a Rust string (valid UTF-8 is valid `Text`).
+pub fn write_rust_str(out: &mut Vec<u8>, s: &str) {
+    write_str_of(out, s.as_bytes(), || s.chars().map(u32::from));
+}
+
+fn write_str_of<I: Iterator<Item = u32>>(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    chars: impl FnOnce() -> I,
+) {
     out.push(b'"');
-    let bytes = s.as_bytes();
     if bytes
         .iter()
         .all(|&b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
     {
         out.extend_from_slice(bytes);
     } else {
-        for c in s.chars() {
+        for c in chars() {
             match c {
                 0x22 => out.extend_from_slice(b"\\\""),
                 0x5c => out.extend_from_slice(b"\\\\"),
@@ -60,10 +73,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &Text) {
     out.push(b'"');
 }
 
-fn write_ascii_str(out: &mut Vec<u8>, s: &str) {
-    write_str(out, &Text::from(s));
-}
-
 fn float_text(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
@@ -76,12 +85,13 @@ fn float_text(x: f64) -> String {
     }
 }
 
-fn write_key(out: &mut Vec<u8>, key: &Value) -> Result<(), Unsupported> {
+/// A dict key, coerced to a string as the C encoder does.
+pub fn write_key(out: &mut Vec<u8>, key: &Value) -> Result<(), Unsupported> {
     match key {
         Value::Str(s) => write_str(out, s),
-        Value::Int(i) => write_ascii_str(out, &i.to_string()),
-        Value::BigInt(digits) => write_ascii_str(out, digits),
-        Value::Float(x) => write_ascii_str(out, &float_text(*x)),
+        Value::Int(i) => write_rust_str(out, &i.to_string()),
+        Value::BigInt(digits) => write_rust_str(out, digits),
+        Value::Float(x) => write_rust_str(out, &float_text(*x)),
         Value::Bool(true) => out.extend_from_slice(b"\"true\""),
         Value::Bool(false) => out.extend_from_slice(b"\"false\""),
         Value::None => out.extend_from_slice(b"\"null\""),
@@ -127,11 +137,6 @@ fn write_dict_at(
     Ok(())
 }
 
-/// Append the JSON of a dict given as its (key, value) pairs.
-pub fn write_dict(out: &mut Vec<u8>, pairs: &[(Value, Value)]) -> Result<(), Unsupported> {
-    write_dict_at(out, pairs, 0)
-}
-
 /// Append what `kombu.utils.json.dumps(value)` returns (always ASCII).
 pub fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), Unsupported> {
     write_value_at(out, value, 0)
@@ -147,7 +152,7 @@ fn write_value_at(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), 
         Value::None => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => write!(out, "{i}").expect("writing to a Vec cannot fail"),
         Value::BigInt(digits) => out.extend_from_slice(digits.as_bytes()),
         Value::Float(x) => out.extend_from_slice(float_text(*x).as_bytes()),
         Value::Str(s) => write_str(out, s),
@@ -156,12 +161,12 @@ fn write_value_at(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), 
             // base64 when that raises UnicodeDecodeError.
             Ok(s) => {
                 open_tag(out, "bytes");
-                write_ascii_str(out, s);
+                write_rust_str(out, s);
                 out.push(b'}');
             }
             Err(_) => {
                 open_tag(out, "base64");
-                write_ascii_str(out, &BASE64.encode(b));
+                write_rust_str(out, &BASE64.encode(b));
                 out.push(b'}');
             }
         },

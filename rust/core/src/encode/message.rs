@@ -18,7 +18,7 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
-use super::json::{write_dict, write_value};
+use super::json::{write_key, write_rust_str, write_str, write_value};
 use super::saferepr::saferepr;
 use super::text::Text;
 use super::value::{Unsupported, Value};
@@ -183,105 +183,175 @@ pub fn write_body(out: &mut Vec<u8>, m: &TaskMessage) -> Result<(), Unsupported>
     Ok(())
 }
 
-/// Celery's headers dict, in its insertion order, after
-/// `headers2.update(headers)`: an extra header with a standard name
-/// replaces the value in place, others are appended.
-fn headers(m: &TaskMessage, limits: &ReprLimits) -> Result<Vec<(Value, Value)>, Unsupported> {
-    match m.args {
-        Value::List(_) | Value::Tuple(_) => {}
-        _ => return Err(Unsupported("task args must be a list or tuple".into())),
-    }
-    if !matches!(m.kwargs, Value::Dict(_)) {
-        return Err(Unsupported("task kwargs must be a dict".into()));
-    }
-    let argsrepr = match &m.argsrepr {
-        Some(v) => v.clone(),
-        None => Value::Str(saferepr(&m.args, limits.argsrepr_maxsize, limits.maxlevels)),
-    };
-    let kwargsrepr = match &m.kwargsrepr {
-        Some(v) => v.clone(),
-        None => Value::Str(saferepr(
-            &m.kwargs,
-            limits.kwargsrepr_maxsize,
-            limits.maxlevels,
-        )),
-    };
-    let root_id = if m.root_id.is_falsy_id() {
-        Value::Str(m.id.clone())
-    } else {
-        m.root_id.clone()
-    };
-    let mut h: Vec<(Value, Value)> = vec![
-        (Value::str("lang"), Value::str("py")),
-        (Value::str("task"), Value::Str(m.name.clone())),
-        (Value::str("id"), Value::Str(m.id.clone())),
-        (Value::str("shadow"), m.shadow.clone()),
-        (Value::str("eta"), m.eta.clone()),
-        (Value::str("expires"), m.expires.clone()),
-        (Value::str("group"), m.group_id.clone()),
-        (Value::str("group_index"), m.group_index.clone()),
-        (Value::str("retries"), m.retries.clone()),
-        (
-            Value::str("timelimit"),
-            Value::List(vec![m.time_limit.clone(), m.soft_time_limit.clone()]),
-        ),
-        (Value::str("root_id"), root_id),
-        (Value::str("parent_id"), m.parent_id.clone()),
-        (Value::str("argsrepr"), argsrepr),
-        (Value::str("kwargsrepr"), kwargsrepr),
-        (Value::str("origin"), m.origin.clone()),
-        (Value::str("ignore_result"), m.ignore_result.clone()),
-        (
-            Value::str("replaced_task_nesting"),
-            m.replaced_task_nesting.clone(),
-        ),
-        (Value::str("stamped_headers"), m.stamped_headers.clone()),
-        (Value::str("stamps"), m.stamps.clone()),
-    ];
-    for (k, v) in &m.extra_headers {
-        // Python dict keys: equal str keys are the same entry. (Keys of
-        // other types never equal a str key, so they are simply appended.)
-        let slot = str_key(k).and_then(|kb| h.iter().position(|(hk, _)| str_key(hk) == Some(kb)));
-        match slot {
-            Some(i) => h[i].1 = v.clone(),
-            None => h.push((k.clone(), v.clone())),
-        }
-    }
-    Ok(h)
+/// A header or property value as it is laid out, borrowed from the message.
+enum Field<'a> {
+    Value(&'a Value),
+    Text(&'a Text),
+    Str(&'a str),
+    /// `timelimit`: `[time_limit, soft_time_limit]`.
+    Pair(&'a Value, &'a Value),
+    /// `delivery_info`: `{"exchange": ..., "routing_key": ...}`.
+    DeliveryInfo(&'a Value, &'a Value),
 }
 
-fn properties(m: &TaskMessage, delivery_tag: &str) -> Result<Vec<(Value, Value)>, Unsupported> {
-    let mut p: Vec<(Value, Value)> = Vec::with_capacity(9 + m.extra_properties.len());
-    p.push((Value::str("correlation_id"), Value::Str(m.id.clone())));
-    p.push((Value::str("reply_to"), m.reply_to.clone()));
-    for (k, v) in &m.extra_properties {
+fn write_field(out: &mut Vec<u8>, f: &Field<'_>) -> Result<(), Unsupported> {
+    match f {
+        Field::Value(v) => write_value(out, v)?,
+        Field::Text(t) => write_str(out, t),
+        Field::Str(s) => write_rust_str(out, s),
+        Field::Pair(a, b) => {
+            out.push(b'[');
+            write_value(out, a)?;
+            out.extend_from_slice(b", ");
+            write_value(out, b)?;
+            out.push(b']');
+        }
+        Field::DeliveryInfo(exchange, routing_key) => {
+            out.extend_from_slice(b"{\"exchange\": ");
+            write_value(out, exchange)?;
+            out.extend_from_slice(b", \"routing_key\": ");
+            write_value(out, routing_key)?;
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn write_named(
+    out: &mut Vec<u8>,
+    first: bool,
+    name: &str,
+    field: &Field<'_>,
+) -> Result<(), Unsupported> {
+    if !first {
+        out.extend_from_slice(b", ");
+    }
+    write_rust_str(out, name);
+    out.extend_from_slice(b": ");
+    write_field(out, field)
+}
+
+fn write_extra(out: &mut Vec<u8>, (k, v): &(Value, Value)) -> Result<(), Unsupported> {
+    out.extend_from_slice(b", ");
+    write_key(out, k)?;
+    out.extend_from_slice(b": ");
+    write_value(out, v)
+}
+
+/// Celery's headers, in its insertion order, after
+/// `headers2.update(headers)`: an extra header with a standard name
+/// replaces the value in place, others are appended.
+fn write_headers(
+    out: &mut Vec<u8>,
+    m: &TaskMessage,
+    limits: &ReprLimits,
+) -> Result<(), Unsupported> {
+    let argsrepr_text;
+    let argsrepr = match &m.argsrepr {
+        Some(v) => Field::Value(v),
+        None => {
+            argsrepr_text = saferepr(&m.args, limits.argsrepr_maxsize, limits.maxlevels);
+            Field::Text(&argsrepr_text)
+        }
+    };
+    let kwargsrepr_text;
+    let kwargsrepr = match &m.kwargsrepr {
+        Some(v) => Field::Value(v),
+        None => {
+            kwargsrepr_text = saferepr(&m.kwargs, limits.kwargsrepr_maxsize, limits.maxlevels);
+            Field::Text(&kwargsrepr_text)
+        }
+    };
+    let root_id = if m.root_id.is_falsy_id() {
+        Field::Text(&m.id)
+    } else {
+        Field::Value(&m.root_id)
+    };
+    let mut fields = [
+        ("lang", Field::Str("py")),
+        ("task", Field::Text(&m.name)),
+        ("id", Field::Text(&m.id)),
+        ("shadow", Field::Value(&m.shadow)),
+        ("eta", Field::Value(&m.eta)),
+        ("expires", Field::Value(&m.expires)),
+        ("group", Field::Value(&m.group_id)),
+        ("group_index", Field::Value(&m.group_index)),
+        ("retries", Field::Value(&m.retries)),
+        ("timelimit", Field::Pair(&m.time_limit, &m.soft_time_limit)),
+        ("root_id", root_id),
+        ("parent_id", Field::Value(&m.parent_id)),
+        ("argsrepr", argsrepr),
+        ("kwargsrepr", kwargsrepr),
+        ("origin", Field::Value(&m.origin)),
+        ("ignore_result", Field::Value(&m.ignore_result)),
+        (
+            "replaced_task_nesting",
+            Field::Value(&m.replaced_task_nesting),
+        ),
+        ("stamped_headers", Field::Value(&m.stamped_headers)),
+        ("stamps", Field::Value(&m.stamps)),
+    ];
+    let mut appended = Vec::new();
+    for pair in &m.extra_headers {
+        // Python dict keys: equal str keys are the same entry. (Keys of
+        // other types never equal a str key, so they are simply appended.)
+        let slot = str_key(&pair.0)
+            .and_then(|kb| fields.iter().position(|(name, _)| name.as_bytes() == kb));
+        match slot {
+            Some(i) => fields[i].1 = Field::Value(&pair.1),
+            None => appended.push(pair),
+        }
+    }
+    out.push(b'{');
+    for (i, (name, field)) in fields.iter().enumerate() {
+        write_named(out, i == 0, name, field)?;
+    }
+    for pair in appended {
+        write_extra(out, pair)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The properties dict as kombu's Redis transport stores it: Celery's
+/// `correlation_id` and `reply_to`, the leftover options, then what
+/// `Producer.publish`, `prepare_message` and `_inplace_augment_message` add.
+fn write_properties(
+    out: &mut Vec<u8>,
+    m: &TaskMessage,
+    delivery_tag: &str,
+) -> Result<(), Unsupported> {
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for (k, _) in &m.extra_properties {
         if let Some(kb) = str_key(k) {
             if let Some(name) = RESERVED_PROPERTIES.iter().find(|r| r.as_bytes() == kb) {
                 return Err(Unsupported(format!(
                     "option {name:?} set as a message property"
                 )));
             }
-            if p.iter().any(|(pk, _)| str_key(pk) == Some(kb)) {
+            if seen.contains(&kb) {
                 return Err(Unsupported("duplicate message property".into()));
             }
+            seen.push(kb);
         }
-        p.push((k.clone(), v.clone()));
     }
-    p.push((Value::str("delivery_mode"), m.delivery_mode.clone()));
+    out.push(b'{');
+    write_named(out, true, "correlation_id", &Field::Text(&m.id))?;
+    write_named(out, false, "reply_to", &Field::Value(&m.reply_to))?;
+    for pair in &m.extra_properties {
+        write_extra(out, pair)?;
+    }
+    write_named(out, false, "delivery_mode", &Field::Value(&m.delivery_mode))?;
     if let Some(exp) = &m.expiration {
-        p.push((Value::str("expiration"), Value::Str(exp.clone())));
+        write_named(out, false, "expiration", &Field::Text(exp))?;
     }
-    p.push((
-        Value::str("delivery_info"),
-        Value::Dict(vec![
-            (Value::str("exchange"), m.exchange.clone()),
-            (Value::str("routing_key"), m.routing_key.clone()),
-        ]),
-    ));
-    p.push((Value::str("priority"), m.priority.clone()));
-    p.push((Value::str("body_encoding"), Value::str("base64")));
-    p.push((Value::str("delivery_tag"), Value::str(delivery_tag)));
-    Ok(p)
+    let info = Field::DeliveryInfo(&m.exchange, &m.routing_key);
+    write_named(out, false, "delivery_info", &info)?;
+    write_named(out, false, "priority", &Field::Value(&m.priority))?;
+    write_named(out, false, "body_encoding", &Field::Str("base64"))?;
+    write_named(out, false, "delivery_tag", &Field::Str(delivery_tag))?;
+    out.push(b'}');
+    Ok(())
 }
 
 /// Append the envelope kombu's Redis transport LPUSHes for `m`.
@@ -293,8 +363,13 @@ pub fn write_envelope(
     limits: &ReprLimits,
     delivery_tag: &str,
 ) -> Result<(), Unsupported> {
-    let headers = headers(m, limits)?;
-    let properties = properties(m, delivery_tag)?;
+    match m.args {
+        Value::List(_) | Value::Tuple(_) => {}
+        _ => return Err(Unsupported("task args must be a list or tuple".into())),
+    }
+    if !matches!(m.kwargs, Value::Dict(_)) {
+        return Err(Unsupported("task kwargs must be a dict".into()));
+    }
     let mut body = Vec::with_capacity(256);
     write_body(&mut body, m)?;
     out.extend_from_slice(b"{\"body\": \"");
@@ -309,9 +384,9 @@ pub fn write_envelope(
     out.extend_from_slice(
         b"\", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", \"headers\": ",
     );
-    write_dict(out, &headers)?;
+    write_headers(out, m, limits)?;
     out.extend_from_slice(b", \"properties\": ");
-    write_dict(out, &properties)?;
+    write_properties(out, m, delivery_tag)?;
     out.push(b'}');
     Ok(())
 }
