@@ -136,6 +136,9 @@ def assert_matches(args, kwargs):
 @example(({1: "a", 2.5: "b", None: "c", False: "d", math.nan: "e"},), {})
 @example(("x" * 2000,), {"k": list(range(1000))})
 @example((10**30, -(10**40)), {"big": 2**64})
+@example(([datetime.datetime(2020, 1, 1, 0, 0, 1)] * 60, [decimal.Decimal("1.5")] * 99), {})
+@example(({"k" * 2000: 1},), {"a b " * 300: ("x", "y " * 600)})
+@example(([None, True] * 200, (1,) * 300), {"d": {i: None for i in range(200)}})
 def test_body_and_reprs_match_kombu_and_saferepr(args, kwargs):
     assert_matches(args, kwargs)
 
