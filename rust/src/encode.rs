@@ -369,8 +369,8 @@ fn build<'py>(
         _ => Value::None,
     };
     m.parent_id = json("parent_id", Value::None)?;
-    m.argsrepr = Some(json("argsrepr", Value::None)?).filter(|v| *v != Value::None);
-    m.kwargsrepr = Some(json("kwargsrepr", Value::None)?).filter(|v| *v != Value::None);
+    m.argsrepr = Some(json("argsrepr", Value::None)?).filter(|v| !matches!(v, Value::None));
+    m.kwargsrepr = Some(json("kwargsrepr", Value::None)?).filter(|v| !matches!(v, Value::None));
     m.origin = json("origin", Value::None)?;
     m.ignore_result = json("ignore_result", Value::Bool(false))?;
     m.replaced_task_nesting = json("replaced_task_nesting", Value::Int(0))?;
