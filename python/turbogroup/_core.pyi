@@ -61,4 +61,67 @@ class Barrier:
     def throw(self, *args: Any, **kwargs: Any) -> None: ...
     def throw1(self, *args: Any, **kwargs: Any) -> None: ...
 
-__all__ = ["LEAF", "Barrier", "decode_json_batch", "freeze_unroll_order", "uuid4", "uuid4_batch"]
+class Unsupported:
+    """Stands in for a message the encoder cannot reproduce byte for byte.
+
+    Publish that message through Celery instead; ``reason`` says why (for
+    the debug log).
+    """
+
+    @property
+    def reason(self) -> str: ...
+
+def encode_task_messages(
+    messages: Iterable[dict[str, Any]],
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+) -> list[bytes | Unsupported]:
+    """The kombu Redis envelopes Celery 5.7.0 would LPUSH for these tasks.
+
+    One result per message: the exact bytes ``kombu.transport.redis``
+    pushes (JSON body base64-encoded, Celery's protocol-v2 headers and
+    kombu's properties, a fresh uuid4 ``delivery_tag``), or
+    :class:`Unsupported` when a value's type is not rendered exactly (any
+    type other than exact ``None/bool/int/float/str/bytes/list/tuple/dict``
+    and ``datetime.datetime/date/time``, ``decimal.Decimal``, ``uuid.UUID``;
+    in the JSON-only fields also ``dict`` subclasses such as Signatures), or
+    when Celery itself would raise (bad dict keys, circular data, args not
+    a list/tuple). The limits are ``app.amqp.argsrepr_maxsize``,
+    ``kwargsrepr_maxsize`` and ``app.conf.task_repr_maxlevels``.
+
+    Each message is a dict named after ``AMQP.as_task_v2``'s parameters,
+    with what Celery derives from the clock, app and route resolved:
+    ``task_id`` and ``name`` (str, required); ``args``, ``kwargs`` (falsy
+    -> empty, as Celery does); ``shadow``, ``eta`` and ``expires`` (ISO
+    strings or None), ``group_id``, ``group_index``, ``retries`` (0),
+    ``time_limit``, ``soft_time_limit``, ``root_id`` (falsy -> task id),
+    ``parent_id``, ``argsrepr``/``kwargsrepr`` (None -> saferepr),
+    ``origin`` (``origin or anon_nodename()``), ``ignore_result`` (False),
+    ``replaced_task_nesting`` (0), ``stamped_headers``, ``stamps`` ({}),
+    ``headers`` (extra headers, merged like ``dict.update``),
+    ``callbacks``, ``errbacks``, ``chain``, ``chord``, ``reply_to`` (""),
+    ``properties`` (the leftover ``apply_async`` options Celery puts in
+    the message properties, in order), ``delivery_mode`` (2),
+    ``expiration`` (``str(int(expires_s * 1000))`` or None), ``priority``
+    (0), ``exchange`` ("") and ``routing_key``. Raises ``ValueError`` /
+    ``TypeError`` for an unknown or missing key or an unresolved
+    ``eta``/``expires``/``expiration``.
+    """
+
+def redis_queue_key(queue: str, priority: int, steps: list[int] | None = None) -> str:
+    """The list kombu's Redis transport LPUSHes a message of ``priority``
+    to: the bare queue for step 0, else ``queue + "\\x06\\x16" + step``
+    (``steps`` defaults to kombu's ``[0, 3, 6, 9]``)."""
+
+__all__ = [
+    "LEAF",
+    "Barrier",
+    "Unsupported",
+    "decode_json_batch",
+    "encode_task_messages",
+    "freeze_unroll_order",
+    "redis_queue_key",
+    "uuid4",
+    "uuid4_batch",
+]

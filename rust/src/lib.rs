@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod barrier;
 mod decode;
+mod encode;
 mod ids;
 mod unroll;
 
@@ -17,5 +18,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
     m.add_function(wrap_pyfunction!(decode::decode_json_batch, m)?)?;
     m.add_class::<barrier::Barrier>()?;
+    m.add_class::<encode::PyUnsupported>()?;
+    m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::redis_queue_key, m)?)?;
     Ok(())
 }

@@ -6,5 +6,6 @@
 
 pub mod barrier;
 pub mod decode;
+pub mod encode;
 pub mod ids;
 pub mod unroll;
