@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import MutableSequence
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 from celery.canvas import Signature, _chain, _chord
@@ -24,6 +25,7 @@ from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.ids import uuid
 from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
+from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
 from turbogroup.result import group_result_cls
 
 
@@ -172,6 +174,10 @@ class group(_celery_group):  # noqa: N801 - Celery's name
                 stack.enter_context(publish_batch(producer)) if bulk_publish_allowed(app) else None
             )
             lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
+            fast = None
+            channel = fast_path_channel(producer) if batch is not None else None
+            if channel is not None:
+                fast = batch.fast = RedisFastDispatch(app, producer, channel)
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
             chord_size = 0
@@ -184,7 +190,8 @@ class group(_celery_group):  # noqa: N801 - Celery's name
                 chord_size += _chord._descend(sig)
                 if chord_obj is not None and next_task is None:
                     app.backend.set_chord_size(group_id, chord_size)
-                sig.apply_async(
+                publish = partial(
+                    sig.apply_async,
                     producer=producer,
                     add_to_parent=False,
                     chord=chord_obj,
@@ -192,6 +199,8 @@ class group(_celery_group):  # noqa: N801 - Celery's name
                     kwargs=kwargs,
                     **options,
                 )
+                if fast is None or not fast.add(sig, chord_obj, args, kwargs, options, publish):
+                    publish()
                 if batch is not None:
                     batch.published(res.id)
                 if p and not p.cancelled and not p.ready:

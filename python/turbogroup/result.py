@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, states
-from celery.backends.redis import RedisBackend
 from celery.exceptions import ImproperlyConfigured
 from celery.result import AsyncResult, EagerResult, assert_will_not_block
 from celery.result import GroupResult as CeleryGroupResult
 from celery.result import ResultSet as CeleryResultSet
 
+from turbogroup._compat import RedisBackend
 from turbogroup.barrier import barrier
 from turbogroup.collect.redis import RedisCollector, backend_for
 from turbogroup.progress import ProgressFn, progress_reporter

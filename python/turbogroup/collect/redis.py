@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from celery import states
-from celery.backends.redis import RedisBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult, EagerResult, ResultSet
 from kombu.serialization import registry
@@ -36,6 +35,7 @@ from kombu.utils.encoding import ensure_bytes
 from kombu.utils.json import loads as kombu_json_loads
 
 from turbogroup import _core
+from turbogroup._compat import RedisBackend
 from turbogroup.collect.subscriptions import quick_fulfilment
 
 MGET_CHUNK = 1000

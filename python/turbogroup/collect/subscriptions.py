@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from celery.backends.redis import RedisBackend
+from turbogroup._compat import RedisBackend
 
 
 def _no_subscription(producer: Any, task_id: str) -> None:

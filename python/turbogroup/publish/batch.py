@@ -37,6 +37,9 @@ class Batch:
     def __init__(self, kombu_batch: Any, size: int) -> None:
         self._kombu_batch = kombu_batch
         self._size = size
+        # Flushed before kombu's batch: a transport's own fast path (whose
+        # fallbacks publish into kombu's batch, so they go out right after).
+        self.fast: Any = None
         self.pending: list[str] = []
         self.confirmed = 0
 
@@ -49,6 +52,8 @@ class Batch:
         if not self.pending:
             return
         try:
+            if self.fast is not None:
+                self.fast.flush()
             self._kombu_batch.flush()
         except Exception as exc:
             raise PublishError(list(self.pending), self.confirmed) from exc

@@ -1,0 +1,301 @@
+"""Fast dispatch on the Redis transport: messages encoded in Rust, pushed
+with multi-value LPUSHes, one round trip per batch.
+
+For each child the options are resolved exactly as Celery 5.7.0 resolves
+them on its way to the broker -- ``Signature.apply_async`` (merge),
+``Task.apply_async`` (typing check, shadow, exec options), ``send_task``
+(router, expiry, parent ids), ``as_task_v2`` (eta, reprs, root id),
+``send_task_message`` (queue, exchange, delivery mode) and kombu's
+``Producer.publish`` (properties) -- and the message bytes come from
+``_core.encode_task_messages``, which is tested against what Celery itself
+LPUSHes. Celery's own functions are called where they are cheap (merge,
+router, shadow name) so that their behaviour is reused, not copied.
+
+A child takes Celery's own path (``sig.apply_async``) whenever anything is
+outside what this reproduces byte for byte: chains, chords and groups as
+children, tasks whose class overrides ``apply_async``, unregistered task
+names, non-JSON serializers, compression, explicit exchanges (which kombu
+routes through its binding table), connection/producer overrides, and any
+value the encoder reports as unsupported.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from celery import Signature
+from celery.app.task import Task
+from celery.utils.functional import maybe_list
+from celery.utils.nodenames import anon_nodename
+from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
+from dateutil.parser import isoparse
+
+from turbogroup import _core
+from turbogroup._compat import RedisChannel
+
+logger = logging.getLogger("turbogroup.publish.redis")
+
+# send_task's named parameters: consumed there, never message properties.
+SEND_TASK_PARAMS = frozenset({
+    "countdown", "eta", "task_id", "producer", "connection", "router", "result_cls",
+    "expires", "publisher", "link", "link_error", "add_to_parent", "group_id",
+    "group_index", "retries", "chord", "reply_to", "time_limit", "soft_time_limit",
+    "root_id", "parent_id", "route_name", "shadow", "chain", "task_type",
+    "replaced_task_nesting",
+})  # fmt: skip
+# send_task_message's and kombu Producer.publish's named parameters.
+PUBLISH_PARAMS = frozenset({
+    "exchange", "routing_key", "queue", "event_dispatcher", "retry", "retry_policy",
+    "serializer", "delivery_mode", "compression", "declare", "headers", "exchange_type",
+    "timeout", "confirm_timeout", "mandatory", "immediate", "priority", "content_type",
+    "content_encoding", "expiration",
+})  # fmt: skip
+# Options this path does not reproduce: Celery handles those children.
+UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
+_TASK_APPLY_ASYNC = Task.apply_async
+
+
+def fast_path_channel(producer: Any) -> RedisChannel | None:
+    channel = producer.channel
+    return channel if isinstance(channel, RedisChannel) else None
+
+
+class RedisFastDispatch:
+    """Builds the messages of one group dispatch and pushes them in batches."""
+
+    def __init__(self, app: Any, producer: Any, channel: RedisChannel) -> None:
+        self.app = app
+        self.producer = producer
+        self.channel = channel
+        conf = app.conf
+        amqp = app.amqp
+        self.enabled = (
+            not conf.task_send_sent_event
+            and conf.task_compression is None
+            and producer.compression is None
+        )
+        self.queues = amqp.queues
+        self.router = amqp.router
+        self.default_queue = amqp.default_queue
+        self.default_serializer = conf.task_serializer
+        self.default_delivery_mode = conf.task_default_delivery_mode
+        self.argsrepr_maxsize = amqp.argsrepr_maxsize
+        self.kwargsrepr_maxsize = amqp.kwargsrepr_maxsize
+        self.repr_maxlevels = conf.task_repr_maxlevels
+        self.thread_oid = app.thread_oid
+        self.origin = anon_nodename()
+        self.inherit_priority = conf.task_inherit_parent_priority
+        self.parent = app.current_worker_task
+        self.declared: set[int] = set()
+        # (task id, queue, message, how to publish it through Celery instead)
+        self.pending: list[tuple[str, str, dict[str, Any], Callable[[], Any]]] = []
+
+    def add(
+        self,
+        sig: Signature,
+        chord: Any,
+        args: Any,
+        kwargs: Any,
+        options: dict[str, Any],
+        fallback: Callable[[], Any],
+    ) -> bool:
+        """Queue ``sig``'s message if this path can build it exactly; False
+        means the caller must publish it through Celery."""
+        if not self.enabled or type(sig) is not Signature:
+            return False
+        task = self.app.tasks.get(sig.task)
+        if task is None or type(task).apply_async is not _TASK_APPLY_ASYNC:
+            return False
+        if task.__v2_compat__ or task._dump_pydantic_arguments is not None:
+            return False
+        built = self._build(sig, task, chord, args, kwargs, options)
+        if built is None:
+            return False
+        self.pending.append((*built, fallback))
+        return True
+
+    def _build(
+        self, sig: Signature, task: Task, chord: Any, args: Any, kwargs: Any, options: dict
+    ) -> tuple[str, str, dict[str, Any]] | None:
+        # Signature.apply_async: None options are dismissed, then merged.
+        call = {"producer": self.producer, "add_to_parent": False, "chord": chord, **options}
+        opts = {k: v for k, v in call.items() if v is not None}
+        args, kwargs, opts = sig._merge(args or (), kwargs or {}, opts)
+        opts = dict(opts)
+        if UNSUPPORTED_OPTIONS.intersection(opts):
+            return None
+        # Task.apply_async
+        if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
+            return None  # Celery raises ValueError: let it
+        if task.typing:
+            check_arguments = getattr(task, "__header__", None)
+            if check_arguments is not None:
+                check_arguments(*(args or ()), **(kwargs or {}))
+        task_id = opts.pop("task_id", None)
+        opts.pop("producer", None)
+        link, link_error = opts.pop("link", None), opts.pop("link_error", None)
+        shadow = opts.pop("shadow", None) or task.shadow_name(args, kwargs, opts)
+        opts = dict(task._get_exec_options(), **opts)
+        opts.setdefault("ignore_result", task.ignore_result)
+        if (opts.get("serializer") or self.default_serializer) != "json":
+            return None
+        if opts.get("compression"):
+            return None
+        # send_task
+        if task_id is None:
+            return None  # a group's children are frozen; anything else: Celery
+        countdown, eta = opts.pop("countdown", None), opts.pop("eta", None)
+        expires = opts.pop("expires", None)
+        group_id, group_index = opts.pop("group_id", None), opts.pop("group_index", None)
+        retries, chord_opt = opts.pop("retries", 0), opts.pop("chord", None)
+        reply_to = opts.pop("reply_to", None)
+        time_limit = opts.pop("time_limit", None)
+        soft_time_limit = opts.pop("soft_time_limit", None)
+        root_id, parent_id = opts.pop("root_id", None), opts.pop("parent_id", None)
+        route_name, chain = opts.pop("route_name", None), opts.pop("chain", None)
+        replaced_task_nesting = opts.pop("replaced_task_nesting", 0)
+        for name in ("add_to_parent", "result_cls", "task_type"):
+            opts.pop(name, None)
+        ignore_result = opts.pop("ignore_result", None)
+        opts = self.router.route(opts, route_name or task.name, args, kwargs, task)
+        expiration = None
+        if expires is not None:
+            if isinstance(expires, datetime):
+                expires_s = subtract_datetimes(expires, self.app.now()).total_seconds()
+            elif isinstance(expires, str):
+                expires_s = subtract_datetimes(isoparse(expires), self.app.now()).total_seconds()
+            else:
+                expires_s = expires
+            if expires_s < 0:
+                return None  # Celery logs a warning first: let it
+            opts["expiration"] = expires_s
+        parent = self.parent
+        if parent and (not root_id or not parent_id):
+            if not root_id:
+                root_id = parent.request.root_id or parent.request.id
+            if not parent_id:
+                parent_id = parent.request.id
+            if self.inherit_priority:
+                opts.setdefault("priority", parent.request.delivery_info.get("priority"))
+        # as_task_v2 (which reads the clock again, as Celery does)
+        now = None
+        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+            return None  # Celery raises TypeError: let it
+        if countdown:
+            now = now or self.app.now()
+            eta = maybe_make_aware(add_seconds_to_datetime(now, countdown), tz=self.app.timezone)
+        if isinstance(expires, numbers.Real):
+            now = now or self.app.now()
+            expires = maybe_make_aware(add_seconds_to_datetime(now, expires), tz=self.app.timezone)
+        if not isinstance(eta, str):
+            eta = eta and eta.isoformat()
+        if not isinstance(expires, str):
+            expires = expires and expires.isoformat()
+        stamped_headers = opts.pop("stamped_headers", None)
+        stamps = {header: opts.pop(header) for header in stamped_headers or []}
+        # send_task_message
+        queue = opts.pop("queue", None)
+        exchange = opts.pop("exchange", None)
+        routing_key = opts.pop("routing_key", None)
+        exchange_type = opts.pop("exchange_type", None)
+        delivery_mode = opts.pop("delivery_mode", None)
+        headers = opts.pop("headers", None)
+        if queue is None and exchange is None:
+            queue = self.default_queue
+        qname = queue
+        if queue is not None:
+            if isinstance(queue, str):
+                qname, queue = queue, self.queues[queue]
+            else:
+                qname = queue.name
+        if delivery_mode is None:
+            delivery_mode = getattr(getattr(queue, "exchange", None), "delivery_mode", None)
+            delivery_mode = delivery_mode or self.default_delivery_mode
+        if exchange_type is None:
+            exchange_type = getattr(getattr(queue, "exchange", None), "type", None) or "direct"
+        if not ((not exchange or not routing_key) and exchange_type == "direct"):
+            return None  # routed through an exchange's bindings: kombu does that
+        exchange, routing_key = "", qname
+        self._declare(queue)
+        priority = opts.pop("priority", None)
+        expiration_s = opts.pop("expiration", None)
+        if expiration_s is not None:
+            expiration = str(int(expiration_s * 1000))
+        for name in PUBLISH_PARAMS:
+            opts.pop(name, None)
+        message = {
+            "task_id": task_id,
+            "name": task.name,
+            "args": args,
+            "kwargs": kwargs,
+            "shadow": shadow,
+            "eta": eta,
+            "expires": expires,
+            "group_id": group_id,
+            "group_index": group_index,
+            "retries": retries,
+            "time_limit": time_limit,
+            "soft_time_limit": soft_time_limit,
+            "root_id": root_id,
+            "parent_id": parent_id,
+            "argsrepr": opts.get("argsrepr"),
+            "kwargsrepr": opts.get("kwargsrepr"),
+            "origin": opts.get("origin") or self.origin,
+            "ignore_result": ignore_result,
+            "replaced_task_nesting": replaced_task_nesting,
+            "stamped_headers": stamped_headers,
+            "stamps": stamps,
+            "headers": headers,
+            "callbacks": maybe_list(link),
+            "errbacks": maybe_list(link_error),
+            "chain": chain,
+            "chord": chord_opt,
+            "reply_to": reply_to or self.thread_oid,
+            # What is left is what Celery and kombu put in the properties.
+            "properties": opts,
+            "delivery_mode": delivery_mode,
+            "expiration": expiration,
+            "priority": priority or 0,
+            "exchange": exchange,
+            "routing_key": routing_key,
+        }
+        return task_id, qname, message
+
+    def _declare(self, queue: Any) -> None:
+        # Celery declares the queue with every message; kombu caches it, so
+        # declaring once per dispatch sends exactly what Celery sends.
+        if queue is not None and id(queue) not in self.declared:
+            self.producer.maybe_declare(queue)
+            self.declared.add(id(queue))
+
+    def flush(self) -> None:
+        """Encode what is queued and push it in one round trip; a message
+        the encoder cannot render exactly goes through Celery instead."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        encoded = _core.encode_task_messages(
+            [message for _, _, message, _ in pending],
+            argsrepr_maxsize=self.argsrepr_maxsize,
+            kwargsrepr_maxsize=self.kwargsrepr_maxsize,
+            repr_maxlevels=self.repr_maxlevels,
+        )
+        by_key: dict[str, list[bytes]] = {}
+        steps = list(self.channel.priority_steps)
+        for (task_id, queue, message, fallback), data in zip(pending, encoded):
+            if isinstance(data, _core.Unsupported):
+                logger.debug("task %s published by Celery: %s", task_id, data.reason)
+                fallback()
+                continue
+            priority = self.channel.priority(message["priority"])
+            by_key.setdefault(_core.redis_queue_key(queue, priority, steps), []).append(data)
+        if by_key:
+            with self.channel.conn_or_acquire() as client:
+                pipe = client.pipeline(transaction=False)
+                for key, values in by_key.items():
+                    pipe.lpush(key, *values)
+                pipe.execute()
