@@ -20,6 +20,7 @@ from celery.result import GroupResult as _CeleryGroupResult
 from celery.utils import abstract
 from celery.utils.functional import _regen, regen
 
+from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf, freeze_unroll
 from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
@@ -84,9 +85,12 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         options, group_id, root_id = self._freeze_gid(options)
         tasks = self._prepared(self.tasks, [], group_id, root_id, app)
         p = barrier()
-        results = list(
-            self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
-        )
+        # A generator group's size is unknown until dispatched: no pause.
+        size = len(self.tasks) if isinstance(self.tasks, (list, tuple)) else 0
+        with gc_paused(size):
+            results = list(
+                self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
+            )
         result = group_result_cls(app)(group_id, results, ready_barrier=p)
         p.finalize()
 

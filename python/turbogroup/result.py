@@ -21,6 +21,7 @@ from celery.result import GroupResult as CeleryGroupResult
 from celery.result import ResultSet as CeleryResultSet
 
 from turbogroup._compat import RedisBackend
+from turbogroup._gc import gc_paused
 from turbogroup.barrier import barrier
 from turbogroup.collect.redis import RedisCollector, backend_for
 from turbogroup.progress import ProgressFn, progress_reporter
@@ -103,7 +104,10 @@ class BatchedCollection(CeleryResultSet):
 
     def _states(self) -> list[Any] | None:
         collector = self._collector()
-        return collector.states(self.results) if collector is not None else None
+        if collector is None:
+            return None
+        with gc_paused(len(self.results)):
+            return collector.states(self.results)
 
     def completed_count(self) -> int:
         found = self._states()
@@ -193,18 +197,19 @@ class BatchedCollection(CeleryResultSet):
 
         report, close = progress_reporter(progress, on_progress, len(self), "collecting")
         try:
-            values = collector.collect(
-                self.results,
-                timeout=timeout,
-                propagate=propagate,
-                interval=interval,
-                callback=callback,
-                on_message=None,
-                on_interval=on_interval,
-                on_progress=report,
-                in_order=True,
-                nested=nested,
-            )
+            with gc_paused(len(self)):
+                values = collector.collect(
+                    self.results,
+                    timeout=timeout,
+                    propagate=propagate,
+                    interval=interval,
+                    callback=callback,
+                    on_message=None,
+                    on_interval=on_interval,
+                    on_progress=report,
+                    in_order=True,
+                    nested=nested,
+                )
         finally:
             close()
         # Celery's join returns an empty list when a callback took the values.
@@ -241,18 +246,19 @@ class BatchedCollection(CeleryResultSet):
 
         report, close = progress_reporter(progress, on_progress, len(self), "collecting")
         try:
-            return collector.collect(
-                self.results,
-                timeout=timeout,
-                propagate=propagate,
-                interval=interval,
-                callback=callback,
-                on_message=on_message,
-                on_interval=on_interval,
-                on_progress=report,
-                in_order=False,
-                nested=nested,
-            )
+            with gc_paused(len(self)):
+                return collector.collect(
+                    self.results,
+                    timeout=timeout,
+                    propagate=propagate,
+                    interval=interval,
+                    callback=callback,
+                    on_message=on_message,
+                    on_interval=on_interval,
+                    on_progress=report,
+                    in_order=False,
+                    nested=nested,
+                )
         finally:
             close()
 
