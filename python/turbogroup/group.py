@@ -21,7 +21,7 @@ from celery.utils.functional import _regen, regen
 from turbogroup._unroll import freeze_leaf, freeze_unroll
 from turbogroup.barrier import barrier
 from turbogroup.ids import uuid
-from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
+from turbogroup.publish import bulk_publish_allowed, bulk_publisher
 from turbogroup.result import group_result_cls
 
 
@@ -164,7 +164,9 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         **options: Any,
     ) -> Any:
         # Celery's own loop (chord size before the last publish, barrier
-        # wiring), with the publishes batched: one round trip per batch.
+        # wiring), with the publishes batched: one round trip per batch on
+        # Redis, confirmed and pipelined on RabbitMQ (publish/__init__.py
+        # picks the strategy, which may hand us a producer of its own).
         app = app or self.app
         apply_tasks = super()._apply_tasks
         call = (tasks, producer, app, p, add_to_parent, chord, args, kwargs, group_index)
@@ -172,8 +174,8 @@ class group(_celery_group):  # noqa: N801 - Celery's name
             yield from apply_tasks(*call, **options)
             return
         with app.producer_or_acquire(producer) as producer:
-            call = (tasks, producer, *call[2:])
-            with publish_batch(producer) as batch:
+            with bulk_publisher(app, producer, options) as batch:
+                call = (tasks, batch.producer, *call[2:])
                 for res in apply_tasks(*call, **options):
                     batch.published(res.id)
                     yield res
