@@ -173,6 +173,10 @@ class ConfirmBatch:
     # -- channel ----------------------------------------------------------
 
     def _open_channel(self) -> Any:
+        # kombu's pooled producer closes its connection when a dispatch
+        # raised (Producer.__exit__ -> pool.replace) and is handed out again
+        # closed; Celery's publishes reconnect through ensure, so do we.
+        self._connection.connect()
         channel = self._connection.channel()
         # With the transport option confirm_publish=True py-amqp makes every
         # basic_publish wait for its own ack; we pipeline, so publish plain.
