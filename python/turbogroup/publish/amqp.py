@@ -24,6 +24,12 @@ dedicated channel is what each ``sig.apply_async(producer=...)`` receives, so
 the messages are exactly the ones Celery builds (headers, properties, body,
 routing, ``declare``); only the channel they travel on differs.
 
+Not covered: a child that does not hand the producer on publishes through
+Celery's pool as Celery does, without confirms. Celery 5.7.0's
+``chain.run`` drops the ``producer`` it is given, so the first message of a
+chain inside a group goes out on another pooled connection (unconfirmed, and
+possibly ahead of the group's other messages: Celery's own group does the same).
+
 Retries (``task_publish_retry`` / ``task_publish_retry_policy`` and the
 ``retry`` / ``retry_policy`` options, merged per message by Celery as
 usual). Celery retries by reconnecting (kombu's ``Connection.ensure``) and
