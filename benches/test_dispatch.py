@@ -63,6 +63,9 @@ def bench_app(request):
     yield app
     with app.connection_for_write() as conn:
         conn.default_channel.queue_delete(queue)
+        if transport == "amqp":
+            # Celery declared an exchange named after the queue, too
+            conn.default_channel.exchange_delete(queue)
     if transport == "redis":
         client = redis.Redis(db=REDIS_DB)
         for key in client.scan_iter(match=f"*{queue}*"):
