@@ -13,6 +13,8 @@ REDIS_PORT = int(os.environ.get("TURBOGROUP_TEST_REDIS_PORT", "6379"))
 # Our own db numbers, so tests never touch anybody else's keys.
 REDIS_BROKER_DB = 11
 REDIS_BACKEND_DB = 12
+AMQP_HOST = os.environ.get("TURBOGROUP_TEST_AMQP_HOST", "127.0.0.1")
+AMQP_PORT = int(os.environ.get("TURBOGROUP_TEST_AMQP_PORT", "5672"))
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -31,6 +33,16 @@ def redis_url() -> str:
             "start it (the README's test command does) before running these tests"
         )
     return f"redis://{REDIS_HOST}:{REDIS_PORT}"
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    if not _reachable(AMQP_HOST, AMQP_PORT):
+        pytest.fail(
+            f"RabbitMQ is not running on {AMQP_HOST}:{AMQP_PORT}: "
+            "start it (the README's test command does) before running these tests"
+        )
+    return f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}//"
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from turbogroup._unroll import freeze_leaf, freeze_unroll
 from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.ids import uuid
-from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
+from turbogroup.publish import bulk_publish_allowed, bulk_publisher
+from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
 from turbogroup.result import group_result_cls
 
@@ -174,12 +175,20 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         app = app or self.app
         with ExitStack() as stack:
             producer = stack.enter_context(app.producer_or_acquire(producer))
+            # The strategy for the transport (publish/__init__.py): batched
+            # on Redis, confirmed and pipelined on RabbitMQ, which publishes
+            # on a producer of its own.
             batch = (
-                stack.enter_context(publish_batch(producer)) if bulk_publish_allowed(app) else None
+                stack.enter_context(bulk_publisher(app, producer, options))
+                if bulk_publish_allowed(app)
+                else None
             )
+            if batch is not None:
+                producer = batch.producer
             lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
             fast = None
-            channel = fast_path_channel(producer) if batch is not None else None
+            # Redis only: kombu's batch, whose flush also pushes the fast path.
+            channel = fast_path_channel(producer) if isinstance(batch, Batch) else None
             if channel is not None:
                 fast = batch.fast = RedisFastDispatch(app, producer, channel)
             # Celery's loop from here: look one task ahead so the last one

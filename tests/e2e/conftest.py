@@ -18,7 +18,9 @@ from celery.contrib.testing.worker import start_worker
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
 
 
-@pytest.fixture(scope="session")
+# Module scope: two in-process workers must never run at once (the AMQP
+# module starts its own), so each module gets and stops its own.
+@pytest.fixture(scope="module")
 def key_prefix() -> str:
     return f"turbogroup-e2e-{uuid.uuid4().hex[:10]}:"
 
@@ -42,7 +44,7 @@ def _delete_prefixed(url: str, prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_app(redis_url, key_prefix, redis_client):
     app = Celery("turbogroup-e2e", set_as_current=False)
     app.conf.update(

@@ -24,7 +24,7 @@ class FakeKombuBatch:
 
 def test_flushes_every_size_tasks():
     kb = FakeKombuBatch()
-    batch = Batch(kb, size=3)
+    batch = Batch(kb, size=3, producer=None)
     for i in range(7):
         batch.published(f"id{i}")
     assert kb.flushes == 2 and batch.confirmed == 6 and batch.pending == ["id6"]
@@ -33,7 +33,7 @@ def test_flushes_every_size_tasks():
 
 
 def test_failed_flush_names_exactly_the_unconfirmed_ids():
-    batch = Batch(FakeKombuBatch(fail_on_flush=2), size=2)
+    batch = Batch(FakeKombuBatch(fail_on_flush=2), size=2, producer=None)
     batch.published("a")
     batch.published("b")
     batch.published("c")

@@ -32,9 +32,14 @@ def bulk_publish_allowed(app: Any) -> bool:
 
 
 class Batch:
-    """Tracks the ids buffered since the last successful flush."""
+    """Tracks the ids buffered since the last successful flush.
 
-    def __init__(self, kombu_batch: Any, size: int) -> None:
+    ``producer`` is the one to publish with: here the caller's own, whose
+    publishes kombu buffers while the batch is open.
+    """
+
+    def __init__(self, kombu_batch: Any, size: int, producer: Any) -> None:
+        self.producer = producer
         self._kombu_batch = kombu_batch
         self._size = size
         # Flushed before kombu's batch: a transport's own fast path (whose
@@ -66,6 +71,6 @@ def publish_batch(producer: Any, size: int = DEFAULT_BATCH_SIZE) -> Iterator[Bat
     # kombu's own auto-flush is set out of reach (a batch holds at most
     # `size` tasks, each at most a few commands) so every flush is ours.
     with producer.batch(max_size=size * 16) as kombu_batch:
-        batch = Batch(kombu_batch, size)
+        batch = Batch(kombu_batch, size, producer)
         yield batch
         batch.flush()

@@ -1,0 +1,331 @@
+"""Group dispatch on real RabbitMQ: every message confirmed before
+``apply_async`` returns, byte-for-byte what Celery's group publishes, and
+on a nack or a lost connection a ``PublishError`` naming the missing ids.
+
+Each test uses its own queue (and exchange), deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import amqp
+import pytest
+from celery import Celery
+from celery.canvas import group as celery_group
+from kombu import Connection, Exchange, Queue
+
+from turbogroup import group
+from turbogroup.errors import PublishError
+from turbogroup.publish import bulk_publisher
+from turbogroup.publish.amqp import DEFAULT_BATCH_SIZE, ConfirmBatch
+
+pytestmark = pytest.mark.amqp
+
+# Sizes below assume batches of 1000 tasks; the tests pick indexes around
+# the batch boundary.
+assert DEFAULT_BATCH_SIZE == 1000
+
+
+@pytest.fixture
+def make_app(amqp_url, unique_name):
+    created: list[tuple[Celery, list[str]]] = []
+
+    def make(queue_arguments: dict[str, Any] | None = None, extra_queue: str | None = None):
+        name = f"{unique_name}-{len(created)}"
+        queues = [Queue(name, Exchange(name), routing_key=name, queue_arguments=queue_arguments)]
+        if extra_queue:
+            queues.append(Queue(f"{name}-{extra_queue}", Exchange(f"{name}-{extra_queue}")))
+        app = Celery("turbogroup-amqp-test", set_as_current=False)
+        app.conf.update(
+            broker_url=amqp_url,
+            task_default_queue=name,
+            task_queues=queues,
+            broker_connection_retry_on_startup=False,
+        )
+
+        @app.task(shared=False, name="t.add")
+        def add(*args, **kwargs):
+            # never run here; *args so partial args pass the signature check
+            return args, kwargs
+
+        @app.task(shared=False, name="t.other")
+        def other(*args):
+            return args
+
+        @app.task(shared=False, name="t.on_error")
+        def on_error(request, exc, traceback):
+            return None
+
+        if extra_queue:
+            app.conf.task_routes = {"t.other": {"queue": f"{name}-{extra_queue}"}}
+        app.add, app.other, app.on_error = add, other, on_error
+        app.queue_names = [q.name for q in queues]
+        created.append((app, app.queue_names))
+        return app
+
+    yield make
+    with Connection(amqp_url) as conn:
+        channel = conn.channel()
+        for app, names in created:
+            for name in names:
+                channel.queue_delete(name)
+                channel.exchange_delete(name)
+            app.close()
+        channel.close()
+
+
+def message_count(app: Celery, queue: str) -> int:
+    with app.connection_for_write() as conn:
+        channel = conn.channel()
+        try:
+            return channel.queue_declare(queue, passive=True).message_count
+        finally:
+            channel.close()
+
+
+def take_messages(app: Celery, queue: str) -> list[dict[str, Any]]:
+    """Every message in ``queue`` (removed), decoded."""
+    messages = []
+    with app.connection_for_write() as conn:
+        channel = conn.channel()
+        while (msg := channel.basic_get(queue, no_ack=True)) is not None:
+            properties = dict(msg.properties)
+            headers = properties.pop("application_headers", {})
+            info = msg.delivery_info
+            messages.append(
+                {
+                    "exchange": info["exchange"],
+                    "routing_key": info["routing_key"],
+                    "headers": headers,
+                    "properties": properties,
+                    "body": json.loads(msg.body),
+                }
+            )
+        channel.close()
+    return messages
+
+
+def queued_ids(app: Celery, queue: str) -> list[str]:
+    return [m["headers"]["id"] for m in take_messages(app, queue)]
+
+
+def with_ids(app: Celery, n: int) -> tuple[list[Any], list[str]]:
+    # Explicit ids (kept by freeze) so the test knows the id of every child,
+    # including the ones after a failure that never got a result.
+    ids = [f"task-{i:05d}-{uuid.uuid4().hex[:8]}" for i in range(n)]
+    return [app.add.s(i, i).set(task_id=ids[i]) for i in range(n)], ids
+
+
+def hook_publishes(monkeypatch, at: int, action: Callable[[Any], None]) -> list[str]:
+    """Run ``action(channel)`` just before the ``at``-th (0-based) frame
+    write of a ``basic.publish``; returns the task ids in write order."""
+    original = amqp.Channel._basic_publish
+    seen: list[str] = []
+
+    def hooked(self, msg, *args, **kwargs):
+        seen.append(msg.properties["correlation_id"])
+        if len(seen) == at + 1:
+            action(self)
+        return original(self, msg, *args, **kwargs)
+
+    monkeypatch.setattr(amqp.Channel, "_basic_publish", hooked)
+    return seen
+
+
+def close_from_broker(channel: Any) -> None:
+    """Have RabbitMQ itself close this connection (and only this one)."""
+    port = channel.connection.sock.getsockname()[1]
+    rows = subprocess.run(
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    (pid,) = [r.split("\t")[0] for r in rows if f"\t127.0.0.1:{port} ->" in r]
+    subprocess.run(
+        ["rabbitmqctl", "-q", "close_connection", pid, "turbogroup test"],
+        capture_output=True,
+        check=True,
+    )
+
+
+def drop_socket(channel: Any) -> None:
+    channel.connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def without_generated_ids(messages: list[dict[str, Any]]) -> list[Any]:
+    """Each generated uuid replaced by its order of first appearance, so two
+    dispatches of the same canvas compare equal iff they have the same
+    structure (the same id in the same places)."""
+    seen: dict[str, str] = {}
+
+    def rename(match: re.Match[str]) -> str:
+        return seen.setdefault(match.group(0), f"<id{len(seen)}>")
+
+    return json.loads(UUID.sub(rename, json.dumps(messages)))
+
+
+def test_10k_group_is_all_queued_when_apply_async_returns(make_app):
+    app = make_app()
+    with app.connection_for_write() as conn:
+        assert conn.transport.driver_type == "amqp"
+    res = group(app.add.s(i, i) for i in range(10_000)).apply_async()
+    # passive declare right after the call: no waiting, no polling
+    assert message_count(app, app.queue_names[0]) == 10_000
+    assert len(res) == 10_000
+    assert queued_ids(app, app.queue_names[0]) == [r.id for r in res]
+
+
+def test_messages_are_identical_to_what_celery_group_publishes(make_app):
+    app = make_app(extra_queue="routed")
+    add, other, on_error = app.add, app.other, app.on_error
+
+    def canvas(cls: type) -> Any:
+        g = cls(
+            add.s(1, 2),
+            add.s(3, y=4).set(priority=5),
+            add.si(5, 6),
+            add.s(7) | add.s(9),
+            cls(add.s(10), add.s(11)),
+            other.s("routed to its own queue"),
+            add.s("x" * 3000, "tab\there"),
+            add.s({"nested": [1, [2, [3, [4]]]]}),
+        )
+        g.link_error(on_error.s())
+        return g
+
+    def dispatch(cls: type) -> tuple[list[dict[str, Any]], Any]:
+        res = canvas(cls).apply_async((100,), headers={"custom": "yes"}, priority=3)
+        messages = take_messages(app, app.queue_names[0]) + take_messages(app, app.queue_names[1])
+        # Celery's chain.run drops the producer it is given, so the chain's
+        # message travels on another pooled connection (with Celery's group
+        # too) and may overtake the others: compare in a fixed order.
+        return sorted(messages, key=lambda m: (m["routing_key"], m["headers"]["argsrepr"])), res
+
+    # Ours first, on a fresh app: the routed queue does not exist until the
+    # publish declares it (kombu then caches the declaration per connection).
+    ours, our_res = dispatch(group)
+    theirs, _ = dispatch(celery_group)
+    assert len(ours) == len(theirs) == 9
+    assert without_generated_ids(ours) == without_generated_ids(theirs)
+    # and the ids are the results' own (the chain's result is its last task,
+    # which travels in the first one's message)
+    assert {m["headers"]["id"] for m in ours} > {r.id for i, r in enumerate(our_res) if i != 3}
+
+
+def test_nacked_messages_raise_publish_error_naming_exactly_the_missing_ids(make_app):
+    # RabbitMQ nacks every publish past max-length with reject-publish.
+    app = make_app({"x-max-length": 1500, "x-overflow": "reject-publish"})
+    sigs, ids = with_ids(app, 2500)
+    with pytest.raises(PublishError) as info:
+        group(sigs).apply_async()
+    err = info.value
+    # Batch 2 (1000-1999) was published whole and its acks drained: 1000-1499
+    # acked, 1500-1999 nacked; batch 3 was never published.
+    assert err.unconfirmed_ids == ids[1500:2000]
+    assert err.confirmed == 1500
+    assert queued_ids(app, app.queue_names[0]) == ids[:1500]
+
+
+def test_connection_closed_by_broker_mid_batch_names_exactly_the_missing_ids(make_app, monkeypatch):
+    app = make_app()
+    sigs, ids = with_ids(app, 2500)
+    written = hook_publishes(monkeypatch, 1500, close_from_broker)
+    with pytest.raises(PublishError) as info:
+        group(sigs).apply_async()
+    err = info.value
+    queued = queued_ids(app, app.queue_names[0])
+    # RabbitMQ queued and acked everything written before it closed the
+    # connection (rabbitmqctl takes a while); what was written after is
+    # unconfirmed, and exactly that is missing.
+    assert queued == ids[:1500]
+    assert err.confirmed == 1500
+    assert err.unconfirmed_ids == written[1500:]
+    assert len(err.unconfirmed_ids) >= 1
+    assert set(ids[: len(written)]) - set(queued) == set(err.unconfirmed_ids)
+
+
+def test_socket_dropped_mid_batch_never_leaves_a_missing_id_unreported(make_app, monkeypatch):
+    app = make_app()
+    sigs, ids = with_ids(app, 2500)
+    hook_publishes(monkeypatch, 1500, drop_socket)
+    with pytest.raises(PublishError) as info:
+        group(sigs).apply_async()
+    err = info.value
+    queued = queued_ids(app, app.queue_names[0])
+    assert len(queued) == len(set(queued))
+    # Acks still unread when the socket died leave their messages unconfirmed
+    # though RabbitMQ may well have queued them: unconfirmed is then a
+    # superset of what is missing, never smaller.
+    assert err.unconfirmed_ids == ids[err.confirmed : 1501]
+    assert err.confirmed >= 1000  # batch 1 was fully acked before batch 2
+    assert set(ids[: err.confirmed]) <= set(queued)
+    assert set(ids[:1501]) - set(queued) <= set(err.unconfirmed_ids)
+    assert set(queued) <= set(ids[:1501])
+
+    # the pooled connection is usable again for the next dispatch
+    monkeypatch.undo()
+    res = group(app.add.s(i, i) for i in range(50)).apply_async()
+    assert queued_ids(app, app.queue_names[0]) == [r.id for r in res]
+
+
+def test_connection_lost_between_batches_is_retried_without_duplicates(make_app, monkeypatch):
+    app = make_app()
+    sigs, ids = with_ids(app, 2500)
+    # Before the first write of batch 2 every earlier message is acked, so
+    # the failed message alone is republished on a new connection.
+    written = hook_publishes(monkeypatch, 1000, drop_socket)
+    res = group(sigs).apply_async()
+    assert [r.id for r in res] == ids
+    assert written.count(ids[1000]) == 2
+    assert queued_ids(app, app.queue_names[0]) == ids
+
+
+def test_connection_lost_between_batches_with_retry_off_names_the_one_unsent_id(
+    make_app, monkeypatch
+):
+    app = make_app()
+    sigs, ids = with_ids(app, 2500)
+    hook_publishes(monkeypatch, 1000, drop_socket)
+    with pytest.raises(PublishError) as info:
+        group(sigs).apply_async(retry=False)
+    assert info.value.unconfirmed_ids == [ids[1000]]
+    assert info.value.confirmed == 1000
+    assert queued_ids(app, app.queue_names[0]) == ids[:1000]
+
+
+def test_pooled_producer_channel_is_not_left_in_confirm_mode(make_app):
+    app = make_app()
+    queue = app.queue_names[0]
+    with app.producer_or_acquire() as producer:
+        pooled_channel = producer.channel
+        amqp_conn = producer.connection.connection
+        channels_before = set(amqp_conn.channels)
+        used = []
+        with bulk_publisher(app, producer, {}) as batch:
+            assert isinstance(batch, ConfirmBatch)
+            used.append(batch.producer.channel)
+    assert used[0] is not pooled_channel
+
+    group(app.add.s(i, i) for i in range(10)).apply_async()
+    with app.producer_or_acquire() as producer:
+        assert producer.channel is pooled_channel
+        # the dedicated channels were closed
+        assert set(amqp_conn.channels) == channels_before
+        acks: list[int] = []
+        producer.channel.events["basic_ack"].add(lambda tag, multiple: acks.append(tag))
+        producer.publish({"plain": True}, routing_key=queue, exchange="")
+        with pytest.raises(socket.timeout):
+            producer.connection.drain_events(timeout=0.5)
+        assert acks == []  # a channel in confirm mode would have been acked
+    assert message_count(app, queue) == 11
