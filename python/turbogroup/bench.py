@@ -1,0 +1,224 @@
+"""``python -m turbogroup bench``: dispatch (and collection) of a group,
+``celery.canvas.group`` against ``turbogroup.group`` in the same run, on
+every broker that answers, as a table and a plot. Optionally RQ and
+Dramatiq on the same Redis, for users choosing a queue.
+
+Every number is measured in this run, so the ratios compare like with
+like on this machine. Everything created (queues, exchanges, keys) is named
+after one unique tag and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+
+from turbogroup.benchkit import collect, dispatch, peers
+from turbogroup.benchkit.plot import matplotlib_available, write_plot
+from turbogroup.benchkit.report import LIBRARIES, Report, print_report
+from turbogroup.benchkit.timing import Timing, predicted_seconds
+from turbogroup.benchkit.transports import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_REDIS_URL,
+    Transport,
+    reachable,
+)
+
+TRANSPORT_NAMES = ("memory", "redis", "amqp")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="1000,10000", help="group sizes N, comma separated")
+    parser.add_argument(
+        "--transports",
+        default=None,
+        help="comma separated among memory,redis,amqp "
+        "(default: memory,redis, plus amqp when RabbitMQ answers)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement")
+    parser.add_argument(
+        "--collect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time GroupResult.get()/completed_count() on the Redis result backend",
+    )
+    parser.add_argument(
+        "--peers", action="store_true", help="also time RQ and Dramatiq on the same Redis"
+    )
+    parser.add_argument(
+        "--rss",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure client RSS growth at the largest N (one extra dispatch per library)",
+    )
+    parser.add_argument("--plot", default="bench-dispatch.png", help="PNG to write")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="cap on one timed run: a size predicted or found to take longer is skipped",
+    )
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"--sizes needs positive integers, got {text!r}")
+    return sizes
+
+
+def progress(message: str) -> None:
+    # stderr, so that stdout is only the tables
+    print(message, file=sys.stderr, flush=True)
+
+
+def select_transports(args: argparse.Namespace, tag: str, notes: list[str]) -> list[Transport]:
+    urls = {"memory": "memory://", "redis": args.redis_url, "amqp": args.amqp_url}
+    if args.transports is None:
+        names = ["memory", "redis"] + (["amqp"] if reachable(args.amqp_url) else [])
+    else:
+        names = [name.strip() for name in args.transports.split(",") if name.strip()]
+    selected = []
+    for name in names:
+        if name not in urls:
+            raise ValueError(f"unknown transport {name!r} (choose from {TRANSPORT_NAMES})")
+        if not reachable(urls[name]):
+            notes.append(f"{name}: skipped, nothing answers at {urls[name]}")
+            continue
+        selected.append(Transport(name, urls[name], f"{tag}-{name}"))
+    return selected
+
+
+def skip_by_prediction(previous: Timing | None, n: int, cap: float | None) -> Timing | None:
+    """A Timing marked skipped when the last size predicts more than the cap."""
+    estimate = predicted_seconds(previous, n)
+    if cap is None or estimate is None or estimate <= cap:
+        return None
+    return Timing(n, skipped=f"estimated {estimate:.0f} s per run, over {cap:g} s")
+
+
+def last_ok(timings: list[Timing]) -> Timing | None:
+    return next((t for t in reversed(timings) if t.ok), None)
+
+
+def bench_transport(
+    transport: Transport, sizes: list[int], args: argparse.Namespace, report: Report
+) -> None:
+    series = {lib: report.dispatch.setdefault((lib, transport.name), []) for lib in LIBRARIES}
+    app = transport.make_app()
+    try:
+        for n in sizes:
+            # Libraries interleaved per N, so both meet the same broker state.
+            for lib in LIBRARIES:
+                timing = skip_by_prediction(last_ok(series[lib]), n, args.max_seconds)
+                if timing is None:
+                    timing = dispatch.run_dispatch(
+                        transport, app, lib, n, args.rounds, args.max_seconds, progress
+                    )
+                    if timing.skipped or timing.error:
+                        # An interrupted publish may leave the connection mid-frame.
+                        app.close()
+                        app = transport.make_app()
+                series[lib].append(timing)
+        if args.rss:
+            report.rss[transport.name] = measure_rss(transport, series, args)
+    finally:
+        transport.cleanup(app)
+        app.close()
+
+
+def measure_rss(
+    transport: Transport, series: dict[str, list[Timing]], args: argparse.Namespace
+) -> dict[str, int | None]:
+    rss: dict[str, int | None] = {}
+    for lib, timings in series.items():
+        largest = timings[-1]
+        if not largest.ok:
+            rss[lib] = None
+            continue
+        timeout = None if args.max_seconds is None else args.max_seconds + 120
+        progress(f"{transport.name} N={largest.n} {lib}: RSS in a fresh process")
+        rss[lib] = dispatch.probe_rss_kib(transport, lib, largest.n, timeout)
+    return rss
+
+
+def bench_peers(sizes: list[int], args: argparse.Namespace, tag: str, report: Report) -> None:
+    if not reachable(args.redis_url):
+        report.notes.append(f"peers: skipped, nothing answers at {args.redis_url}")
+        return
+    for peer in peers.PEERS:
+        if not peers.available(peer):
+            report.notes.append(f"{peer}: not installed, skipped (pip install {peer})")
+            continue
+        series = report.dispatch.setdefault((peer, "redis"), [])
+        client = peers.make_peer(peer, args.redis_url, tag)
+        try:
+            for n in sizes:
+                timing = skip_by_prediction(last_ok(series), n, args.max_seconds)
+                if timing is None:
+                    timing = peers.run_peer(
+                        client, peer, n, args.rounds, args.max_seconds, progress
+                    )
+                series.append(timing)
+        finally:
+            client.close()
+
+
+def bench_collect(sizes: list[int], args: argparse.Namespace, tag: str, report: Report) -> None:
+    if not reachable(args.redis_url):
+        report.notes.append(f"collect: skipped, nothing answers at {args.redis_url}")
+        return
+    stored = collect.StoredResults(args.redis_url, tag)
+    try:
+        for n in sizes:
+            progress(f"collect N={n}: storing {n} results")
+            ids = stored.store(n)
+            for op in collect.OPERATIONS:
+                for lib in collect.IMPLS:
+                    series = report.collect.setdefault((op, lib), [])
+                    timing = skip_by_prediction(last_ok(series), n, args.max_seconds)
+                    if timing is None:
+                        timing = collect.run_collect(
+                            stored, lib, op, ids, args.rounds, args.max_seconds, progress
+                        )
+                    series.append(timing)
+    finally:
+        stored.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        sizes = parse_sizes(args.sizes)
+        if args.rounds < 1:
+            raise ValueError("--rounds must be at least 1")
+        tag = f"tgbench-{uuid.uuid4().hex[:10]}"
+        report = Report(rounds=args.rounds)
+        transports = select_transports(args, tag, report.notes)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    for transport in transports:
+        bench_transport(transport, sizes, args, report)
+    if args.peers:
+        bench_peers(sizes, args, tag, report)
+    if args.collect:
+        bench_collect(sizes, args, tag, report)
+
+    print_report(report, sizes)
+    return write_plot_or_explain(report, args)
+
+
+def write_plot_or_explain(report: Report, args: argparse.Namespace) -> int:
+    if not args.plot:
+        return 0
+    if not matplotlib_available():
+        print("\nno plot: matplotlib is not installed (pip install 'turbogroup[bench]')")
+        return 0
+    write_plot(report.dispatch, args.plot, report.rounds)
+    print(f"\nplot written to {os.path.abspath(args.plot)}")
+    return 0
