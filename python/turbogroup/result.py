@@ -175,17 +175,26 @@ class BatchedCollection(CeleryResultSet):
         on_progress: ProgressFn | None = None,
         progress: bool = False,
     ) -> Any:
+        celery_kwargs = {
+            "timeout": timeout,
+            "propagate": propagate,
+            "interval": interval,
+            "callback": callback,
+            "no_ack": no_ack,
+            "on_message": on_message,
+            "disable_sync_subtasks": disable_sync_subtasks,
+            "on_interval": on_interval,
+        }
         collector = self._collector()
         if collector is None:
-            return self._unbatched(
-                super().join, locals(), on_progress=on_progress, progress=progress
-            )
+            return self._unbatched(super().join, celery_kwargs, on_progress, progress)
         if disable_sync_subtasks:
             assert_will_not_block()
         if on_message is not None:
             raise ImproperlyConfigured("Backend does not support on_message callback")
 
         def nested(node: Any) -> Any:
+            # Celery's join calls get() on a nested result set.
             return node.get(
                 timeout=timeout,
                 propagate=propagate,
@@ -195,23 +204,7 @@ class BatchedCollection(CeleryResultSet):
                 disable_sync_subtasks=disable_sync_subtasks,
             )
 
-        report, close = progress_reporter(progress, on_progress, len(self), "collecting")
-        try:
-            with gc_paused(len(self)):
-                values = collector.collect(
-                    self.results,
-                    timeout=timeout,
-                    propagate=propagate,
-                    interval=interval,
-                    callback=callback,
-                    on_message=None,
-                    on_interval=on_interval,
-                    on_progress=report,
-                    in_order=True,
-                    nested=nested,
-                )
-        finally:
-            close()
+        values = self._batched(collector, celery_kwargs, on_progress, progress, True, nested)
         # Celery's join returns an empty list when a callback took the values.
         return [] if values is None else values
 
@@ -229,34 +222,54 @@ class BatchedCollection(CeleryResultSet):
         on_progress: ProgressFn | None = None,
         progress: bool = False,
     ) -> Any:
+        celery_kwargs = {
+            "timeout": timeout,
+            "propagate": propagate,
+            "interval": interval,
+            "callback": callback,
+            "no_ack": no_ack,
+            "on_message": on_message,
+            "on_interval": on_interval,
+            "disable_sync_subtasks": disable_sync_subtasks,
+        }
         collector = self._collector()
         if collector is None:
-            return self._unbatched(
-                super().join_native, locals(), on_progress=on_progress, progress=progress
-            )
+            return self._unbatched(super().join_native, celery_kwargs, on_progress, progress)
         if disable_sync_subtasks:
             assert_will_not_block()
         self._on_full.finalize()
 
         def nested(node: Any) -> Any:
+            # Celery's native join gets each child of a nested result set.
             return [
                 child.get(propagate=propagate, disable_sync_subtasks=disable_sync_subtasks)
                 for child in node.results
             ]
 
+        return self._batched(collector, celery_kwargs, on_progress, progress, False, nested)
+
+    def _batched(
+        self,
+        collector: RedisCollector,
+        celery_kwargs: dict[str, Any],
+        on_progress: ProgressFn | None,
+        progress: bool,
+        in_order: bool,
+        nested: Callable[[Any], Any],
+    ) -> list[Any] | None:
         report, close = progress_reporter(progress, on_progress, len(self), "collecting")
         try:
             with gc_paused(len(self)):
                 return collector.collect(
                     self.results,
-                    timeout=timeout,
-                    propagate=propagate,
-                    interval=interval,
-                    callback=callback,
-                    on_message=on_message,
-                    on_interval=on_interval,
+                    timeout=celery_kwargs["timeout"],
+                    propagate=celery_kwargs["propagate"],
+                    interval=celery_kwargs["interval"],
+                    callback=celery_kwargs["callback"],
+                    on_message=celery_kwargs["on_message"],
+                    on_interval=celery_kwargs["on_interval"],
                     on_progress=report,
-                    in_order=False,
+                    in_order=in_order,
                     nested=nested,
                 )
         finally:
@@ -265,19 +278,13 @@ class BatchedCollection(CeleryResultSet):
     def _unbatched(
         self,
         join: Callable[..., Any],
-        arguments: dict[str, Any],
-        *,
+        celery_kwargs: dict[str, Any],
         on_progress: ProgressFn | None,
         progress: bool,
     ) -> Any:
         """Celery's own join on a backend we don't batch; progress is then
         reported once, when everything is collected."""
-        kwargs = {
-            k: v
-            for k, v in arguments.items()
-            if k not in {"self", "collector", "on_progress", "progress", "__class__"}
-        }
-        value = join(**kwargs)
+        value = join(**celery_kwargs)
         report, close = progress_reporter(progress, on_progress, len(self), "collecting")
         if report is not None:
             report(len(self), len(self))

@@ -7,6 +7,7 @@ end: nothing else on the server is touched.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import celery.contrib.testing.tasks  # noqa: F401 - registers the ping task start_worker uses
@@ -44,18 +45,14 @@ def _delete_prefixed(url: str, prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture(scope="module")
-def worker_app(redis_url, key_prefix, redis_client):
-    app = Celery("turbogroup-e2e", set_as_current=False)
+def make_worker_app(name: str, key_prefix: str, redis_client, **conf) -> Celery:
+    """An app with the e2e tasks; results go to Redis under ``key_prefix``."""
+    app = Celery(name, set_as_current=False)
     app.conf.update(
-        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
-        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
-        broker_transport_options={"global_keyprefix": key_prefix},
-        result_backend_transport_options={"global_keyprefix": key_prefix},
-        task_default_queue=f"{key_prefix}celery",
         result_expires=3600,
         broker_connection_retry_on_startup=False,
         worker_hijack_root_logger=False,
+        **conf,
     )
 
     @app.task(shared=False)
@@ -75,6 +72,43 @@ def worker_app(redis_url, key_prefix, redis_client):
         redis_client.rpush(f"{key_prefix}errbacks", request.id)
 
     app.tasks_by_name = {"add": add, "tsum": tsum, "fail": fail, "on_error": on_error}
+    app.key_prefix = key_prefix
+    return app
+
+
+def assert_link_error_runs_once_per_failure(tasks, redis_client, key_prefix, group, timeout):
+    add, fail, on_error = tasks["add"], tasks["fail"], tasks["on_error"]
+    key = f"{key_prefix}errbacks"
+    redis_client.delete(key)
+    g = group(fail.s(1), add.s(1, 1), fail.s(2), fail.s(3))
+    g.link_error(on_error.s())
+    res = g.apply_async()
+    # join_native raises whichever failure it reads first, as Celery does
+    with pytest.raises(ValueError, match="failing on purpose: [123]"):
+        res.get(timeout=timeout)
+    failing = {res.results[i].id for i in (0, 2, 3)}
+    deadline = time.monotonic() + timeout
+    while redis_client.llen(key) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a duplicate errback would land by now
+    called = [x.decode() for x in redis_client.lrange(key, 0, -1)]
+    assert sorted(called) == sorted(failing)
+    assert res.results[1].get(timeout=timeout) == 2
+    redis_client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def worker_app(redis_url, key_prefix, redis_client):
+    app = make_worker_app(
+        "turbogroup-e2e",
+        key_prefix,
+        redis_client,
+        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
+        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
+        broker_transport_options={"global_keyprefix": key_prefix},
+        result_backend_transport_options={"global_keyprefix": key_prefix},
+        task_default_queue=f"{key_prefix}celery",
+    )
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=True):
         yield app
     app.close()

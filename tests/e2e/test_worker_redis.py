@@ -3,13 +3,12 @@ backend): results, chords, link_error callbacks, nested groups, eager mode."""
 
 from __future__ import annotations
 
-import time
-
 import celery
 import pytest
 from celery.canvas import group as celery_group
 
 import turbogroup
+from tests.e2e.conftest import assert_link_error_runs_once_per_failure
 from turbogroup import group
 
 pytestmark = [pytest.mark.worker, pytest.mark.redis]
@@ -39,24 +38,7 @@ def test_partial_args_reach_every_mutable_child(tasks):
 
 
 def test_link_error_callback_runs_once_for_each_failing_child(tasks, redis_client, key_prefix):
-    add, fail, on_error = tasks["add"], tasks["fail"], tasks["on_error"]
-    key = f"{key_prefix}errbacks"
-    redis_client.delete(key)
-    g = group(fail.s(1), add.s(1, 1), fail.s(2), fail.s(3))
-    g.link_error(on_error.s())
-    res = g.apply_async()
-    # join_native raises whichever failure it reads first, as Celery does
-    with pytest.raises(ValueError, match="failing on purpose: [123]"):
-        res.get(timeout=TIMEOUT)
-    failing = {res.results[i].id for i in (0, 2, 3)}
-    deadline = time.monotonic() + TIMEOUT
-    while redis_client.llen(key) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # a duplicate errback would land by now
-    called = [x.decode() for x in redis_client.lrange(key, 0, -1)]
-    assert sorted(called) == sorted(failing)
-    assert res.results[1].get(timeout=TIMEOUT) == 2
-    redis_client.delete(key)
+    assert_link_error_runs_once_per_failure(tasks, redis_client, key_prefix, group, TIMEOUT)
 
 
 @pytest.mark.parametrize(
