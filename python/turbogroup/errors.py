@@ -1,31 +1,24 @@
 """turbogroup's exceptions.
 
-Later layers (bulk dispatch, collection) raise these; each names the child
-by its index and task name so a failing member of a 100k group can be found.
+Each names what a caller needs to act on: a failed publish lists exactly
+the task ids that were not confirmed sent.
 """
 
 from __future__ import annotations
 
 from celery.exceptions import CeleryError
+from kombu.exceptions import OperationalError
 
 
 class TurbogroupError(CeleryError):
     """Base of every error turbogroup raises itself."""
 
 
-class InvalidGroupMemberError(TurbogroupError, TypeError):
-    """A child of a group is not a signature, or cannot be sent."""
-
-    def __init__(self, index: int, task_name: str | None, reason: str) -> None:
-        self.index = index
-        self.task_name = task_name
-        self.reason = reason
-        name = f" ({task_name})" if task_name else ""
-        super().__init__(f"group member {index}{name}: {reason}")
-
-
-class PublishError(TurbogroupError):
+class PublishError(TurbogroupError, OperationalError):
     """A batch of messages could not be confirmed sent.
+
+    An ``OperationalError`` too: that is what Celery raises when the broker
+    fails during ``apply_async``, so existing handlers keep catching it.
 
     ``unconfirmed_ids`` are exactly the task ids whose messages may not have
     reached the broker (the failed batch); ``confirmed`` counts the messages

@@ -26,11 +26,6 @@ def uuid() -> str:
         return ids.pop()
 
 
-def uuid_batch(n: int) -> list[str]:
-    """``n`` new ids at once, for callers that know the group's size."""
-    return _core.uuid4_batch(n)
-
-
 def _forget_buffer_after_fork() -> None:
     global _local
     _local = threading.local()
