@@ -56,7 +56,6 @@ ensure_redis
 ensure_rabbitmq
 
 log "building and installing turbogroup with its test dependencies"
-python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 python -m pip install --quiet ".[test]"
 
 log "cargo fmt / clippy / test"
