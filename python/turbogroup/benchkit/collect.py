@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, states
 from celery.result import GroupResult as CeleryGroupResult
 
-from turbogroup.benchkit.timing import RunTimeout, Timing, time_cap
+from turbogroup.benchkit.timing import Progress, Timing, run_rounds, time_cap
 from turbogroup.benchkit.transports import delete_redis_keys
 from turbogroup.result import GroupResult as TurboGroupResult
 
 IMPLS: dict[str, type] = {"celery": CeleryGroupResult, "turbogroup": TurboGroupResult}
 OPERATIONS = ("get", "completed_count")
 STORE_CHUNK = 10_000
-
-Progress = Callable[[str], None]
 
 
 class StoredResults:
@@ -82,16 +79,11 @@ def run_collect(
     max_seconds: float | None,
     progress: Progress,
 ) -> Timing:
-    timing = Timing(len(ids))
-    for r in range(rounds):
-        try:
-            elapsed = collect_once(stored, impl, operation, ids, max_seconds)
-        except RunTimeout:
-            timing.skipped = f"one run took over {max_seconds:g} s"
-            break
-        except Exception as exc:  # reported in the table, the other runs go on
-            timing.error = f"{type(exc).__name__}: {exc}"
-            break
-        timing.seconds.append(elapsed)
-        progress(f"collect N={len(ids)} {impl} {operation} round {r + 1}/{rounds}: {elapsed:.3f} s")
-    return timing
+    return run_rounds(
+        len(ids),
+        rounds,
+        max_seconds,
+        lambda: (collect_once(stored, impl, operation, ids, max_seconds), None),
+        f"collect N={len(ids)} {impl} {operation}",
+        progress,
+    )

@@ -28,13 +28,11 @@ from celery import Celery
 from celery.canvas import group as celery_group
 
 import turbogroup
-from turbogroup.benchkit.timing import PeakRss, RunTimeout, Timing, time_cap
+from turbogroup.benchkit.timing import PeakRss, Progress, Timing, run_rounds, time_cap
 from turbogroup.benchkit.transports import TASK_NAME, Transport
 from turbogroup.group import group as turbo_group
 
 IMPLS: dict[str, Callable[..., Any]] = {"celery": celery_group, "turbogroup": turbo_group}
-
-Progress = Callable[[str], None]
 
 
 def build(app: Celery, impl: str, n: int) -> Any:
@@ -67,23 +65,15 @@ def run_dispatch(
     max_seconds: float | None,
     progress: Progress,
 ) -> Timing:
-    timing = Timing(n)
-    for r in range(rounds):
-        try:
-            elapsed, queued = dispatch_once(transport, app, impl, n, max_seconds)
-        except RunTimeout:
-            timing.skipped = f"one run took over {max_seconds:g} s"
-            break
-        except Exception as exc:  # reported in the table, the other runs go on
-            timing.error = f"{type(exc).__name__}: {exc}"
-            break
-        timing.seconds.append(elapsed)
-        timing.queued.append(queued)
-        progress(
-            f"{transport.name} N={n} {impl} round {r + 1}/{rounds}: "
-            f"{elapsed:.3f} s, {queued} queued"
-        )
-    return timing
+    return run_rounds(
+        n,
+        rounds,
+        max_seconds,
+        lambda: dispatch_once(transport, app, impl, n, max_seconds),
+        f"{transport.name} N={n} {impl}",
+        progress,
+        show_queued=True,
+    )
 
 
 def probe_rss_kib(transport: Transport, impl: str, n: int, timeout: float | None) -> int | None:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable
 from typing import Any
 
-from turbogroup.benchkit.timing import RunTimeout, Timing, time_cap
+from turbogroup.benchkit.timing import Progress, Timing, run_rounds, time_cap
 from turbogroup.benchkit.transports import delete_redis_keys
 
 PEERS = ("rq", "dramatiq")
 DRAMATIQ_QUEUE = "bench"
-
-Progress = Callable[[str], None]
 
 
 def add(x: int, y: int) -> int:
@@ -95,24 +92,15 @@ def run_peer(
     max_seconds: float | None,
     progress: Progress,
 ) -> Timing:
-    timing = Timing(n)
-    for r in range(rounds):
-        try:
-            client.purge()
-            built = client.build(n)
-            with time_cap(max_seconds):
-                t0 = time.perf_counter()
-                client.dispatch(built)
-                elapsed = time.perf_counter() - t0
-        except RunTimeout:
-            timing.skipped = f"one run took over {max_seconds:g} s"
-            break
-        except Exception as exc:  # reported in the table, the other runs go on
-            timing.error = f"{type(exc).__name__}: {exc}"
-            break
-        timing.seconds.append(elapsed)
-        timing.queued.append(client.depth())
-        del built
-        progress(f"redis N={n} {peer} round {r + 1}/{rounds}: {elapsed:.3f} s")
+    def once() -> tuple[float, int | None]:
+        client.purge()
+        built = client.build(n)
+        with time_cap(max_seconds):
+            t0 = time.perf_counter()
+            client.dispatch(built)
+            elapsed = time.perf_counter() - t0
+        return elapsed, client.depth()
+
+    timing = run_rounds(n, rounds, max_seconds, once, f"redis N={n} {peer}", progress)
     client.purge()
     return timing

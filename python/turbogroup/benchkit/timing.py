@@ -8,7 +8,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -58,6 +58,40 @@ class Timing:
         if self.error is not None:
             return "error"
         return ""
+
+
+Progress = Callable[[str], None]
+
+
+def run_rounds(
+    n: int,
+    rounds: int,
+    max_seconds: float | None,
+    once: Callable[[], tuple[float, int | None]],
+    label: str,
+    progress: Progress,
+    show_queued: bool = False,
+) -> Timing:
+    """``rounds`` runs of ``once`` (seconds, messages queued or None).
+
+    A run over the cap marks the size skipped, any other failure is
+    reported in the table; either way the remaining rounds are not run.
+    """
+    timing = Timing(n)
+    for r in range(rounds):
+        try:
+            elapsed, queued = once()
+        except RunTimeout:
+            timing.skipped = f"one run took over {max_seconds:g} s"
+            break
+        except Exception as exc:  # reported in the table, the other runs go on
+            timing.error = f"{type(exc).__name__}: {exc}"
+            break
+        timing.seconds.append(elapsed)
+        timing.queued.append(queued)
+        line = f"{label} round {r + 1}/{rounds}: {elapsed:.3f} s"
+        progress(f"{line}, {queued} queued" if show_queued else line)
+    return timing
 
 
 def predicted_seconds(previous: Timing | None, n: int) -> float | None:
