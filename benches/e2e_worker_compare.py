@@ -21,23 +21,15 @@ import redis
 from celery.canvas import group as celery_group
 from celery.contrib.testing.worker import start_worker
 
-from tests.e2e.conftest import _delete_prefixed, make_worker_app
+from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
+from tests.e2e.conftest import _delete_prefixed, make_redis_worker_app
 from turbogroup import group as turbo_group
 
 
 def run(n: int, redis_url: str) -> None:
     prefix = f"tg-cmp-{uuid.uuid4().hex[:8]}:"
-    client = redis.Redis.from_url(f"{redis_url}/12")
-    app = make_worker_app(
-        "tg-cmp",
-        prefix,
-        client,
-        broker_url=f"{redis_url}/11",
-        result_backend=f"{redis_url}/12",
-        broker_transport_options={"global_keyprefix": prefix},
-        result_backend_transport_options={"global_keyprefix": prefix},
-        task_default_queue=f"{prefix}celery",
-    )
+    client = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
+    app = make_redis_worker_app("tg-cmp", redis_url, prefix, client)
     add = app.tasks_by_name["add"]
     try:
         with start_worker(app, pool="threads", concurrency=4, loglevel="WARNING"):
@@ -56,8 +48,8 @@ def run(n: int, redis_url: str) -> None:
     finally:
         app.close()
         client.close()
-        _delete_prefixed(f"{redis_url}/11", prefix)
-        _delete_prefixed(f"{redis_url}/12", prefix)
+        _delete_prefixed(f"{redis_url}/{REDIS_BROKER_DB}", prefix)
+        _delete_prefixed(f"{redis_url}/{REDIS_BACKEND_DB}", prefix)
 
 
 def main() -> None:

@@ -76,6 +76,20 @@ def make_worker_app(name: str, key_prefix: str, redis_client, **conf) -> Celery:
     return app
 
 
+def make_redis_worker_app(name: str, redis_url: str, key_prefix: str, redis_client) -> Celery:
+    """Redis broker and backend on our db numbers, every key under ``key_prefix``."""
+    return make_worker_app(
+        name,
+        key_prefix,
+        redis_client,
+        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
+        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
+        broker_transport_options={"global_keyprefix": key_prefix},
+        result_backend_transport_options={"global_keyprefix": key_prefix},
+        task_default_queue=f"{key_prefix}celery",
+    )
+
+
 def assert_link_error_runs_once_per_failure(tasks, redis_client, key_prefix, group, timeout):
     add, fail, on_error = tasks["add"], tasks["fail"], tasks["on_error"]
     key = f"{key_prefix}errbacks"
@@ -99,16 +113,7 @@ def assert_link_error_runs_once_per_failure(tasks, redis_client, key_prefix, gro
 
 @pytest.fixture(scope="module")
 def worker_app(redis_url, key_prefix, redis_client):
-    app = make_worker_app(
-        "turbogroup-e2e",
-        key_prefix,
-        redis_client,
-        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
-        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
-        broker_transport_options={"global_keyprefix": key_prefix},
-        result_backend_transport_options={"global_keyprefix": key_prefix},
-        task_default_queue=f"{key_prefix}celery",
-    )
+    app = make_redis_worker_app("turbogroup-e2e", redis_url, key_prefix, redis_client)
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=True):
         yield app
     app.close()
