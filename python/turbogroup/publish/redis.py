@@ -39,14 +39,6 @@ from turbogroup._compat import RedisChannel
 
 logger = logging.getLogger("turbogroup.publish.redis")
 
-# send_task's named parameters: consumed there, never message properties.
-SEND_TASK_PARAMS = frozenset({
-    "countdown", "eta", "task_id", "producer", "connection", "router", "result_cls",
-    "expires", "publisher", "link", "link_error", "add_to_parent", "group_id",
-    "group_index", "retries", "chord", "reply_to", "time_limit", "soft_time_limit",
-    "root_id", "parent_id", "route_name", "shadow", "chain", "task_type",
-    "replaced_task_nesting",
-})  # fmt: skip
 # send_task_message's and kombu Producer.publish's named parameters.
 PUBLISH_PARAMS = frozenset({
     "exchange", "routing_key", "queue", "event_dispatcher", "retry", "retry_policy",
