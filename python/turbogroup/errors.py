@@ -21,9 +21,9 @@ class PublishError(TurbogroupError, OperationalError):
     fails during ``apply_async``, so existing handlers keep catching it.
 
     ``unconfirmed_ids`` are exactly the task ids whose messages may not have
-    reached the broker (the failed batch); ``confirmed`` counts the messages
-    of this dispatch that were confirmed before the failure. Tasks after the
-    failed batch were not published at all.
+    reached the broker, in dispatch order: the failed batch's, and every
+    message after it (never sent). ``confirmed`` counts the messages of this
+    dispatch confirmed before the failure.
     """
 
     def __init__(self, unconfirmed_ids: list[str], confirmed: int) -> None:
@@ -34,3 +34,36 @@ class PublishError(TurbogroupError, OperationalError):
             f"{confirmed} confirmed; unconfirmed ids: {', '.join(unconfirmed_ids[:10])}"
             + (" ..." if len(unconfirmed_ids) > 10 else "")
         )
+
+
+class MessageTooLargeError(TurbogroupError, ValueError):
+    """A message is larger than the broker accepts: refused before any
+    message of the group was sent."""
+
+
+def note_child(
+    exc: BaseException, position: int, task_name: str | None, nothing_sent: bool
+) -> None:
+    """Name the child that made a dispatch fail, on the exception itself.
+
+    The exception keeps the type Celery would have raised (callers catch
+    those), with a note (shown under its message in a traceback) and the
+    attributes ``group_child`` and ``group_child_task``. ``position`` counts
+    the group's tasks in dispatch order, nested groups unrolled.
+    """
+    if getattr(exc, "group_child", None) is not None:
+        return  # the innermost child that failed is the one to name
+    try:
+        exc.group_child = position  # type: ignore[attr-defined]
+        exc.group_child_task = task_name  # type: ignore[attr-defined]
+    except AttributeError:  # an exception type with __slots__
+        pass
+    where = (
+        f"by the group's child #{position} (task {task_name!r})"
+        if task_name is not None
+        else f"while the group's child #{position} was produced"
+    )
+    exc.add_note(
+        f"turbogroup: raised {where}"
+        + ("; no message of the group was sent" if nothing_sent else "")
+    )

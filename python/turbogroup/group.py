@@ -24,11 +24,29 @@ from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf, freeze_unroll
 from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
+from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
 from turbogroup.result import group_result_cls
+
+
+def _task_name(sig: Any) -> str | None:
+    try:
+        return sig.get("task") or type(sig).__name__
+    except AttributeError:
+        return None
+
+
+def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
+    """``publish()``, naming the child if it raises (the fast path calls it
+    later, when the child's message turns out to need Celery's path)."""
+    try:
+        return publish()
+    except Exception as exc:
+        note_child(exc, position, _task_name(sig), nothing_sent)
+        raise
 
 
 def adopt(sig: Any, cls: type) -> Any:
@@ -175,9 +193,9 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         app = app or self.app
         with ExitStack() as stack:
             producer = stack.enter_context(app.producer_or_acquire(producer))
-            # The strategy for the transport (publish/__init__.py): batched
-            # on Redis, confirmed and pipelined on RabbitMQ, which publishes
-            # on a producer of its own.
+            # The strategy for the transport (publish/__init__.py): every
+            # message built first, then sent in batches (confirmed and
+            # pipelined on RabbitMQ, on a channel of its own).
             batch = (
                 stack.enter_context(bulk_publisher(app, producer, options))
                 if bulk_publish_allowed(app)
@@ -186,36 +204,52 @@ class group(_celery_group):  # noqa: N801 - Celery's name
             if batch is not None:
                 producer = batch.producer
             lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
-            fast = None
-            # Redis only: kombu's batch, whose flush also pushes the fast path.
-            channel = fast_path_channel(producer) if isinstance(batch, Batch) else None
-            if channel is not None:
-                fast = batch.fast = RedisFastDispatch(app, producer, channel)
+            fast = self._fast_path(app, batch)
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
             chord_size = 0
+            sent_at_once = False  # a chain child publishes on its own
+            nothing_sent = batch is not None
             tasks_shifted, tasks = itertools.tee(tasks)
-            next(tasks_shifted, None)
-            next_task = next(tasks_shifted, None)
+            for position in (0, 1):
+                try:
+                    next_task = next(tasks_shifted, None)
+                except Exception as exc:
+                    note_child(exc, position, None, nothing_sent=True)
+                    raise
+            position = 0
             for current_task in tasks:
                 sig, res, group_id = current_task
-                chord_obj = chord if chord is not None else sig.options.get("chord")
-                chord_size += _chord._descend(sig)
-                if chord_obj is not None and next_task is None:
-                    app.backend.set_chord_size(group_id, chord_size)
-                publish = partial(
-                    sig.apply_async,
-                    producer=producer,
-                    add_to_parent=False,
-                    chord=chord_obj,
-                    args=args,
-                    kwargs=kwargs,
-                    **options,
-                )
-                if fast is None or not fast.add(sig, chord_obj, args, kwargs, options, publish):
-                    publish()
-                if batch is not None:
-                    batch.published(res.id)
+                try:
+                    chord_obj = chord if chord is not None else sig.options.get("chord")
+                    chord_size += _chord._descend(sig)
+                    if chord_obj is not None and next_task is None:
+                        app.backend.set_chord_size(group_id, chord_size)
+                    publish = partial(
+                        sig.apply_async,
+                        producer=producer,
+                        add_to_parent=False,
+                        chord=chord_obj,
+                        args=args,
+                        kwargs=kwargs,
+                        **options,
+                    )
+                    sent_at_once = sent_at_once or isinstance(sig, _chain)
+                    nothing_sent = batch is not None and not sent_at_once
+                    if fast is None or not fast.add(
+                        sig,
+                        chord_obj,
+                        args,
+                        kwargs,
+                        options,
+                        partial(_noting, publish, position, sig, nothing_sent),
+                    ):
+                        publish()
+                    if batch is not None:
+                        batch.published(res.id)
+                except Exception as exc:
+                    note_child(exc, position, _task_name(sig), nothing_sent)
+                    raise
                 if p and not p.cancelled and not p.ready:
                     p.size += 1
                     if lazy_results:
@@ -224,8 +258,27 @@ class group(_celery_group):  # noqa: N801 - Celery's name
                         res.on_ready.then(p)
                     else:
                         res.then(p, weak=True)
-                next_task = next(tasks_shifted, None)
+                position += 1
+                try:
+                    next_task = next(tasks_shifted, None)
+                except Exception as exc:
+                    note_child(exc, position + 1, None, nothing_sent)
+                    raise
                 yield res
+
+    @staticmethod
+    def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
+        """Redis only: the dispatch's Rust-encoded fast path, shared with any
+        dispatch nested in it."""
+        if not isinstance(batch, Batch):
+            return None
+        if batch.fast is None:
+            channel = fast_path_channel(batch.producer)
+            if channel is not None:
+                batch.fast = RedisFastDispatch(
+                    app, batch.producer, channel, batch.retry, batch.retry_policy
+                )
+        return batch.fast if batch.fast is not None and batch.fast.app is app else None
 
     def _freeze_gid(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
         options = {

@@ -1,48 +1,120 @@
-"""The bulk publisher's bookkeeping: which ids a failed flush leaves
-unconfirmed. kombu's batch is replaced by a fake here (a pure unit test);
-tests/e2e publishes through the real one."""
+"""The bulk publisher's bookkeeping on kombu's in-memory transport (which
+kombu does not batch, so each message is confirmed by its own publish):
+nothing leaves before the end, retries per the policy, and which ids a
+failure leaves unconfirmed. tests/integration covers Redis and RabbitMQ."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
+import amqp
 from celery import signals
+from kombu import Connection, Producer, Queue
 
 from turbogroup.errors import PublishError
-from turbogroup.publish.batch import Batch, bulk_publish_allowed
+from turbogroup.publish import deferred
+from turbogroup.publish.batch import Batch, bulk_publish_allowed, publish_batch
 
 
-class FakeKombuBatch:
-    def __init__(self, fail_on_flush: int | None = None) -> None:
-        self.flushes = 0
-        self.fail_on_flush = fail_on_flush
-
-    def flush(self) -> None:
-        self.flushes += 1
-        if self.flushes == self.fail_on_flush:
-            raise ConnectionError("broker went away")
+@pytest.fixture
+def queue():
+    name = f"turbogroup-unit-{uuid.uuid4().hex[:8]}"
+    with Connection("memory://") as conn:
+        q = Queue(name, routing_key=name)
+        q(conn.default_channel).declare()
+        yield conn, q
 
 
-def test_flushes_every_size_tasks():
-    kb = FakeKombuBatch()
-    batch = Batch(kb, size=3, producer=None)
-    for i in range(7):
-        batch.published(f"id{i}")
-    assert kb.flushes == 2 and batch.confirmed == 6 and batch.pending == ["id6"]
-    batch.flush()
-    assert kb.flushes == 3 and batch.confirmed == 7 and batch.pending == []
+def queued(conn: Connection, q: Queue) -> list[str]:
+    bound = q(conn.default_channel)
+    ids = []
+    while (message := bound.get(no_ack=True)) is not None:
+        ids.append(message.properties["correlation_id"])
+    return ids
 
 
-def test_failed_flush_names_exactly_the_unconfirmed_ids():
-    batch = Batch(FakeKombuBatch(fail_on_flush=2), size=2, producer=None)
-    batch.published("a")
-    batch.published("b")
-    batch.published("c")
+def publish(batch: Batch, q: Queue, n: int) -> list[str]:
+    ids = [f"id{i}" for i in range(n)]
+    for task_id in ids:
+        batch.producer.publish({"n": task_id}, routing_key=q.name, correlation_id=task_id)
+        batch.published(task_id)
+    return ids
+
+
+def failing_replay(monkeypatch: pytest.MonkeyPatch, fail: set[int]) -> list[str]:
+    """Replays raise a connection error of the transport (py-amqp's, for
+    kombu's memory transport) on the listed attempts (0-based)."""
+    attempts: list[str] = []
+    original = deferred.replay
+
+    def replay(producer: Any, record: deferred.Deferred) -> Any:
+        attempts.append(record.task_id)
+        if len(attempts) - 1 in fail:
+            raise amqp.exceptions.ConnectionError("broker went away")
+        return original(producer, record)
+
+    monkeypatch.setattr("turbogroup.publish.batch.replay", replay)
+    return attempts
+
+
+def test_nothing_is_sent_before_the_end(queue):
+    conn, q = queue
+    producer = Producer(conn.default_channel)
+    with publish_batch(producer, size=3) as batch:
+        ids = publish(batch, q, 7)
+        assert queued(conn, q) == []
+    assert queued(conn, q) == ids
+    assert batch.confirmed == 7
+
+
+def test_a_child_that_raises_leaves_nothing_sent(queue):
+    conn, q = queue
+    producer = Producer(conn.default_channel)
+    with pytest.raises(RuntimeError, match="bad child"):
+        with publish_batch(producer, size=3) as batch:
+            publish(batch, q, 5)
+            raise RuntimeError("bad child")
+    assert queued(conn, q) == []
+
+
+def test_a_failure_names_exactly_the_unconfirmed_ids(queue, monkeypatch):
+    conn, q = queue
+    failing_replay(monkeypatch, fail={5})
+    batch = Batch(Producer(conn.default_channel), size=3, retry=False)
+    ids = publish(batch, q, 8)
     with pytest.raises(PublishError) as info:
-        batch.published("d")
-    assert info.value.unconfirmed_ids == ["c", "d"]
-    assert info.value.confirmed == 2
+        batch.flush()
+    # messages are confirmed one by one on a transport without batches
+    assert info.value.unconfirmed_ids == ids[5:]
+    assert info.value.confirmed == 5
     assert "not confirmed sent" in str(info.value)
-    assert isinstance(info.value.__cause__, ConnectionError)
+    assert isinstance(info.value.__cause__, amqp.exceptions.ConnectionError)
+    assert queued(conn, q) == ids[:5]
+
+
+def test_a_failed_message_is_retried_per_the_policy(queue, monkeypatch):
+    conn, q = queue
+    attempts = failing_replay(monkeypatch, fail={2, 3})
+    policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0}
+    batch = Batch(Producer(conn.default_channel), size=3, retry=True, retry_policy=policy)
+    ids = publish(batch, q, 4)
+    batch.flush()
+    assert attempts == ["id0", "id1", "id2", "id2", "id2", "id3"]
+    assert queued(conn, q) == ids
+
+
+def test_retries_run_out_after_max_retries(queue, monkeypatch):
+    conn, q = queue
+    attempts = failing_replay(monkeypatch, fail={1, 2, 3})
+    policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0}
+    batch = Batch(Producer(conn.default_channel), size=3, retry=True, retry_policy=policy)
+    ids = publish(batch, q, 4)
+    with pytest.raises(PublishError) as info:
+        batch.flush()
+    assert attempts == ["id0", "id1", "id1", "id1"]
+    assert info.value.unconfirmed_ids == ids[1:]
 
 
 def test_publish_signal_receivers_turn_batching_off(app):

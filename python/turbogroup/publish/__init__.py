@@ -1,31 +1,34 @@
-"""Publishing a group's messages in bulk.
+"""Publishing a group's messages in bulk, all or nothing.
 
 :func:`bulk_publisher` picks the strategy for the producer's transport, in
 one place: publisher-confirmed pipelining on RabbitMQ (``publish/amqp.py``),
-kombu's ``Producer.batch()`` everywhere else (``publish/batch.py``; one round
-trip per batch on Redis, immediate publishes on transports kombu does not
-batch).
+batches everywhere else (``publish/batch.py``; one round trip per batch on
+Redis, message by message on transports kombu does not batch). Both build
+every message of the group before sending any (``publish/deferred.py``).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
-from turbogroup.publish.amqp import publish_confirmed, uses_pyamqp
+from turbogroup.publish.amqp import DEFAULT_MAX_MESSAGE_SIZE, publish_confirmed, uses_pyamqp
 from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
+from turbogroup.publish.deferred import DeferringProducer
+from turbogroup.publish.retry import merged_policy
 
 
 class BulkPublisher(Protocol):
     """What ``group._apply_tasks`` drives: publish each child with
-    ``producer``, call ``published(task_id)`` after it, ``flush()`` at the end
-    (the context manager does). A failed batch raises ``PublishError``."""
+    ``producer``, call ``published(task_id)`` after it; the context manager
+    sends everything at its end. ``fast`` is the transport's fast path (set
+    by the first dispatch that uses it). A failed send raises
+    ``PublishError``."""
 
     producer: Any
+    fast: Any
 
     def published(self, task_id: str) -> None: ...
-
-    def flush(self) -> None: ...
 
 
 def bulk_publisher(
@@ -36,19 +39,23 @@ def bulk_publisher(
     ``options`` are the group's ``apply_async`` options: their ``retry`` and
     ``retry_policy``, merged over the app's ``task_publish_retry`` and
     ``task_publish_retry_policy`` as Celery's ``send_task_message`` merges
-    them, govern (re)connecting before the first message on RabbitMQ.
+    them, govern connecting and resending.
+
+    A dispatch inside another one (a group or chord among a group's
+    children, handed the outer dispatch's producer) joins the outer one: its
+    messages are sent with the rest, all or nothing.
     """
+    if isinstance(producer, DeferringProducer):
+        return nullcontext(producer.owner)
+    retry, policy = merged_policy(app, options)
     if uses_pyamqp(producer.connection):
-        retry = options.get("retry")
         return publish_confirmed(
             producer,
-            retry=app.conf.task_publish_retry if retry is None else retry,
-            retry_policy={
-                **app.conf.task_publish_retry_policy,
-                **(options.get("retry_policy") or {}),
-            },
+            retry=retry,
+            retry_policy=policy,
+            max_message_size=app.conf.get("turbogroup_max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
         )
-    return publish_batch(producer)
+    return publish_batch(producer, retry=retry, retry_policy=policy)
 
 
 __all__ = ["BulkPublisher", "bulk_publish_allowed", "bulk_publisher"]

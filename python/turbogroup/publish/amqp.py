@@ -3,58 +3,56 @@
 Celery publishes each task with a plain ``basic.publish``: the call returns
 before the broker has the message, so a connection closed mid-dispatch can
 lose messages silently (measured on Celery 5.7.0: reconnect, return OK, one
-task missing). Here every message of the group goes out on a dedicated
-channel in confirm mode (``confirm.select``):
+task missing). Here the group is all-or-nothing and confirmed:
 
-* pipelined: a batch of messages is written without waiting, then every
-  ack of that batch is drained before the next batch starts; the channel's
-  delivery tags (1, 2, 3, ... per channel in confirm mode) map back to the
-  task ids of the messages;
+* every message is built first (``publish/deferred.py``): a child that
+  raises, or a message larger than the broker accepts, leaves nothing sent;
+* then the messages go out on a dedicated channel in confirm mode
+  (``confirm.select``), pipelined: a batch is written without waiting, then
+  every ack of that batch is drained before the next batch starts; the
+  channel's delivery tags (1, 2, 3, ... per channel in confirm mode) map
+  back to the task ids;
 * ``apply_async`` returns only once every message is acked;
 * a nack, a channel error or a connection error raises
-  :class:`~turbogroup.errors.PublishError` naming exactly the task ids of the
-  failed batch that got no ack (nacked, or still unacknowledged when the
-  channel or connection died, plus the message being published), and how
-  many messages were confirmed before.
+  :class:`~turbogroup.errors.PublishError` naming exactly the task ids not
+  confirmed: those of the failed batch that got no ack (nacked, or still
+  unacknowledged when the channel or connection died, plus the message being
+  written) and every message after them, never written.
 
 The pooled producer Celery hands to ``group._apply_tasks`` keeps its own
 channel untouched (a channel cannot leave confirm mode, and the pool reuses
-it for Celery's per-task publishes). A :class:`kombu.Producer` bound to the
-dedicated channel is what each ``sig.apply_async(producer=...)`` receives, so
-the messages are exactly the ones Celery builds (headers, properties, body,
-routing, ``declare``); only the channel they travel on differs.
+it for Celery's per-task publishes). The messages are exactly the ones
+Celery builds (headers, properties, body, routing, ``declare``); only the
+channel they travel on, and when, differ.
 
 Not covered: a child that does not hand the producer on publishes through
-Celery's pool as Celery does, without confirms. Celery 5.7.0's
+Celery's pool as Celery does, at once and without confirms. Celery 5.7.0's
 ``chain.run`` drops the ``producer`` it is given, so the first message of a
-chain inside a group goes out on another pooled connection (unconfirmed, and
-possibly ahead of the group's other messages: Celery's own group does the same).
+chain inside a group goes out on another pooled connection (Celery's own
+group does the same).
 
 Retries (``task_publish_retry`` / ``task_publish_retry_policy`` and the
-``retry`` / ``retry_policy`` options, merged per message by Celery as
-usual). Celery retries by reconnecting (kombu's ``Connection.ensure``) and
-republishing the one message whose publish raised. With pipelining, the
-messages written before a connection dropped are in an unknown state: the
-broker may have queued them without the ack reaching us, so republishing
-them could queue duplicates, and nobody would know. We therefore retry only
-where no duplicate is possible:
+group's ``retry`` / ``retry_policy`` options, merged as Celery merges them;
+a message's own policy where it set one). Celery retries by reconnecting
+(kombu's ``Connection.ensure``) and republishing the one message whose
+publish raised. With pipelining, the messages written before a connection
+dropped are in an unknown state: the broker may have queued them without
+the ack reaching us, so republishing them could queue duplicates nobody
+would know of. We therefore retry only where no duplicate is possible:
 
-* opening the confirm channel (connecting, reconnecting) before any message,
-  per the group's retry options: no message is involved;
+* opening the confirm channel (connecting, reconnecting) before any message;
 * a *recoverable connection error* (or one of the policy's ``retry_errors``)
-  raised while publishing a message when every earlier message of the
-  dispatch is already acked: the failed write cannot have delivered a
-  complete message, so the connection is re-established per the message's
-  policy (``max_retries``, ``interval_start``/``_step``/``_max``, as kombu's
-  ``ensure`` does) and that message alone is published again.
+  raised while writing a message when every earlier message of the dispatch
+  is acked: the failed write cannot have delivered a complete message, so
+  the connection is re-established and that message alone written again.
 
 Everything else (a nack, a channel error, a connection error with messages
 still unacknowledged, retries exhausted, no ack within the confirm timeout)
 raises ``PublishError`` at once: at-least-once is then the caller's choice,
-with the exact ids in hand (re-dispatching the same frozen group keeps its ids).
-kombu's own per-message retry is switched off on the dedicated producer:
-its ``ensure`` would revive the producer onto the connection's default
-channel, which is not in confirm mode.
+with the exact ids in hand (re-dispatching the same frozen group keeps its
+ids). kombu's own per-message retry is off on the confirm channel: its
+``ensure`` would revive the producer onto the connection's default channel,
+which is not in confirm mode.
 """
 
 from __future__ import annotations
@@ -62,14 +60,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kombu import Producer
 from kombu.exceptions import OperationalError
 
-from turbogroup.errors import PublishError
+from turbogroup.errors import MessageTooLargeError, PublishError
+from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
+from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,11 @@ DEFAULT_BATCH_SIZE = 1000
 # batch is given up (RabbitMQ always acks or nacks a message it received, so
 # this only fires on a stalled broker), unless a message sets confirm_timeout.
 DEFAULT_CONFIRM_TIMEOUT = 60.0
+# RabbitMQ's default max_message_size from 3.8 to 3.13 (4.x lowers it to
+# 16 MiB): a bigger message closes the channel mid-dispatch, so it is refused
+# before anything is sent. Set ``turbogroup_max_message_size`` in the app's
+# config to the broker's value.
+DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
 
 
 def uses_pyamqp(connection: Any) -> bool:
@@ -89,57 +94,14 @@ def uses_pyamqp(connection: Any) -> bool:
     return connection is not None and isinstance(connection.transport, Transport)
 
 
-class ConfirmProducer(Producer):
-    """A ``kombu.Producer`` on the dedicated confirm channel: every publish is
-    recorded by the :class:`ConfirmBatch` under its delivery tag."""
-
-    def __init__(self, channel: Any, batch: ConfirmBatch, template: Any) -> None:
-        self._confirm_batch = batch
-        # Same defaults as the pooled producer Celery would have used, so the
-        # messages are identical.
-        super().__init__(
-            channel,
-            exchange=template.exchange,
-            routing_key=template.routing_key,
-            serializer=template.serializer,
-            compression=template.compression,
-            auto_declare=template.auto_declare,
-            on_return=template.on_return,
-        )
-
-    def publish(
-        self,
-        body: Any,
-        *args: Any,
-        retry: bool = False,
-        retry_policy: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        return self._confirm_batch.publish(
-            super().publish, body, args, kwargs, retry, retry_policy or {}
-        )
-
-
-def _task_id(kwargs: dict[str, Any]) -> str:
-    # Celery sets correlation_id to the task id (protocols 1 and 2); the
-    # protocol 2 header is the fallback for hand-made messages.
-    task_id = kwargs.get("correlation_id") or (kwargs.get("headers") or {}).get("id")
-    return str(task_id)
-
-
-def _interval(retries: int, policy: dict[str, Any]) -> float:
-    # kombu's ensure: first retry at interval_start, then step up to the max.
-    start = float(policy.get("interval_start", 0))
-    step = float(policy.get("interval_step", 0.2))
-    return min(start + retries * step, float(policy.get("interval_max", 1)))
-
-
 class ConfirmBatch:
-    """Tracks delivery tag -> task id on the dedicated channel of one dispatch.
+    """The bulk publisher of one dispatch on RabbitMQ (module docstring).
 
     Same shape as :class:`turbogroup.publish.batch.Batch`: ``producer`` to
     publish with, ``published(task_id)`` after each child, ``flush()``.
     """
+
+    fast = None  # no Rust fast path on AMQP: Celery builds the messages
 
     def __init__(
         self,
@@ -147,10 +109,12 @@ class ConfirmBatch:
         size: int = DEFAULT_BATCH_SIZE,
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
-        self._connection = producer.connection
+        self._template = producer
+        self._connection = conn = producer.connection
         self._size = size
-        conn = self._connection
+        self._max_message_size = max_message_size
         self._errors: tuple[type[BaseException], ...] = (
             *conn.connection_errors,
             *conn.channel_errors,
@@ -164,17 +128,28 @@ class ConfirmBatch:
         self._order: deque[int] = deque()
         self._nacked: dict[int, str] = {}
         self._tag = 0
-        self._children = 0
         self._confirm_timeout: float | None = None
+        self._ids: list[str] = []  # every message of the dispatch, in order
+        self._next = 0  # index in _ids of the next message to write
         self.confirmed = 0
         self._channel: Any = None
+        self._sender: Any = None
         policy = retry_policy or {}
         try:
-            channel = self._retrying(self._open_channel, retry, policy)
+            # Now, before any message is built: a broker that is down fails
+            # the dispatch at once, as Celery's first publish would.
+            retrying(
+                self._open_channel,
+                self._recoverable,
+                retry,
+                policy,
+                "connecting",
+                on_error=self._drop_connection,
+            )
         except self._errors as exc:
             # Nothing was sent; Celery raises kombu's OperationalError here.
             raise OperationalError(str(exc)) from exc
-        self.producer = ConfirmProducer(channel, self, producer)
+        self.producer = DeferringProducer(producer, self)
 
     # -- channel ----------------------------------------------------------
 
@@ -192,32 +167,25 @@ class ConfirmBatch:
         channel.confirm_select()
         self._channel = channel
         self._tag = 0  # delivery tags restart at 1 on every channel
+        template = self._template
+        # Same defaults as the pooled producer Celery would have used.
+        self._sender = Producer(
+            channel,
+            exchange=template.exchange,
+            routing_key=template.routing_key,
+            serializer=template.serializer,
+            compression=template.compression,
+            auto_declare=template.auto_declare,
+            on_return=template.on_return,
+        )
         return channel
 
-    def _drop_connection(self) -> None:
+    def _drop_connection(self, exc: BaseException | None = None) -> None:
         # The connection is gone: forget it without network I/O (as kombu's
         # ensure does) so the next channel() reconnects.
+        del exc
         self._channel = None
         self._connection.collect()
-
-    def _retrying(self, fun: Callable[[], Any], retry: bool, policy: dict[str, Any]) -> Any:
-        retry_errors = (*self._recoverable, *tuple(policy.get("retry_errors") or ()))
-        retries = 0
-        while True:
-            try:
-                return fun()
-            except retry_errors as exc:
-                if not self._may_retry(retry, retries, policy):
-                    raise
-                wait = _interval(retries, policy)
-                logger.warning("broker connection lost (%r); retrying in %ss", exc, wait)
-                self._drop_connection()
-                time.sleep(wait)
-                retries += 1
-
-    def _may_retry(self, retry: bool, retries: int, policy: dict[str, Any]) -> bool:
-        max_retries = policy.get("max_retries", 3)
-        return bool(retry) and (max_retries is None or retries < max_retries)
 
     def close(self) -> None:
         channel, self._channel = self._channel, None
@@ -255,53 +223,55 @@ class ConfirmBatch:
             else:
                 self.confirmed += 1
 
-    def _failure(self, current: str | None = None) -> PublishError:
+    def _failure(self) -> PublishError:
+        # Unsettled messages already written, then every message from the
+        # one being written on (never written, or its write failed).
         unsettled = {**self._pending, **self._nacked}
-        ids = [unsettled[tag] for tag in sorted(unsettled)]
-        if current is not None:
-            ids.append(current)
+        ids = [unsettled[tag] for tag in sorted(unsettled)] + self._ids[self._next :]
         self._pending.clear()
         self._order.clear()
         self._nacked.clear()
         return PublishError(ids, self.confirmed)
 
-    # -- the Batch interface ----------------------------------------------
+    # -- building ---------------------------------------------------------
 
-    def publish(
-        self,
-        publish: Callable[..., Any],
-        body: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        retry: bool,
-        policy: dict[str, Any],
-    ) -> Any:
-        task_id = _task_id(kwargs)
-        confirm_timeout = kwargs.get("confirm_timeout")
-        if confirm_timeout is not None:
-            self._confirm_timeout = max(self._confirm_timeout or 0, confirm_timeout)
-        retry_errors = (*self._recoverable, *tuple(policy.get("retry_errors") or ()))
+    def check(self, record: Deferred) -> None:
+        if record.body_size > self._max_message_size:
+            raise MessageTooLargeError(
+                f"task {record.task_id}: message body of {record.body_size} bytes is over "
+                f"the broker's max_message_size ({self._max_message_size} bytes; set "
+                "turbogroup_max_message_size to the broker's own limit)"
+            )
+        if record.confirm_timeout is not None:
+            self._confirm_timeout = max(self._confirm_timeout or 0, record.confirm_timeout)
+
+    def published(self, task_id: str) -> None:
+        del task_id  # messages are tracked as the producer records them
+
+    # -- sending ----------------------------------------------------------
+
+    def _write(self, record: Deferred) -> None:
+        policy = record.retry_policy
+        catch = retry_errors(self._recoverable, policy)
         retries = 0
         while True:
             try:
                 if self._channel is None:
-                    self.producer.revive(self._open_channel())
-                result = publish(body, *args, retry=False, retry_policy=policy, **kwargs)
+                    self._open_channel()
+                replay(self._sender, record)
                 break
             except self._errors as exc:
-                # Only when nothing is unacknowledged can a republish not
+                # Only when nothing is unacknowledged can a rewrite not
                 # duplicate: see the module docstring.
                 settled = not self._pending and not self._nacked
                 if not (
-                    settled
-                    and isinstance(exc, retry_errors)
-                    and self._may_retry(retry, retries, policy)
+                    settled and isinstance(exc, catch) and may_retry(record.retry, retries, policy)
                 ):
-                    raise self._failure(task_id) from exc
-                wait = _interval(retries, policy)
+                    raise self._failure() from exc
+                wait = interval(retries, policy)
                 logger.warning(
                     "broker connection lost publishing task %s (%r); retrying in %ss",
-                    task_id,
+                    record.task_id,
                     exc,
                     wait,
                 )
@@ -309,23 +279,11 @@ class ConfirmBatch:
                 time.sleep(wait)
                 retries += 1
         self._tag += 1
-        self._pending[self._tag] = task_id
+        self._pending[self._tag] = record.task_id
         self._order.append(self._tag)
-        return result
+        self._next += 1
 
-    def published(self, task_id: str) -> None:
-        # A child (which may have sent several messages, e.g. a chain) is
-        # done; its messages are tracked by tag already.
-        del task_id
-        self._children += 1
-        if self._children >= self._size:
-            self.flush()
-
-    def flush(self) -> None:
-        self._children = 0
-        if not self._pending and not self._nacked:
-            self._order.clear()
-            return
+    def _drain(self) -> None:
         timeout = self._confirm_timeout or DEFAULT_CONFIRM_TIMEOUT
         try:
             while self._pending:
@@ -339,6 +297,16 @@ class ConfirmBatch:
             raise self._failure()
         self._order.clear()
 
+    def flush(self) -> None:
+        """Write every built message, a batch at a time, each batch's acks
+        drained before the next."""
+        records = self.producer.take()
+        self._ids = [record.task_id for record in records]
+        for start in range(0, len(records), self._size):
+            for record in records[start : start + self._size]:
+                self._write(record)
+            self._drain()
+
 
 @contextmanager
 def publish_confirmed(
@@ -346,30 +314,20 @@ def publish_confirmed(
     size: int = DEFAULT_BATCH_SIZE,
     retry: bool = True,
     retry_policy: dict[str, Any] | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> Iterator[ConfirmBatch]:
-    batch = ConfirmBatch(producer, size, retry, retry_policy)
+    batch = ConfirmBatch(producer, size, retry, retry_policy, max_message_size)
     try:
-        yield batch
+        yield batch  # a child that raised: nothing was written
         batch.flush()
-    except PublishError:
-        raise
-    except BaseException as exc:
-        # The dispatch failed for another reason (a child that cannot be
-        # serialized, ...): the messages already written are still worth
-        # confirming, and if that fails too the caller learns which.
-        try:
-            batch.flush()
-        except PublishError as publish_error:
-            exc.add_note(str(publish_error))
-        raise
     finally:
         batch.close()
 
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "ConfirmBatch",
-    "ConfirmProducer",
     "publish_confirmed",
     "uses_pyamqp",
 ]

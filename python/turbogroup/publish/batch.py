@@ -1,76 +1,167 @@
-"""Bulk publishing through kombu's ``Producer.batch()``.
+"""Bulk publishing on every transport but RabbitMQ: build everything, then
+send in batches, each retried per Celery's retry policy.
 
-Celery publishes a group one message, one round trip at a time. kombu 5.7
-can buffer publishes per transport (on Redis, a non-transactional pipeline)
-and send them in one round trip per batch. The messages stay exactly the
-ones Celery builds: this only changes when the bytes leave.
+Phase one runs while the group's children are dispatched: each child's
+message is built (``publish/deferred.py``; on Redis the fast path encodes it
+in Rust) and kept; every ``size`` children the messages built so far are
+sealed into a *step*. Nothing is sent, so a child that raises leaves the
+broker untouched. Phase two, when the loop has finished, sends the steps in
+order: on Redis one round trip per step (the fast path's multi-value LPUSHes,
+then kombu's ``Producer.batch()`` pipeline for the rest); on transports kombu
+does not batch, message by message.
 
-We flush explicitly every ``size`` tasks instead of letting kombu flush on
-its own, so that when a flush fails we know exactly which task ids were in
-it: those are reported as not confirmed sent, never silently dropped.
+A step that fails with a connection error is sent again per the group's
+``retry``/``retry_policy`` (over ``task_publish_retry``/
+``task_publish_retry_policy``, as Celery merges them). A pipeline that broke
+mid-way may already have queued some of its messages, so a resent step can
+queue a message twice: delivery is at least once, as with Celery's own
+retries. When the retries run out, :class:`~turbogroup.errors.PublishError`
+lists exactly the ids not confirmed sent: the failed step's (those of a
+transport without batches from the message that failed) and every later
+step's, none of which was sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from celery import signals
+from kombu.exceptions import BatchPublishError
 
 from turbogroup.errors import PublishError
+from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
+from turbogroup.publish.retry import retrying
 
 DEFAULT_BATCH_SIZE = 1000
 
 
 def bulk_publish_allowed(app: Any) -> bool:
-    """Batching is observably equivalent to Celery only when nobody listens
-    to the publish signals: ``after_task_publish`` would fire before the
-    message actually left."""
+    """Deferred, batched publishing is observably equivalent to Celery only
+    when nobody listens to the publish signals: ``after_task_publish`` would
+    fire before the message actually left."""
     del app
     return not (signals.before_task_publish.receivers or signals.after_task_publish.receivers)
 
 
-class Batch:
-    """Tracks the ids buffered since the last successful flush.
+def buffers_publishes(channel: Any) -> bool:
+    """Whether kombu's ``Producer.batch()`` buffers on this channel (it
+    publishes immediately where the transport has no batch support)."""
+    return getattr(channel, "create_publish_batch", None) is not None and getattr(
+        channel, "supports_batch_publish", True
+    )
 
-    ``producer`` is the one to publish with: here the caller's own, whose
-    publishes kombu buffers while the batch is open.
+
+class Step:
+    """Messages sent together: ``send(start)`` sends ``ids[start:]`` and
+    returns how many of them are confirmed sent (all, unless it raises)."""
+
+    def __init__(self, ids: list[str], send: Callable[[int], None], per_message: bool) -> None:
+        self.ids = ids
+        self.send = send
+        # Without batches each message is confirmed by its own publish
+        # returning: progress is tracked message by message.
+        self.per_message = per_message
+        self.done = 0
+
+
+class Batch:
+    """The bulk publisher of one dispatch (see the module docstring).
+
+    ``producer`` is what the children publish with; ``fast`` the transport's
+    fast path, if any (it seals its own messages into steps).
     """
 
-    def __init__(self, kombu_batch: Any, size: int, producer: Any) -> None:
-        self.producer = producer
-        self._kombu_batch = kombu_batch
-        self._size = size
-        # Flushed before kombu's batch: a transport's own fast path (whose
-        # fallbacks publish into kombu's batch, so they go out right after).
+    def __init__(
+        self,
+        target: Any,
+        size: int = DEFAULT_BATCH_SIZE,
+        retry: bool = True,
+        retry_policy: dict[str, Any] | None = None,
+    ) -> None:
+        self.target = target
+        self.producer = DeferringProducer(target, self)
         self.fast: Any = None
-        self.pending: list[str] = []
+        self.steps: list[Step] = []
         self.confirmed = 0
+        self._size = size
+        self._children = 0
+        self.retry = retry
+        self.retry_policy = retry_policy or {}
+        self._buffers = buffers_publishes(target.channel)
+        conn = target.connection
+        self._errors = (*conn.connection_errors, BatchPublishError)
+
+    def check(self, record: Deferred) -> None:
+        del record  # no size limit known for these transports
 
     def published(self, task_id: str) -> None:
-        self.pending.append(task_id)
-        if len(self.pending) >= self._size:
-            self.flush()
+        del task_id
+        self._children += 1
+        if self._children % self._size == 0:
+            self.seal()
+
+    def seal(self) -> None:
+        """Close the messages built so far into steps (the fast path's
+        first: its fallbacks are recorded while it seals)."""
+        if self.fast is not None:
+            step = self.fast.seal()
+            if step is not None:
+                self.steps.append(step)
+        records = self.producer.take()
+        if records:
+            self._add_records(records)
+
+    def _add_records(self, records: list[Deferred]) -> None:
+        target = self.target
+        if self._buffers:
+
+            def send(start: int) -> None:
+                with target.batch(max_size=len(records) * 16):
+                    for record in records[start:]:
+                        replay(target, record)
+
+            self.steps.append(Step([r.task_id for r in records], send, per_message=False))
+            return
+        step: Step
+
+        def send_each(start: int) -> None:
+            for record in records[start:]:
+                replay(target, record)
+                step.done += 1
+
+        step = Step([r.task_id for r in records], send_each, per_message=True)
+        self.steps.append(step)
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        try:
-            if self.fast is not None:
-                self.fast.flush()
-            self._kombu_batch.flush()
-        except Exception as exc:
-            raise PublishError(list(self.pending), self.confirmed) from exc
-        self.confirmed += len(self.pending)
-        self.pending.clear()
+        """Seal what is left and send every step."""
+        self.seal()
+        steps, self.steps = self.steps, []
+        for k, step in enumerate(steps):
+
+            def attempt(step: Step = step) -> None:
+                step.send(step.done if step.per_message else 0)
+
+            try:
+                retrying(attempt, self._errors, self.retry, self.retry_policy, "publishing a batch")
+            except Exception as exc:
+                confirmed = step.done if step.per_message else 0
+                unconfirmed = step.ids[confirmed:] + [i for s in steps[k + 1 :] for i in s.ids]
+                raise PublishError(unconfirmed, self.confirmed + confirmed) from exc
+            self.confirmed += len(step.ids)
 
 
 @contextmanager
-def publish_batch(producer: Any, size: int = DEFAULT_BATCH_SIZE) -> Iterator[Batch]:
-    # kombu's own auto-flush is set out of reach (a batch holds at most
-    # `size` tasks, each at most a few commands) so every flush is ours.
-    with producer.batch(max_size=size * 16) as kombu_batch:
-        batch = Batch(kombu_batch, size, producer)
-        yield batch
-        batch.flush()
+def publish_batch(
+    producer: Any,
+    size: int = DEFAULT_BATCH_SIZE,
+    retry: bool = True,
+    retry_policy: dict[str, Any] | None = None,
+) -> Iterator[Batch]:
+    batch = Batch(producer, size, retry, retry_policy)
+    yield batch  # a child that raised: nothing was sent, nothing to undo
+    batch.flush()
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "Batch", "Step", "bulk_publish_allowed", "publish_batch"]

@@ -36,6 +36,7 @@ from dateutil.parser import isoparse
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
+from turbogroup.publish.batch import Step
 
 logger = logging.getLogger("turbogroup.publish.redis")
 
@@ -59,8 +60,17 @@ def fast_path_channel(producer: Any) -> RedisChannel | None:
 class RedisFastDispatch:
     """Builds the messages of one group dispatch and pushes them in batches."""
 
-    def __init__(self, app: Any, producer: Any, channel: RedisChannel) -> None:
+    def __init__(
+        self,
+        app: Any,
+        producer: Any,
+        channel: RedisChannel,
+        retry: bool = True,
+        retry_policy: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
+        self.retry = retry
+        self.retry_policy = retry_policy or {}
         self.producer = producer
         self.channel = channel
         conf = app.conf
@@ -212,6 +222,8 @@ class RedisFastDispatch:
         if not ((not exchange or not routing_key) and exchange_type == "direct"):
             return None  # routed through an exchange's bindings: kombu does that
         exchange, routing_key = "", qname
+        if qname in (self.channel._expires or ()):
+            return None  # kombu also refreshes the queue's expiry: let it
         self._declare(queue)
         priority = opts.pop("priority", None)
         expiration_s = opts.pop("expiration", None)
@@ -261,14 +273,18 @@ class RedisFastDispatch:
         # Celery declares the queue with every message; kombu caches it, so
         # declaring once per dispatch sends exactly what Celery sends.
         if queue is not None and id(queue) not in self.declared:
-            self.producer.maybe_declare(queue)
+            # As Celery's publish does: retried per the policy, a broker
+            # error surfacing as kombu's OperationalError.
+            with self.producer.connection._reraise_as_library_errors():
+                self.producer.maybe_declare(queue, retry=self.retry, **self.retry_policy)
             self.declared.add(id(queue))
 
-    def flush(self) -> None:
-        """Encode what is queued and push it in one round trip; a message
-        the encoder cannot render exactly goes through Celery instead."""
+    def seal(self) -> Step | None:
+        """Encode what is queued (a message the encoder cannot render
+        exactly is published through Celery instead, into the dispatch's
+        deferring producer) and return the step that pushes it."""
         if not self.pending:
-            return
+            return None
         pending, self.pending = self.pending, []
         encoded = _core.encode_task_messages(
             [message for _, _, message, _ in pending],
@@ -277,6 +293,7 @@ class RedisFastDispatch:
             repr_maxlevels=self.repr_maxlevels,
         )
         by_key: dict[str, list[bytes]] = {}
+        ids: list[str] = []
         steps = list(self.channel.priority_steps)
         for (task_id, queue, message, fallback), data in zip(pending, encoded):
             if isinstance(data, _core.Unsupported):
@@ -285,9 +302,17 @@ class RedisFastDispatch:
                 continue
             priority = self.channel.priority(message["priority"])
             by_key.setdefault(_core.redis_queue_key(queue, priority, steps), []).append(data)
-        if by_key:
-            with self.channel.conn_or_acquire() as client:
+            ids.append(task_id)
+        if not ids:
+            return None
+        channel = self.channel
+
+        def push(start: int) -> None:
+            del start  # a pipeline is resent whole
+            with channel.conn_or_acquire() as client:
                 pipe = client.pipeline(transaction=False)
                 for key, values in by_key.items():
                     pipe.lpush(key, *values)
                 pipe.execute()
+
+        return Step(ids, push, per_message=False)
