@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 import amqp
+import pytest
 from celery import signals
 from kombu import Connection, Producer, Queue
 
