@@ -53,15 +53,15 @@ def note_child(
     """
     if getattr(exc, "group_child", None) is not None:
         return  # the innermost child that failed is the one to name
+    if task_name is None:  # set where a child failed to be produced
+        task_name = getattr(exc, "_turbogroup_task", None)
     try:
         exc.group_child = position  # type: ignore[attr-defined]
         exc.group_child_task = task_name  # type: ignore[attr-defined]
     except AttributeError:  # an exception type with __slots__
         pass
-    where = (
-        f"by the group's child #{position} (task {task_name!r})"
-        if task_name is not None
-        else f"while the group's child #{position} was produced"
+    where = f"by the group's child #{position}" + (
+        f" (task {task_name!r})" if task_name is not None else ""
     )
     exc.add_note(
         f"turbogroup: raised {where}"

@@ -35,7 +35,7 @@ from turbogroup.result import group_result_cls
 def _task_name(sig: Any) -> str | None:
     try:
         return sig.get("task") or type(sig).__name__
-    except AttributeError:
+    except (AttributeError, TypeError):
         return None
 
 
@@ -105,7 +105,8 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         tasks = self._prepared(self.tasks, [], group_id, root_id, app)
         p = barrier()
         # A generator group's size is unknown until dispatched: no pause.
-        size = len(self.tasks) if isinstance(self.tasks, (list, tuple)) else 0
+        # (_regen is a list subclass whose len() would consume it.)
+        size = 0 if isinstance(self.tasks, _regen) else len(self.tasks)
         with gc_paused(size):
             results = list(
                 self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
@@ -155,10 +156,15 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         # Lazy like Celery's: _apply_tasks looks one task ahead so a
         # generator group is not consumed before the chord size is known.
         for index, task in enumerate(tasks):
-            if isinstance(task, CallableSignature):
-                task = task.clone()
-            else:
-                task = from_dict(task, app=app)
+            try:
+                if isinstance(task, CallableSignature):
+                    task = task.clone()
+                else:
+                    task = from_dict(task, app=app)
+            except Exception as exc:
+                # _apply_tasks names the child; only this knows its task.
+                exc._turbogroup_task = _task_name(task)  # type: ignore[attr-defined]
+                raise
             if isinstance(task, _celery_group):
                 yield from task._prepared(
                     task.tasks, partial_args, group_id, root_id, app, freeze=freeze

@@ -135,9 +135,9 @@ class ConfirmBatch:
         self._channel: Any = None
         self._sender: Any = None
         policy = retry_policy or {}
-        try:
-            # Now, before any message is built: a broker that is down fails
-            # the dispatch at once, as Celery's first publish would.
+        # Now, before any message is built: a broker that is down fails the
+        # dispatch at once, with the error Celery's first publish raises.
+        with conn._reraise_as_library_errors():
             retrying(
                 self._open_channel,
                 self._recoverable,
@@ -146,9 +146,6 @@ class ConfirmBatch:
                 "connecting",
                 on_error=self._drop_connection,
             )
-        except self._errors as exc:
-            # Nothing was sent; Celery raises kombu's OperationalError here.
-            raise OperationalError(str(exc)) from exc
         self.producer = DeferringProducer(producer, self)
 
     # -- channel ----------------------------------------------------------
@@ -242,6 +239,9 @@ class ConfirmBatch:
                 f"the broker's max_message_size ({self._max_message_size} bytes; set "
                 "turbogroup_max_message_size to the broker's own limit)"
             )
+        # py-amqp encodes the headers table only when it writes the frame,
+        # and a value it cannot encode raises there: encode it now.
+        self._template.channel.prepare_message(*record.args[:6])._serialize_properties()
         if record.confirm_timeout is not None:
             self._confirm_timeout = max(self._confirm_timeout or 0, record.confirm_timeout)
 

@@ -29,7 +29,9 @@ from typing import Any
 
 from celery import signals
 from kombu.exceptions import BatchPublishError
+from kombu.utils.json import dumps as json_dumps
 
+from turbogroup._compat import RedisChannel
 from turbogroup.errors import PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.retry import retrying
@@ -90,11 +92,17 @@ class Batch:
         self.retry = retry
         self.retry_policy = retry_policy or {}
         self._buffers = buffers_publishes(target.channel)
+        self._json_envelope = isinstance(target.channel, RedisChannel)
         conn = target.connection
         self._errors = (*conn.connection_errors, BatchPublishError)
 
     def check(self, record: Deferred) -> None:
-        del record  # no size limit known for these transports
+        """Raise now what sending ``record`` would raise later: on Redis the
+        transport JSON-encodes headers and properties into its envelope."""
+        if self._json_envelope:
+            headers, properties = record.args[4], record.args[5]
+            json_dumps(headers)
+            json_dumps(properties)
 
     def published(self, task_id: str) -> None:
         del task_id
