@@ -158,6 +158,21 @@ CASES = {
         ),
         {},
     ),
+    # Children alike but for ids and arguments share their resolved
+    # options (a memo); the ones that differ must not.
+    "alike-and-different-children": (
+        lambda g, t: g(
+            *[t["add"].s(y=i).set(task_id=f"m-{i}") for i in range(4)],
+            t["add"].s(9).set(task_id="m-prio", priority=3),
+            t["routed"].si(5).set(task_id="m-routed"),
+            t["add"].s(10).set(task_id="m-limit", time_limit=5),
+            t["add"].si(11, 12).set(task_id="m-immutable"),
+            t["add"].s(12).set(task_id="m-count", countdown=3),
+            t["add"].s(13).set(task_id="m-again"),
+            t["add"].s(14).set(task_id="m-prio-again", priority=3),
+        ),
+        {"args": (100,), "headers": {"h": [1, 2]}},
+    ),
     "chain-child-falls-back": (
         lambda g, t: g(
             t["add"].s(1, 1).set(task_id="c1"),

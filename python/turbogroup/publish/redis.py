@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import Signature
+from celery.app.routes import MapRoute
 from celery.app.task import Task
 from celery.utils.functional import maybe_list
 from celery.utils.nodenames import anon_nodename
@@ -50,6 +51,10 @@ PUBLISH_PARAMS = frozenset({
 # Options this path does not reproduce: Celery handles those children.
 UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
 _TASK_APPLY_ASYNC = Task.apply_async
+# Options that make Celery read the clock per message.
+CLOCKED = frozenset({"countdown", "eta", "expires"})
+# Option values compared by value in the memo key; others by identity.
+ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
 def fast_path_channel(producer: Any) -> RedisChannel | None:
@@ -93,6 +98,9 @@ class RedisFastDispatch:
         self.inherit_priority = conf.task_inherit_parent_priority
         self.parent = app.current_worker_task
         self.declared: set[int] = set()
+        # memo key -> (queue, message without ids and arguments, the options)
+        self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        self._memoizable: dict[str, bool] = {}
         # (task id, queue, message, how to publish it through Celery instead)
         self.pending: list[tuple[str, str, dict[str, Any], Callable[[], Any]]] = []
 
@@ -127,7 +135,57 @@ class RedisFastDispatch:
         call = {"producer": self.producer, "add_to_parent": False, "chord": chord, **options}
         opts = {k: v for k, v in call.items() if v is not None}
         args, kwargs, opts = sig._merge(args or (), kwargs or {}, opts)
-        opts = dict(opts)
+        key = self._memo_key(task, opts)
+        if key is None:
+            return self._resolve(task, args, kwargs, dict(opts))
+        memo = self._memo.get(key)
+        if memo is None:
+            built = self._resolve(task, args, kwargs, dict(opts))
+            if built is not None:
+                # the key's objects are kept alive with it: their ids stay theirs
+                self._memo[key] = (built[1], built[2], opts)
+            return built
+        # The same task and options as an earlier child but for its ids and
+        # arguments: what Celery resolves from them is resolved already.
+        if task.typing:
+            check_arguments = getattr(task, "__header__", None)
+            if check_arguments is not None:
+                check_arguments(*(args or ()), **(kwargs or {}))
+        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+            return None  # Celery raises TypeError: let it
+        qname, template, _ = memo
+        task_id = opts["task_id"]
+        message = {
+            **template,
+            "task_id": task_id,
+            "group_index": opts.get("group_index"),
+            "args": args,
+            "kwargs": kwargs,
+        }
+        return task_id, qname, message
+
+    def _memo_key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What a child's message depends on besides its id, index and
+        arguments, when nothing else is read: no clock (countdown, eta,
+        expires), no per-argument shadow name or router."""
+        memoizable = self._memoizable.get(task.name)
+        if memoizable is None:
+            memoizable = self._memoizable[task.name] = type(
+                task
+            ).shadow_name is Task.shadow_name and all(
+                isinstance(route, MapRoute) for route in self.router.routes
+            )
+        if not memoizable or "task_id" not in opts or not CLOCKED.isdisjoint(opts):
+            return None
+        return (task.name,) + tuple(
+            (k, v if type(v) in ATOMIC else id(v))
+            for k, v in opts.items()
+            if k != "task_id" and k != "group_index"
+        )
+
+    def _resolve(
+        self, task: Task, args: Any, kwargs: Any, opts: dict[str, Any]
+    ) -> tuple[str, str, dict[str, Any]] | None:
         if UNSUPPORTED_OPTIONS.intersection(opts):
             return None
         # Task.apply_async
