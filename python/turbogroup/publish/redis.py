@@ -25,7 +25,7 @@ import logging
 import numbers
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Signature
 from celery.app.routes import MapRoute
@@ -55,6 +55,32 @@ _TASK_APPLY_ASYNC = Task.apply_async
 CLOCKED = frozenset({"countdown", "eta", "expires"})
 # Option values compared by value in the memo key; others by identity.
 ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+class Alike(NamedTuple):
+    """A message equal to ``template`` but for its ids and arguments."""
+
+    template: dict[str, Any]
+    task_id: str
+    group_index: int | None
+    args: Any
+    kwargs: Any
+
+
+Message = dict[str, Any] | Alike
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """What ``_core.encode_task_messages`` takes."""
+    if isinstance(message, Alike):
+        return {
+            **message.template,
+            "task_id": message.task_id,
+            "group_index": message.group_index,
+            "args": message.args,
+            "kwargs": message.kwargs,
+        }
+    return message
 
 
 def fast_path_channel(producer: Any) -> RedisChannel | None:
@@ -102,7 +128,7 @@ class RedisFastDispatch:
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._memoizable: dict[str, bool] = {}
         # (task id, queue, message, how to publish it through Celery instead)
-        self.pending: list[tuple[str, str, dict[str, Any], Callable[[], Any]]] = []
+        self.pending: list[tuple[str, str, Message, Callable[[], Any]]] = []
 
     def add(
         self,
@@ -130,7 +156,7 @@ class RedisFastDispatch:
 
     def _build(
         self, sig: Signature, task: Task, chord: Any, args: Any, kwargs: Any, options: dict
-    ) -> tuple[str, str, dict[str, Any]] | None:
+    ) -> tuple[str, str, Message] | None:
         # Signature.apply_async: None options are dismissed, then merged.
         call = {"producer": self.producer, "add_to_parent": False, "chord": chord, **options}
         opts = {k: v for k, v in call.items() if v is not None}
@@ -155,14 +181,7 @@ class RedisFastDispatch:
             return None  # Celery raises TypeError: let it
         qname, template, _ = memo
         task_id = opts["task_id"]
-        message = {
-            **template,
-            "task_id": task_id,
-            "group_index": opts.get("group_index"),
-            "args": args,
-            "kwargs": kwargs,
-        }
-        return task_id, qname, message
+        return task_id, qname, Alike(template, task_id, opts.get("group_index"), args, kwargs)
 
     def _memo_key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
         """What a child's message depends on besides its id, index and
@@ -338,35 +357,43 @@ class RedisFastDispatch:
             self.declared.add(id(queue))
 
     def seal(self) -> Step | None:
-        """Encode what is queued (a message the encoder cannot render
-        exactly is published through Celery instead, into the dispatch's
-        deferring producer) and return the step that pushes it."""
+        """Encode what is queued, to check it (a message the encoder cannot
+        render exactly is published through Celery instead, into the
+        dispatch's deferring producer), and return the step that pushes it.
+
+        The bytes are not kept: the step encodes its messages again when it
+        is sent. Keeping a whole group's bytes until everything is checked
+        would cost ~1 KiB per task (1 GiB for a million), while a message
+        that is alike another is kept as its ids and arguments only.
+        """
         if not self.pending:
             return None
         pending, self.pending = self.pending, []
-        encoded = _core.encode_task_messages(
-            [message for _, _, message, _ in pending],
-            argsrepr_maxsize=self.argsrepr_maxsize,
-            kwargsrepr_maxsize=self.kwargsrepr_maxsize,
-            repr_maxlevels=self.repr_maxlevels,
-        )
-        by_key: dict[str, list[bytes]] = {}
+        encoded = self._encode([message for _, _, message, _ in pending])
+        channel = self.channel
+        steps = list(channel.priority_steps)
+        kept: list[tuple[str, Message]] = []
         ids: list[str] = []
-        steps = list(self.channel.priority_steps)
         for (task_id, queue, message, fallback), data in zip(pending, encoded):
             if isinstance(data, _core.Unsupported):
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
                 fallback()
                 continue
-            priority = self.channel.priority(message["priority"])
-            by_key.setdefault(_core.redis_queue_key(queue, priority, steps), []).append(data)
+            priority = channel.priority(message_dict(message)["priority"])
+            kept.append((_core.redis_queue_key(queue, priority, steps), message))
             ids.append(task_id)
+        del encoded
         if not ids:
             return None
-        channel = self.channel
 
         def push(start: int) -> None:
             del start  # a pipeline is resent whole
+            data = self._encode([message for _, message in kept])
+            by_key: dict[str, list[bytes]] = {}
+            for (key, _), value in zip(kept, data):
+                if isinstance(value, _core.Unsupported):  # checked when sealed
+                    raise RuntimeError(f"message no longer encodable: {value.reason}")
+                by_key.setdefault(key, []).append(value)
             with channel.conn_or_acquire() as client:
                 pipe = client.pipeline(transaction=False)
                 for key, values in by_key.items():
@@ -374,3 +401,11 @@ class RedisFastDispatch:
                 pipe.execute()
 
         return Step(ids, push, per_message=False)
+
+    def _encode(self, messages: list[Message]) -> list[Any]:
+        return _core.encode_task_messages(
+            [message_dict(message) for message in messages],
+            argsrepr_maxsize=self.argsrepr_maxsize,
+            kwargsrepr_maxsize=self.kwargsrepr_maxsize,
+            repr_maxlevels=self.repr_maxlevels,
+        )
