@@ -68,7 +68,7 @@ from kombu import Producer
 from kombu.exceptions import OperationalError
 
 from turbogroup.errors import MessageTooLargeError, PublishError
-from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
+from turbogroup.publish.deferred import Deferred, DeferringProducer, replay, settings_of
 from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
 
 logger = logging.getLogger(__name__)
@@ -164,17 +164,8 @@ class ConfirmBatch:
         channel.confirm_select()
         self._channel = channel
         self._tag = 0  # delivery tags restart at 1 on every channel
-        template = self._template
         # Same defaults as the pooled producer Celery would have used.
-        self._sender = Producer(
-            channel,
-            exchange=template.exchange,
-            routing_key=template.routing_key,
-            serializer=template.serializer,
-            compression=template.compression,
-            auto_declare=template.auto_declare,
-            on_return=template.on_return,
-        )
+        self._sender = Producer(channel, **settings_of(self._template))
         return channel
 
     def _drop_connection(self, exc: BaseException | None = None) -> None:

@@ -43,6 +43,19 @@ def task_id_of(headers: dict[str, Any] | None, properties: dict[str, Any]) -> st
     return str(task_id)
 
 
+def settings_of(template: Any) -> dict[str, Any]:
+    """A producer's defaults: another producer made with them builds the
+    same messages."""
+    return {
+        "exchange": template.exchange,
+        "routing_key": template.routing_key,
+        "serializer": template.serializer,
+        "compression": template.compression,
+        "auto_declare": template.auto_declare,
+        "on_return": template.on_return,
+    }
+
+
 class DeferringProducer(Producer):
     """A ``kombu.Producer`` that builds messages and keeps them.
 
@@ -56,15 +69,8 @@ class DeferringProducer(Producer):
     def __init__(self, template: Any, owner: Any, channel: Any = None) -> None:
         self.owner = owner
         self.deferred: list[Deferred] = []
-        super().__init__(
-            template.channel if channel is None else channel,
-            exchange=template.exchange,
-            routing_key=template.routing_key,
-            serializer=template.serializer,
-            compression=template.compression,
-            auto_declare=template.auto_declare,
-            on_return=template.on_return,
-        )
+        self._retry = False  # the retry flag of the publish being recorded
+        super().__init__(template.channel if channel is None else channel, **settings_of(template))
 
     def publish(self, body: Any, *args: Any, retry: bool = False, **kwargs: Any) -> Any:
         # kombu's ensure() wrapper is for sending: the replay retries per the
@@ -98,7 +104,7 @@ class DeferringProducer(Producer):
         record = Deferred(
             task_id_of(headers, properties),
             args,
-            getattr(self, "_retry", retry),
+            self._retry or retry,
             retry_policy or {},
             confirm_timeout,
             len(body) if isinstance(body, (bytes, str)) else 0,
@@ -117,4 +123,4 @@ def replay(producer: Any, record: Deferred) -> Any:
     return Producer._publish(producer, *record.args)
 
 
-__all__ = ["Deferred", "DeferringProducer", "replay", "task_id_of"]
+__all__ = ["Deferred", "DeferringProducer", "replay", "settings_of", "task_id_of"]
