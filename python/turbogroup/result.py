@@ -10,7 +10,6 @@ other backend Celery's own code runs.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -313,22 +312,22 @@ class GroupResult(BatchedCollection, CeleryGroupResult):
         BatchedCollection.__init__(self, results, **kwargs)
 
 
-_app_classes: weakref.WeakKeyDictionary[Celery, type[GroupResult]] = weakref.WeakKeyDictionary()
-
-
 def group_result_cls(app: Celery) -> type[CeleryGroupResult]:
     """The result class a group of ``app`` returns.
 
     ``app.GroupResult`` is normally Celery's class bound to the app; then we
     return ours, bound the same way (and pickled the same way, through
     ``app.GroupResult``). An app that set its own ``GroupResult`` keeps it.
+    The class is kept on the app, as Celery keeps its own bound classes: a
+    mapping from apps to classes bound to them would keep every app alive.
     """
     current = app.GroupResult
     if not _is_celery_default(current, app):
         return current
-    cls = _app_classes.get(app)
+    cls = app.__dict__.get("_turbogroup_GroupResult")
     if cls is None:
-        cls = _app_classes[app] = app.subclass_with_self(GroupResult, reverse="GroupResult")
+        cls = app.subclass_with_self(GroupResult, reverse="GroupResult")
+        app.__dict__["_turbogroup_GroupResult"] = cls
     return cls
 
 
