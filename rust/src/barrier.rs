@@ -6,8 +6,10 @@
 use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyValueError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::PyTraverseError;
 use turbogroup_core::barrier::BarrierState;
 
 #[pyclass(frozen, weakref, dict, subclass, module = "turbogroup._core")]
@@ -42,6 +44,32 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[pymethods]
 impl Barrier {
+    /// The garbage collector's view of what the barrier holds, so a cycle
+    /// through it (a member whose callback refers back to the barrier, an
+    /// exception whose traceback does) is collected as vine's would be. A
+    /// lock another thread holds is skipped: traversal must not block.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.p)?;
+        if let Ok(args) = self.call_args.try_lock() {
+            visit.call(&*args)?;
+        }
+        if let Ok(kwargs) = self.call_kwargs.try_lock() {
+            visit.call(&*kwargs)?;
+        }
+        if let Ok(reason) = self.reason.try_lock() {
+            visit.call(&*reason)?;
+        }
+        Ok(())
+    }
+
+    /// Breaks cycles through the failure reason; `p`, `args` and `kwargs`
+    /// are cleared on their side (every cycle passes a mutable object).
+    fn __clear__(&self) {
+        if let Ok(mut reason) = self.reason.try_lock() {
+            *reason = None;
+        }
+    }
+
     /// Builds the counter and its promise. Members (`promises`) and the
     /// `callback` are attached by `turbogroup.barrier.barrier.__init__`,
     /// which needs the finished object to hand to each member's `then`.
