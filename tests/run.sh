@@ -3,8 +3,8 @@
 #   bash tests/run.sh
 # Installs and starts Redis and RabbitMQ on loopback when they are not
 # running, builds the Rust extension, then runs every check: cargo fmt,
-# clippy, cargo test, ruff, and pytest (unit, compat, e2e). Exits non-zero
-# on any failure.
+# clippy, cargo test, a valgrind leak check of the Rust core, ruff, and
+# pytest (unit, integration, compat, e2e). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,7 @@ ensure_packages() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+    command -v valgrind >/dev/null || missing+=(valgrind)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
@@ -62,6 +63,9 @@ log "cargo fmt / clippy / test"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked -p turbogroup-core
+
+log "leak check of the Rust core (valgrind)"
+bash tests/leakcheck.sh
 
 log "ruff"
 ruff check python tests benches

@@ -20,6 +20,7 @@ from celery.result import GroupResult as _CeleryGroupResult
 from celery.utils import abstract
 from celery.utils.functional import _regen, regen
 
+from turbogroup._gc import THRESHOLD as GC_PAUSE_THRESHOLD
 from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf, freeze_unroll
 from turbogroup.barrier import barrier
@@ -104,9 +105,9 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         options, group_id, root_id = self._freeze_gid(options)
         tasks = self._prepared(self.tasks, [], group_id, root_id, app)
         p = barrier()
-        # A generator group's size is unknown until dispatched: no pause.
-        # (_regen is a list subclass whose len() would consume it.)
-        size = 0 if isinstance(self.tasks, _regen) else len(self.tasks)
+        # A generator group's size is unknown until dispatched (and _regen
+        # is a list subclass whose len() would consume it): pause anyway.
+        size = GC_PAUSE_THRESHOLD if isinstance(self.tasks, _regen) else len(self.tasks)
         with gc_paused(size):
             results = list(
                 self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
