@@ -9,7 +9,9 @@ every id missing from the queue; re-dispatching exactly those (their ids are
 frozen) completes the group, and a real worker then drains the queue and
 every result is collected.
 
-TURBOGROUP_FAULT_N sets the group size (100,000 by default).
+TURBOGROUP_FAULT_N sets the group size: 20,000 by default, so that the
+whole suite stays well inside CI's time (an in-process worker drains ~600
+tasks a second here); TURBOGROUP_FAULT_N=100000 is the issue's size.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from turbogroup import group
 from turbogroup.errors import PublishError
 from turbogroup.result import group_result_cls
 
-N = int(os.environ.get("TURBOGROUP_FAULT_N", "100000"))
+N = int(os.environ.get("TURBOGROUP_FAULT_N", "20000"))
+# The worker drains the whole group: allow for it at any N.
+pytestmark = pytest.mark.timeout(max(300, int(N / 50)))
 # Celery's policy shape; generous enough to ride out a restart.
 RETRY_POLICY = {"max_retries": 60, "interval_start": 0.1, "interval_step": 0.1, "interval_max": 0.5}
 
