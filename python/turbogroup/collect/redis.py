@@ -16,9 +16,11 @@ so a huge pending set cannot keep Redis busy more than half the time.
 a user may not control; a single shared channel would need the worker to
 publish to it, which Celery's worker does not do.)
 
-Every meta goes through the backend's own ``decode_result`` and each
-result's ``_maybe_set_cache``, so results are cached, exceptions rebuilt and
-ready barriers fired exactly as when Celery fetches them one by one.
+Every meta goes through the backend's own decoding (JSON parsed in Rust
+when it is kombu's) and ``meta_from_decoded``, then is cached on its result
+as ``_maybe_set_cache`` caches it (``turbogroup.collect.settle``), so
+results are cached, exceptions rebuilt and ready barriers fired exactly as
+when Celery fetches them one by one, and in the same order.
 """
 
 from __future__ import annotations
