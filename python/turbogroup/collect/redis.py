@@ -183,7 +183,7 @@ class RedisCollector:
         first state that satisfies it, and later results are neither
         decoded nor cached, as when Celery's ``all()``/``any()`` stops. (A
         nested set has every leaf read and cached.)"""
-        if not any(isinstance(node, ResultSet) for node in results):
+        if not any(issubclass(kind, ResultSet) for kind in set(map(type, results))):
             return [meta["status"] for meta in self.fetch(results, until)]
         flat = list(leaves(results))
         by_leaf = iter(meta["status"] for meta in self.fetch(flat))

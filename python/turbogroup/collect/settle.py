@@ -155,7 +155,7 @@ class Settler:
         exception_states = backend.EXCEPTION_STATES
         plain_meta = self._plain_meta
         quick = self._celery_removal_now()
-        quick_kind = self._quick_kind
+        kinds = self._kinds
         # Tested before each result: a callback fired by an earlier one
         # may subscribe or register results.
         subscribed = backend.result_consumer.subscribed_to if quick else None
@@ -184,7 +184,7 @@ class Settler:
                     and not any(registries)
                     and type(meta) is dict
                     and not meta.get("children")
-                    and quick_kind(type(node))
+                    and (kinds.get(type(node)) or self._quick_kind(type(node)))
                     and _fulfil_success(node, meta)
                 ):
                     node._maybe_set_cache(meta)
