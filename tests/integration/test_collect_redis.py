@@ -262,3 +262,27 @@ def test_state_queries_read_and_cache_only_what_celery_does(backend_app, query, 
     cached = [r._cache is not None for r in ours.results]
     assert cached == [r._cache is not None for r in theirs.results]
     assert [r.on_ready.ready for r in ours.results] == [r.on_ready.ready for r in theirs.results]
+
+
+def test_a_repeated_task_id_is_handed_out_once_into_its_last_slot_like_celery(backend_app):
+    a, c = store(backend_app, [1, 2])
+    results = {}
+    for name, cls in (("ours", GroupResult), ("theirs", CeleryGroupResult)):
+        res = cls(uuid(), [backend_app.AsyncResult(i) for i in (a, c, a)], app=backend_app)
+        got = res.get(timeout=10)
+        cached = [r._cache is not None for r in res.results]
+        calls = []
+        res = cls(uuid(), [backend_app.AsyncResult(i) for i in (a, c, a)], app=backend_app)
+        res.get(timeout=10, callback=lambda task_id, value, calls=calls: calls.append(task_id))
+        joined = cls(uuid(), [backend_app.AsyncResult(i) for i in (a, c, a)], app=backend_app)
+        results[name] = (got, cached, sorted(calls), joined.join(timeout=10))
+    assert (
+        results["ours"]
+        == results["theirs"]
+        == (
+            [None, 2, 1],
+            [True, True, True],
+            sorted([a, c]),
+            [1, 2, 1],
+        )
+    )

@@ -114,6 +114,15 @@ def leaves(results: Iterable[Any]) -> Iterable[Any]:
             yield node
 
 
+def _repeated_ids(results: Sequence[Any], indexes: list[int]) -> set[int]:
+    """Those of ``indexes`` whose result's id appears again later."""
+    ids = [results[i].id for i in indexes]
+    if len(set(ids)) == len(ids):
+        return set()
+    last = {task_id: i for task_id, i in zip(ids, indexes)}
+    return {i for task_id, i in zip(ids, indexes) if last[task_id] != i}
+
+
 class RedisCollector:
     """Reads many task metas from one Redis result backend at once."""
 
@@ -244,6 +253,11 @@ class RedisCollector:
             for i, node in enumerate(results):
                 if isinstance(node, ResultSet):
                     hand_out(i, None, nested(node))
+        # join_native hands each task id out once, into the slot
+        # ``{result.id: i}`` maps it to (its last one): the other slots of a
+        # repeated id stay None and get no callback (their results are read
+        # and cached all the same).
+        repeated = set() if in_order else _repeated_ids(results, pending)
 
         start = time.monotonic()
         nap = min(FIRST_POLL_INTERVAL, interval)
@@ -262,10 +276,12 @@ class RedisCollector:
                     for i, meta in zip(pending, metas):
                         status = meta["status"]
                         if status in ready_states:
+                            handed += 1
+                            if repeated and i in repeated:
+                                continue
                             if propagate and status in propagate_states:
                                 raise meta["result"]
                             acc[i] = meta["result"]
-                            handed += 1
                         else:
                             still.append(i)
                     done += handed
@@ -290,7 +306,11 @@ class RedisCollector:
             else:
                 # pending is kept in group order, so arrivals are too
                 for i in arrived:
-                    hand_out(i, *ready_values.pop(i))
+                    meta_value = ready_values.pop(i)
+                    if i in repeated:
+                        done += 1
+                    else:
+                        hand_out(i, *meta_value)
             if on_progress is not None:
                 on_progress(done, total)
             if done >= total:
