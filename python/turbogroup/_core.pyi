@@ -27,8 +27,9 @@ def decode_json_batch(payloads: list[bytes | None]) -> tuple[list[Any], list[int
 
     Returns ``(values, needs_python)``: ``values[i]`` is the decoded payload,
     or None for a missing payload and for every index in ``needs_python``,
-    which the caller decodes with kombu (kombu-tagged values, ``NaN``,
-    ``Infinity``, lone surrogates, invalid JSON).
+    which the caller decodes with kombu (any object with a ``__type__`` key,
+    ``NaN``, ``Infinity``, lone surrogates, nesting deeper than 64 levels,
+    and anything ``json.loads`` rejects, so that kombu raises its error).
     """
 
 class Barrier:

@@ -197,3 +197,92 @@ def test_result_set_is_batched_too(backend_app, monkeypatch):
     trips = RoundTrips(monkeypatch)
     assert rs.completed_count() == 500
     assert trips.count <= 2
+
+
+def promise_state(result):
+    p = result.on_ready
+    value = None if p.value is None else (list(p.value[0]), p.value[1])
+    return p.ready, value, p._svpending, p._lvpending, result._cache
+
+
+def test_cached_children_and_their_promises_end_as_in_celery(backend_app):
+    ids = store(backend_app, [{"a": [1, 2.5]}, "x", None, 7], failures={3})
+    ours, theirs = both(backend_app, ids)
+    calls = {"ours": [], "theirs": []}
+    for name, res in (("ours", ours), ("theirs", theirs)):
+        # An extra callback on a child's promise (no subscription: the
+        # short path runs it), and on the group.
+        res.results[1].on_ready.then(lambda r, name=name: calls[name].append(("child", r.id)))
+        res.then(lambda r, name=name: calls[name].append(("group", len(r))))
+        assert res.get(timeout=10, propagate=False)[:3] == [{"a": [1, 2.5]}, "x", None]
+    # Each fires once (in which order Celery's pub/sub join caches the
+    # children varies from run to run).
+    assert sorted(c[0] for c in calls["ours"]) == ["child", "group"]
+    assert sorted(c[0] for c in calls["theirs"]) == ["child", "group"]
+    for mine, celerys in zip(ours.results, theirs.results):
+        m_ready, m_value, m_sv, m_lv, m_cache = promise_state(mine)
+        c_ready, c_value, c_sv, c_lv, c_cache = promise_state(celerys)
+        assert (m_ready, m_sv, m_lv) == (c_ready, c_sv, c_lv) == (True, None, None)
+        assert m_value == ([mine], {}) and c_value == ([celerys], {})
+        assert {k: v for k, v in m_cache.items() if k != "result"} == {
+            k: v for k, v in c_cache.items() if k != "result"
+        }
+    assert [r._cache["result"] for r in ours.results[:3]] == [{"a": [1, 2.5]}, "x", None]
+    assert ours.on_ready.ready and theirs.on_ready.ready
+
+
+def test_a_subscribed_child_is_cached_through_celerys_own_path(backend_app):
+    ids = store(backend_app, [1, 2, 3])
+    ours = GroupResult(uuid(), [backend_app.AsyncResult(i) for i in ids], app=backend_app)
+    seen = []
+    ours.results[0].then(lambda r: seen.append(r.id))  # registers and subscribes
+    try:
+        assert ours.get(timeout=10) == [1, 2, 3]
+        assert seen == [ids[0]]
+        key = backend_app.backend.get_key_for_task(ids[0])
+        assert key not in backend_app.backend.result_consumer.subscribed_to
+    finally:
+        backend_app.backend.remove_pending_result(ours.results[0])
+
+
+@pytest.mark.parametrize(
+    ("query", "failures", "pending"),
+    [
+        ("successful", {1}, ()),
+        ("failed", {1}, ()),
+        ("ready", (), {1}),
+        ("waiting", (), {1}),
+        ("completed_count", {1}, ()),
+    ],
+)
+def test_state_queries_read_and_cache_only_what_celery_does(backend_app, query, failures, pending):
+    ids = store(backend_app, [0, 1, 2, 3], failures=failures, pending=pending)
+    ours, theirs = both(backend_app, ids)
+    assert getattr(ours, query)() == getattr(theirs, query)()
+    cached = [r._cache is not None for r in ours.results]
+    assert cached == [r._cache is not None for r in theirs.results]
+    assert [r.on_ready.ready for r in ours.results] == [r.on_ready.ready for r in theirs.results]
+
+
+def test_a_repeated_task_id_is_handed_out_once_into_its_last_slot_like_celery(backend_app):
+    a, c = store(backend_app, [1, 2])
+    results = {}
+    for name, cls in (("ours", GroupResult), ("theirs", CeleryGroupResult)):
+        res = cls(uuid(), [backend_app.AsyncResult(i) for i in (a, c, a)], app=backend_app)
+        got = res.get(timeout=10)
+        cached = [r._cache is not None for r in res.results]
+        calls = []
+        res = cls(uuid(), [backend_app.AsyncResult(i) for i in (a, c, a)], app=backend_app)
+        res.get(timeout=10, callback=lambda task_id, value, calls=calls: calls.append(task_id))
+        joined = cls(uuid(), [backend_app.AsyncResult(i) for i in (a, c, a)], app=backend_app)
+        results[name] = (got, cached, sorted(calls), joined.join(timeout=10))
+    assert (
+        results["ours"]
+        == results["theirs"]
+        == (
+            [None, 2, 1],
+            [True, True, True],
+            sorted([a, c]),
+            [1, 2, 1],
+        )
+    )

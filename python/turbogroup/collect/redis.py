@@ -16,15 +16,18 @@ so a huge pending set cannot keep Redis busy more than half the time.
 a user may not control; a single shared channel would need the worker to
 publish to it, which Celery's worker does not do.)
 
-Every meta goes through the backend's own ``decode_result`` and each
-result's ``_maybe_set_cache``, so results are cached, exceptions rebuilt and
-ready barriers fired exactly as when Celery fetches them one by one.
+Every meta goes through the backend's own decoding (JSON parsed in Rust
+when it is kombu's) and ``meta_from_decoded``, then is cached on its result
+as ``_maybe_set_cache`` caches it (``turbogroup.collect.settle``), so
+results are cached, exceptions rebuilt and ready barriers fired exactly as
+when Celery fetches them one by one, and in the same order.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from celery import states
@@ -36,12 +39,30 @@ from kombu.utils.json import loads as kombu_json_loads
 
 from turbogroup import _core
 from turbogroup._compat import RedisBackend
+from turbogroup.collect.settle import NOT_FETCHED, Settler
 from turbogroup.collect.subscriptions import quick_fulfilment
 
 MGET_CHUNK = 1000
 FIRST_POLL_INTERVAL = 0.005
 
-PENDING_META = {"status": states.PENDING, "result": None}
+_cache_of = attrgetter("_cache")
+_id_of = attrgetter("id")
+_backend_of = attrgetter("backend")
+
+#: What Celery runs to read one result (``AsyncResult._get_task_meta`` ->
+#: ``backend.get_task_meta`` -> ...): the collector does the same work in
+#: bulk, so a backend class that overrides any of it keeps Celery's path.
+_READ_PATH = (
+    "get_task_meta",
+    "_get_task_meta_for",
+    "get",
+    "mget",
+    "get_key_for_task",
+    "_get_key_for",
+    "decode_result",
+    "decode",
+    "meta_from_decoded",
+)
 
 
 def _decodes_plain_kombu_json(backend: RedisBackend) -> bool:
@@ -51,25 +72,37 @@ def _decodes_plain_kombu_json(backend: RedisBackend) -> bool:
     return (
         backend.content_type == "application/json"
         and backend.content_encoding == "utf-8"
-        and (accept is None or "application/json" in accept)
+        and (
+            "application/json" in accept
+            if accept is not None
+            else "application/json" not in registry._disabled_content_types
+        )
         and registry._decoders.get("application/json") is kombu_json_loads
     )
+
+
+def _reads_like_celery(backend_cls: type) -> bool:
+    return all(getattr(backend_cls, name) is getattr(RedisBackend, name) for name in _READ_PATH)
 
 
 def backend_for(results: Sequence[Any]) -> RedisBackend | None:
     """The Redis backend every leaf of ``results`` shares, else None (then
     Celery's own per-result code runs unchanged)."""
-    backend = None
-    for leaf in leaves(results):
-        if isinstance(leaf, EagerResult) or not isinstance(leaf, AsyncResult):
+    kinds = set(map(type, results))
+    if any(issubclass(kind, ResultSet) for kind in kinds):
+        results = list(leaves(results))
+        kinds = set(map(type, results))
+    if not results:
+        return None
+    for kind in kinds:
+        if not issubclass(kind, AsyncResult) or issubclass(kind, EagerResult):
             return None
-        leaf_backend = leaf.backend
-        if not isinstance(leaf_backend, RedisBackend):
-            return None
-        if backend is None:
-            backend = leaf_backend
-        elif leaf_backend is not backend:
-            return None
+    # Backends are kept alive by their results, so their ids are stable.
+    if len(set(map(id, map(_backend_of, results)))) != 1:
+        return None
+    backend = results[0].backend
+    if not isinstance(backend, RedisBackend) or not _reads_like_celery(type(backend)):
+        return None
     return backend
 
 
@@ -81,6 +114,15 @@ def leaves(results: Iterable[Any]) -> Iterable[Any]:
             yield node
 
 
+def _repeated_ids(results: Sequence[Any], indexes: list[int]) -> set[int]:
+    """Those of ``indexes`` whose result's id appears again later."""
+    ids = [results[i].id for i in indexes]
+    if len(set(ids)) == len(ids):
+        return set()
+    last = {task_id: i for task_id, i in zip(ids, indexes)}
+    return {i for task_id, i in zip(ids, indexes) if last[task_id] != i}
+
+
 class RedisCollector:
     """Reads many task metas from one Redis result backend at once."""
 
@@ -90,25 +132,31 @@ class RedisCollector:
         # Celery's _get_key_for(task_keyprefix, id): the prefix (with any
         # global_keyprefix) then the id, as bytes.
         self._key_prefix = ensure_bytes(backend.task_keyprefix)
+        self._settler = Settler(backend)
 
-    def fetch(self, nodes: Sequence[AsyncResult]) -> list[dict[str, Any]]:
-        """Current metas of ``nodes`` (PENDING when nothing is stored), in
-        one round trip. Ready metas are cached on their results."""
-        metas: list[dict[str, Any] | None] = [node._cache for node in nodes]
-        missing = [i for i, meta in enumerate(metas) if meta is None]
-        if missing:
-            decoded = self._decode(self._mget([nodes[i].id for i in missing]))
-            ready = states.READY_STATES
-            with quick_fulfilment(self.backend):
-                for i, meta in zip(missing, decoded):
-                    if meta is None:
-                        continue
-                    if meta["status"] in ready:
-                        node = nodes[i]
-                        node._maybe_set_cache(meta)
-                        meta = node._cache
-                    metas[i] = meta
-        return [meta if meta is not None else PENDING_META for meta in metas]
+    def fetch(
+        self, nodes: Sequence[AsyncResult], until: Callable[[Any], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """What ``node._get_task_meta()`` gives for each node, in order
+        (PENDING when nothing is stored), reading every uncached node in one
+        round trip; ready metas are cached on their nodes. With ``until``,
+        stops after the first node whose status satisfies it (see
+        :meth:`Settler.settle`)."""
+        caches = list(map(_cache_of, nodes))
+        missing = [i for i, meta in enumerate(caches) if meta is None]
+        if len(missing) == len(nodes):
+            decoded = self._read(nodes)
+        else:
+            # Cached nodes are not read, as Celery's _get_task_meta does not.
+            decoded = [NOT_FETCHED] * len(nodes)
+            if missing:
+                for i, meta in zip(missing, self._read([nodes[i] for i in missing])):
+                    decoded[i] = meta
+        with quick_fulfilment(self.backend):
+            return self._settler.settle(nodes, decoded, until)
+
+    def _read(self, nodes: Sequence[AsyncResult]) -> list[Any]:
+        return self._decode(self._mget(list(map(_id_of, nodes))))
 
     def _mget(self, task_ids: Sequence[str]) -> list[bytes | None]:
         prefix = self._key_prefix
@@ -121,21 +169,31 @@ class RedisCollector:
             out.extend(part)
         return out
 
-    def _decode(self, payloads: list[bytes | None]) -> list[dict[str, Any] | None]:
-        """``backend.decode_result`` of every payload; JSON parsed in Rust
-        where it gives what kombu's ``json.loads`` gives, kombu otherwise."""
+    def _decode(self, payloads: list[bytes | None]) -> list[Any]:
+        """``backend.decode`` of every payload (``meta_from_decoded`` is
+        left to the settler); JSON parsed in Rust where it gives what
+        kombu's ``json.loads`` gives, kombu otherwise."""
         backend = self.backend
         if not self._rust_json:
-            return [None if p is None else backend.decode_result(p) for p in payloads]
+            decode = backend.decode
+            return [None if p is None else decode(p) for p in payloads]
         values, needs_kombu = _core.decode_json_batch(payloads)
         for i in needs_kombu:
             values[i] = backend.decode(payloads[i])
-        from_decoded = backend.meta_from_decoded
-        return [None if v is None else from_decoded(v) for v in values]
+        return values
 
-    def states(self, results: Sequence[Any]) -> list[Any]:
+    def states(
+        self, results: Sequence[Any], until: Callable[[Any], bool] | None = None
+    ) -> list[Any]:
         """For each node of ``results``: its state, or for a nested result
-        set the list of its children's (recursively), from one fetch."""
+        set the list of its children's (recursively), from one fetch.
+
+        Without nested sets and with ``until``, the list stops after the
+        first state that satisfies it, and later results are neither
+        decoded nor cached, as when Celery's ``all()``/``any()`` stops. (A
+        nested set has every leaf read and cached.)"""
+        if not any(issubclass(kind, ResultSet) for kind in set(map(type, results))):
+            return [meta["status"] for meta in self.fetch(results, until)]
         flat = list(leaves(results))
         by_leaf = iter(meta["status"] for meta in self.fetch(flat))
 
@@ -195,22 +253,45 @@ class RedisCollector:
             for i, node in enumerate(results):
                 if isinstance(node, ResultSet):
                     hand_out(i, None, nested(node))
+        # join_native hands each task id out once, into the slot
+        # ``{result.id: i}`` maps it to (its last one): the other slots of a
+        # repeated id stay None and get no callback (their results are read
+        # and cached all the same).
+        repeated = set() if in_order else _repeated_ids(results, pending)
 
         start = time.monotonic()
         nap = min(FIRST_POLL_INTERVAL, interval)
         ready_states = states.READY_STATES
+        propagate_states = states.PROPAGATE_STATES
+        direct = not in_order and callback is None and on_message is None
         while True:
             poll_started = time.monotonic()
             arrived: list[int] = []
             if pending:
                 metas = self.fetch([results[i] for i in pending])
                 still = []
-                for i, meta in zip(pending, metas):
-                    if meta["status"] in ready_states:
-                        arrived.append(i)
-                        ready_values[i] = (meta, meta["result"])
-                    else:
-                        still.append(i)
+                if direct:
+                    # hand_out inlined for the common case, same order.
+                    handed = 0
+                    for i, meta in zip(pending, metas):
+                        status = meta["status"]
+                        if status in ready_states:
+                            handed += 1
+                            if repeated and i in repeated:
+                                continue
+                            if propagate and status in propagate_states:
+                                raise meta["result"]
+                            acc[i] = meta["result"]
+                        else:
+                            still.append(i)
+                    done += handed
+                else:
+                    for i, meta in zip(pending, metas):
+                        if meta["status"] in ready_states:
+                            arrived.append(i)
+                            ready_values[i] = (meta, meta["result"])
+                        else:
+                            still.append(i)
                 pending = still
             if in_order:
                 while cursor < total:
@@ -225,7 +306,11 @@ class RedisCollector:
             else:
                 # pending is kept in group order, so arrivals are too
                 for i in arrived:
-                    hand_out(i, *ready_values.pop(i))
+                    meta_value = ready_values.pop(i)
+                    if i in repeated:
+                        done += 1
+                    else:
+                        hand_out(i, *meta_value)
             if on_progress is not None:
                 on_progress(done, total)
             if done >= total:

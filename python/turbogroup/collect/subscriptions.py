@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from turbogroup._compat import RedisBackend
+from turbogroup.collect.settle import mark_quick
 
 
 def _no_subscription(producer: Any, task_id: str) -> None:
@@ -63,6 +64,7 @@ def quick_fulfilment(backend: RedisBackend) -> Iterator[None]:
     registries = backend._pending_results
     consumer = backend.result_consumer
 
+    @mark_quick
     def remove_pending_result(result: Any) -> Any:
         if consumer.subscribed_to or any(result.id in mapping for mapping in registries):
             return original(result)
