@@ -110,6 +110,36 @@ def encode_task_messages(
     ``eta``/``expires``/``expiration``.
     """
 
+def encode_alike_messages(
+    template: dict[str, Any],
+    items: Iterable[tuple[str, int | None, Any, Any]],
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+    check: bool = False,
+) -> list[bytes | Unsupported | None]:
+    """``encode_task_messages`` for messages equal to ``template`` (a
+    message dict as that function takes) but for each item's
+    ``(task_id, group_index, args, kwargs)``: the template is read once.
+    With ``check``, a message that encodes gives None instead of its bytes
+    (the caller only wants to know which are ``Unsupported``)."""
+
+def lpush_alike_command(
+    key: str,
+    template: dict[str, Any],
+    items: Iterable[tuple[str, int | None, Any, Any]],
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+) -> bytes:
+    """The Redis protocol bytes of ``LPUSH key <envelope>...`` for the
+    messages ``encode_alike_messages`` gives (as redis-py would pack the
+    command). Raises ``ValueError`` if one of them is ``Unsupported``: the
+    caller checked them first."""
+
+def lpush_command(key: str, values: list[bytes]) -> bytes:
+    """The Redis protocol bytes of ``LPUSH key values...``."""
+
 def redis_queue_key(queue: str, priority: int, steps: list[int] | None = None) -> str:
     """The list kombu's Redis transport LPUSHes a message of ``priority``
     to: the bare queue for step 0, else ``queue + "\\x06\\x16" + step``
@@ -120,8 +150,11 @@ __all__ = [
     "Barrier",
     "Unsupported",
     "decode_json_batch",
+    "encode_alike_messages",
     "encode_task_messages",
     "freeze_unroll_order",
+    "lpush_alike_command",
+    "lpush_command",
     "redis_queue_key",
     "uuid4",
     "uuid4_batch",

@@ -9,7 +9,8 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use turbogroup_core::encode::json::MAX_DEPTH;
-use turbogroup_core::encode::message::{self, ReprLimits, TaskMessage};
+use turbogroup_core::encode::message::{self, AlikeItem, ReprLimits, TaskMessage};
+use turbogroup_core::encode::resp;
 use turbogroup_core::encode::{TagKind, Text, Unsupported, Value};
 
 /// Returned in place of a message the encoder cannot reproduce exactly;
@@ -414,17 +415,35 @@ pub fn encode_task_messages<'py>(
             .map_err(|_| PyTypeError::new_err(format!("message {i}: expected a dict")))?;
         converted.push(message(&ctx, i, d)?);
     }
-    let limits = ReprLimits {
-        argsrepr_maxsize,
-        kwargsrepr_maxsize,
-        maxlevels: repr_maxlevels.unwrap_or(0),
-    };
+    let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
     let built = py
         .detach(|| message::build_envelopes(&converted, &limits))
         .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    envelopes_to_python(py, built, false)
+}
+
+fn limits(
+    argsrepr_maxsize: Option<i64>,
+    kwargsrepr_maxsize: Option<i64>,
+    repr_maxlevels: Option<usize>,
+) -> ReprLimits {
+    ReprLimits {
+        argsrepr_maxsize,
+        kwargsrepr_maxsize,
+        maxlevels: repr_maxlevels.unwrap_or(0),
+    }
+}
+
+/// Bytes (None when only checking) or `Unsupported`, one per message.
+fn envelopes_to_python(
+    py: Python<'_>,
+    built: Vec<Result<Vec<u8>, Unsupported>>,
+    check: bool,
+) -> PyResult<Bound<'_, PyList>> {
     let out = PyList::empty(py);
     for r in built {
         match r {
+            Ok(_) if check => out.append(py.None())?,
             Ok(bytes) => out.append(PyBytes::new(py, &bytes))?,
             Err(Unsupported(reason)) => out.append(Bound::new(py, PyUnsupported { reason })?)?,
         }
@@ -432,6 +451,160 @@ pub fn encode_task_messages<'py>(
     Ok(out)
 }
 
+/// One `(task_id, group_index, args, kwargs)` item, read as `build` reads
+/// those fields of a message dict.
+fn alike_item<'py>(
+    ctx: &Ctx<'py>,
+    index: usize,
+    item: &Bound<'py, PyAny>,
+) -> PyResult<Result<AlikeItem, Unsupported>> {
+    let t = item
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 4)
+        .ok_or_else(|| PyTypeError::new_err(format!("item {index}: expected a 4-tuple")))?;
+    let id = t
+        .get_item(0)?
+        .extract::<String>()
+        .map_err(|_| PyTypeError::new_err(format!("item {index}: the task id must be a str")))?;
+    let or_empty = |v: Bound<'py, PyAny>, empty: Value| -> Result<Value, Unsupported> {
+        if v.is_truthy().map_err(unsupported)? {
+            convert(ctx, &v, Mode::Repr, 0)
+        } else {
+            Ok(empty)
+        }
+    };
+    let fields = || -> Result<AlikeItem, Unsupported> {
+        Ok(AlikeItem {
+            id: Text::from(id.as_str()),
+            group_index: convert(ctx, &t.get_item(1).map_err(unsupported)?, Mode::Json, 0)?,
+            args: or_empty(t.get_item(2).map_err(unsupported)?, Value::Tuple(vec![]))?,
+            kwargs: or_empty(t.get_item(3).map_err(unsupported)?, Value::Dict(vec![]))?,
+        })
+    };
+    Ok(fields())
+}
+
+/// The template and items, read from Python (with the GIL).
+type AlikeInput = (
+    Result<TaskMessage, Unsupported>,
+    Vec<Result<AlikeItem, Unsupported>>,
+);
+
+fn alike_input<'py>(
+    py: Python<'py>,
+    template: &Bound<'py, PyDict>,
+    items: &Bound<'py, PyAny>,
+) -> PyResult<AlikeInput> {
+    let ctx = Ctx::new(py)?;
+    let template = message(&ctx, 0, template)?;
+    let mut converted = Vec::new();
+    for (i, item) in items.try_iter()?.enumerate() {
+        converted.push(alike_item(&ctx, i, &item?)?);
+    }
+    Ok((template, converted))
+}
+
+/// Hand each item's envelope (`template` with the item's fields) to
+/// `sink`, without the GIL.
+fn each_alike(
+    py: Python<'_>,
+    (template, items): AlikeInput,
+    limits: &ReprLimits,
+    mut sink: impl FnMut(Result<&[u8], Unsupported>) + Send,
+) -> PyResult<()> {
+    match template {
+        Ok(mut template) => py
+            .detach(|| message::for_each_alike_envelope(&mut template, items, limits, sink))
+            .map_err(|e| PyOSError::new_err(e.to_string())),
+        // A template Celery must handle makes every message so.
+        Err(reason) => {
+            items.iter().for_each(|_| sink(Err(reason.clone())));
+            Ok(())
+        }
+    }
+}
+
+/// `encode_task_messages` for messages equal to `template` (a message
+/// dict) but for each item's task id, group index, args and kwargs. See
+/// `_core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false))]
+pub fn encode_alike_messages<'py>(
+    py: Python<'py>,
+    template: &Bound<'py, PyDict>,
+    items: &Bound<'py, PyAny>,
+    argsrepr_maxsize: Option<i64>,
+    kwargsrepr_maxsize: Option<i64>,
+    repr_maxlevels: Option<usize>,
+    check: bool,
+) -> PyResult<Bound<'py, PyList>> {
+    let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
+    let input = alike_input(py, template, items)?;
+    let mut built = Vec::with_capacity(input.1.len());
+    each_alike(py, input, &limits, |r| {
+        // When checking, the bytes are not wanted: keep none.
+        built.push(r.map(|b| if check { vec![] } else { b.to_vec() }))
+    })?;
+    envelopes_to_python(py, built, check)
+}
+
+/// One `LPUSH key <envelope>...` command (RESP bytes) for the alike
+/// messages; they were checked already, so an unsupported one is an error.
+#[pyfunction]
+#[pyo3(signature = (key, template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)))]
+pub fn lpush_alike_command<'py>(
+    py: Python<'py>,
+    key: &str,
+    template: &Bound<'py, PyDict>,
+    items: &Bound<'py, PyAny>,
+    argsrepr_maxsize: Option<i64>,
+    kwargsrepr_maxsize: Option<i64>,
+    repr_maxlevels: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
+    let input = alike_input(py, template, items)?;
+    // The command is built in a buffer kept by the thread: a fresh
+    // megabyte per batch costs more in page faults than in writing.
+    let mut command = COMMAND_BUFFER.with_borrow_mut(std::mem::take);
+    command.clear();
+    resp::write_lpush_head(&mut command, key.as_bytes(), input.1.len());
+    let mut failed = None;
+    let written = each_alike(py, input, &limits, |r| match r {
+        Ok(envelope) => resp::bulk(&mut command, envelope),
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
+    });
+    let out = PyBytes::new(py, &command);
+    if command.capacity() <= MAX_KEPT_BUFFER {
+        COMMAND_BUFFER.with_borrow_mut(|kept| *kept = command);
+    }
+    written?;
+    if let Some(Unsupported(reason)) = failed {
+        return Err(PyValueError::new_err(format!(
+            "message no longer encodable: {reason}"
+        )));
+    }
+    Ok(out)
+}
+
+/// A batch's command buffer is kept for the next batch up to this size.
+const MAX_KEPT_BUFFER: usize = 16 << 20;
+
+thread_local! {
+    static COMMAND_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `LPUSH key values...` as RESP bytes.
+#[pyfunction]
+pub fn lpush_command<'py>(py: Python<'py>, key: &str, values: Vec<Vec<u8>>) -> Bound<'py, PyBytes> {
+    let mut out = Vec::new();
+    resp::write_lpush(&mut out, key.as_bytes(), &values);
+    PyBytes::new(py, &out)
+}
+
+/// The Redis list key kombu LPUSHes a message of this priority to.
 /// The Redis list key kombu LPUSHes a message of this priority to.
 #[pyfunction]
 #[pyo3(signature = (queue, priority, steps=None))]

@@ -4,6 +4,7 @@
 pub mod json;
 pub mod message;
 pub mod pyfloat;
+pub mod resp;
 pub mod saferepr;
 pub mod text;
 pub mod value;

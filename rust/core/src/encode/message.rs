@@ -411,6 +411,67 @@ pub fn build_envelopes(
         .collect())
 }
 
+/// What a message that is alike a template differs in: Celery resolves
+/// every other field the same way for children of one task with the same
+/// options (`args` and `kwargs` as `TaskMessage`'s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlikeItem {
+    pub id: Text,
+    pub group_index: Value,
+    pub args: Value,
+    pub kwargs: Value,
+}
+
+/// `build_envelopes` for messages equal to `template` but for each item's
+/// fields: they are swapped into the template in turn, so the template is
+/// read, never copied, per message. An item already found unsupported
+/// keeps its reason.
+pub fn build_alike_envelopes(
+    template: &mut TaskMessage,
+    items: Vec<Result<AlikeItem, Unsupported>>,
+    limits: &ReprLimits,
+) -> Result<Vec<Result<Vec<u8>, Unsupported>>, RandomnessError> {
+    let mut built = Vec::with_capacity(items.len());
+    for_each_alike_envelope(template, items, limits, |r| {
+        built.push(r.map(<[u8]>::to_vec))
+    })?;
+    Ok(built)
+}
+
+/// The alike envelopes in order, each handed to `sink` from one reused
+/// buffer (no allocation per message when the sink keeps no copy).
+pub fn for_each_alike_envelope(
+    template: &mut TaskMessage,
+    items: Vec<Result<AlikeItem, Unsupported>>,
+    limits: &ReprLimits,
+    mut sink: impl FnMut(Result<&[u8], Unsupported>),
+) -> Result<(), RandomnessError> {
+    let tags = uuid4_batch(items.len())?;
+    let mut out = Vec::with_capacity(2048);
+    for (item, tag) in items.into_iter().zip(&tags) {
+        let mut item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                sink(Err(e));
+                continue;
+            }
+        };
+        out.clear();
+        swap_in(template, &mut item);
+        let written = write_envelope(&mut out, template, limits, tag);
+        swap_in(template, &mut item);
+        sink(written.map(|()| out.as_slice()));
+    }
+    Ok(())
+}
+
+fn swap_in(m: &mut TaskMessage, item: &mut AlikeItem) {
+    std::mem::swap(&mut m.id, &mut item.id);
+    std::mem::swap(&mut m.group_index, &mut item.group_index);
+    std::mem::swap(&mut m.args, &mut item.args);
+    std::mem::swap(&mut m.kwargs, &mut item.kwargs);
+}
+
 /// kombu's Redis transport separates a queue name from its priority step.
 pub const PRIORITY_SEP: &str = "\x06\x16";
 
@@ -522,6 +583,48 @@ mod tests {
             "{e}"
         );
         assert!(e.contains(r#""stamps": {"s1": "v"}, "zz": null}"#), "{e}");
+    }
+
+    #[test]
+    fn alike_messages_equal_their_full_builds() {
+        let mut template =
+            TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+        template.group_id = s("g");
+        let items: Vec<_> = (0..3)
+            .map(|i| AlikeItem {
+                id: Text::from(format!("id-{i}").as_str()),
+                group_index: Value::Int(i),
+                args: Value::Tuple(vec![Value::Int(i), Value::Int(i)]),
+                kwargs: Value::Dict(vec![(s("k"), Value::Int(i))]),
+            })
+            .collect();
+        let limits = ReprLimits::default();
+        let alike = build_alike_envelopes(
+            &mut template,
+            items
+                .iter()
+                .cloned()
+                .map(Ok)
+                .chain([Err(Unsupported("bad".into()))])
+                .collect(),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(alike.len(), 4);
+        assert_eq!(alike[3], Err(Unsupported("bad".into())));
+        for (item, got) in items.iter().zip(&alike) {
+            let mut full = template.clone();
+            full.id = item.id.clone();
+            full.group_index = item.group_index.clone();
+            full.args = item.args.clone();
+            full.kwargs = item.kwargs.clone();
+            let got = String::from_utf8(got.clone().unwrap()).unwrap();
+            let tag = &got[got.rfind("\"delivery_tag\": \"").unwrap() + 17..got.len() - 3];
+            assert_eq!(got, envelope(&full, tag));
+        }
+        // the template is left as it was
+        assert_eq!(template.id, Text::from("t0"));
+        assert_eq!(template.args, Value::Tuple(vec![]));
     }
 
     #[test]
