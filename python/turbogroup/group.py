@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
+from celery.backends.base import SyncBackendMixin
 from celery.canvas import Signature, _chain, _chord
 from celery.canvas import group as _celery_group
 from celery.result import GroupResult as _CeleryGroupResult
@@ -27,10 +28,11 @@ from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
+from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
-from turbogroup.result import group_result_cls
+from turbogroup.result import BatchedCollection, LazyResults, group_result_cls
 
 
 def _task_name(sig: Any) -> str | None:
@@ -48,6 +50,31 @@ def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
     except Exception as exc:
         note_child(exc, position, _task_name(sig), nothing_sent)
         raise
+
+
+def _then(p: Any, result: Any) -> None:
+    result.then(p, weak=True)
+
+
+def _dispatching(
+    stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]
+) -> tuple[Any, Any, bool, RedisFastDispatch | None]:
+    """Enter what a dispatch publishes through: (producer, bulk publisher
+    or None, whether results need no subscription, the Redis fast path or
+    None). A dispatch nested in another joins the outer one's."""
+    producer = stack.enter_context(app.producer_or_acquire(producer))
+    # The strategy for the transport (publish/__init__.py): every
+    # message built first, then sent in batches (confirmed and
+    # pipelined on RabbitMQ, on a channel of its own).
+    batch = (
+        stack.enter_context(bulk_publisher(app, producer, options))
+        if bulk_publish_allowed(app)
+        else None
+    )
+    if batch is not None:
+        producer = batch.producer
+    lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
+    return producer, batch, lazy_results, group._fast_path(app, batch)
 
 
 def adopt(sig: Any, cls: type) -> Any:
@@ -108,16 +135,27 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         # A generator group's size is unknown until dispatched (and _regen
         # is a list subclass whose len() would consume it): pause anyway.
         size = GC_PAUSE_THRESHOLD if isinstance(self.tasks, _regen) else len(self.tasks)
-        with gc_paused(size):
-            results = list(
-                self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
+        result_cls = group_result_cls(app)
+        lazy = None
+        with gc_paused(size), ExitStack() as stack:
+            producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
+            lazy = self._apply_plain(
+                fast, batch, producer, p, lazy_results, group_id, root_id, args, kwargs, options
             )
-        result = group_result_cls(app)(group_id, results, ready_barrier=p)
+            if lazy is None:
+                results: Any = list(
+                    self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
+                )
+            elif issubclass(result_cls, BatchedCollection):
+                results = lazy
+            else:  # an app's own GroupResult class takes a list
+                results = lazy.materialize()
+        result = result_cls(group_id, results, ready_barrier=p)
         p.finalize()
 
         # group(A.s() | group(B.s(), C.s())): a single child whose result is
         # a GroupResult is returned as the group's result (as Celery does).
-        if len(result) == 1 and isinstance(result[0], _CeleryGroupResult):
+        if lazy is None and len(result) == 1 and isinstance(result[0], _CeleryGroupResult):
             result = result[0]
 
         parent_task = app.current_worker_task
@@ -199,19 +237,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
     ) -> Any:
         app = app or self.app
         with ExitStack() as stack:
-            producer = stack.enter_context(app.producer_or_acquire(producer))
-            # The strategy for the transport (publish/__init__.py): every
-            # message built first, then sent in batches (confirmed and
-            # pipelined on RabbitMQ, on a channel of its own).
-            batch = (
-                stack.enter_context(bulk_publisher(app, producer, options))
-                if bulk_publish_allowed(app)
-                else None
-            )
-            if batch is not None:
-                producer = batch.producer
-            lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
-            fast = self._fast_path(app, batch)
+            producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
             chord_size = 0
@@ -272,6 +298,46 @@ class group(_celery_group):  # noqa: N801 - Celery's name
                     note_child(exc, position + 1, None, nothing_sent)
                     raise
                 yield res
+
+    def _apply_plain(
+        self,
+        fast: RedisFastDispatch | None,
+        batch: Any,
+        producer: Any,
+        p: Any,
+        lazy_results: bool,
+        group_id: str,
+        root_id: str | None,
+        args: Any,
+        kwargs: Any,
+        options: dict[str, Any],
+    ) -> LazyResults | None:
+        """Dispatch through ``turbogroup.plain`` when every child is a plain
+        task signature and the fast path is on; None when it does not apply.
+
+        The results stay ids until touched. That defers attaching them to
+        the ready barrier, which is the same only where attaching has no
+        other effect: on Redis (no subscription, see _apply_tasks) or on a
+        backend whose ``add_pending_result`` does nothing.
+        """
+        if fast is None or not fast.enabled or not plain_children(self.tasks):
+            return None
+        backend = self.app.backend
+        if not lazy_results and (
+            type(backend).add_pending_result is not SyncBackendMixin.add_pending_result
+        ):
+            return None
+        counted = p and not p.cancelled and not p.ready
+        attach = None
+        if counted:
+            attach = (lambda r: r.on_ready.then(p)) if lazy_results else partial(_then, p)
+        lazy = LazyResults(attach)
+        PlainDispatch(fast, batch, producer, group_id, root_id, args, kwargs, options, lazy).run(
+            self.tasks
+        )
+        if counted:
+            p.size += len(lazy)
+        return lazy
 
     @staticmethod
     def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:

@@ -10,6 +10,7 @@ other backend Celery's own code runs.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -72,8 +73,79 @@ def _ready_barrier(results: Any) -> Any:
     return b
 
 
+class LazyResults:
+    """A dispatched group's results, kept as their task ids until first
+    touched (DESIGN.md section 4: 100k ``AsyncResult`` objects cost ~1 KiB
+    and several µs each, and most groups are only collected).
+
+    ``materialize()`` makes each ``AsyncResult`` as ``Signature.freeze``
+    would have (``make`` is the child's ``Task.AsyncResult``) and attaches
+    it to the group's ready barrier as the dispatch would have; a result
+    made at dispatch (a child Celery froze itself) is kept as it is. It runs
+    once, under a lock: attaching twice would count a child twice.
+    """
+
+    __slots__ = ("_attach", "_entries", "_lock", "_made", "_makers")
+
+    def __init__(self, attach: Callable[[Any], Any] | None) -> None:
+        self._entries: list[Any] = []
+        self._makers: list[tuple[int, Callable[[str], Any]]] = []
+        self._attach = attach
+        self._lock = threading.Lock()
+        self._made: list[Any] | None = None
+
+    def add_id(self, task_id: str, make: Callable[[str], Any]) -> None:
+        if not self._makers or self._makers[-1][1] is not make:
+            self._makers.append((len(self._entries), make))
+        self._entries.append(task_id)
+
+    def add_result(self, result: Any) -> None:
+        """A result made at dispatch: attached now, as Celery attaches it."""
+        if self._attach is not None:
+            self._attach(result)
+        self._entries.append(result)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def materialize(self) -> list[Any]:
+        with self._lock:
+            if self._made is None:
+                self._made = self._make()
+                self._entries = []
+            return self._made
+
+    def _make(self) -> list[Any]:
+        made, attach = list(self._entries), self._attach
+        ends = [start for start, _ in self._makers[1:]] + [len(made)]
+        for (first, make), end in zip(self._makers, ends):
+            for i in range(first, end):
+                task_id = made[i]
+                if type(task_id) is str:
+                    made[i] = result = make(task_id)
+                    if attach is not None:
+                        attach(result)
+        return made
+
+
 class BatchedCollection(CeleryResultSet):
     """The collection methods of ``ResultSet``, batched on Redis."""
+
+    _results: Any = None
+
+    @property  # type: ignore[override]
+    def results(self) -> Any:
+        results = self._results
+        if type(results) is LazyResults:
+            results = self._results = results.materialize()
+        return results
+
+    @results.setter
+    def results(self, value: Any) -> None:
+        self._results = value
+
+    def __len__(self) -> int:
+        return len(self._results)
 
     def __init__(
         self, results: list[Any], app: Any = None, ready_barrier: Any = None, **kwargs: Any

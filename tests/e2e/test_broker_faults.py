@@ -35,6 +35,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 
+import turbogroup.publish.redis
 from tests.integration.test_amqp_publish import close_from_broker
 from turbogroup import group
 from turbogroup.errors import PublishError
@@ -184,21 +185,21 @@ def test_redis_killed_and_restarted_mid_dispatch(own_redis: OwnRedis, monkeypatc
     app = make_app(own_redis.url, own_redis.url.replace("/0", "/1"), queue, {})
     sigs, ids = frozen_children(app, N)
     # The kill comes from inside the dispatch, just before its k-th
-    # pipeline (a batch of 1000 messages) is sent: mid-dispatch for sure.
+    # batch of 1000 messages is sent: mid-dispatch for sure.
     # The server comes back half a second later, in another thread.
     kill_before = max(N // 1000 // 5, 1)
     executed = 0
     restarted: list[threading.Thread] = []
-    execute = redis.client.Pipeline.execute
+    send_commands = turbogroup.publish.redis.send_commands
 
-    def execute_with_fault(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def send_with_fault(*args: Any, **kwargs: Any) -> Any:
         nonlocal executed
         executed += 1
         if executed == kill_before:
             own_redis.kill()
             restarted.append(threading.Thread(target=restart_later, daemon=True))
             restarted[0].start()
-        return execute(self, *args, **kwargs)
+        return send_commands(*args, **kwargs)
 
     def restart_later() -> None:
         time.sleep(0.5)
@@ -212,7 +213,7 @@ def test_redis_killed_and_restarted_mid_dispatch(own_redis: OwnRedis, monkeypatc
             client.close()
         return [json.loads(m)["headers"]["id"] for m in raw]
 
-    monkeypatch.setattr(redis.client.Pipeline, "execute", execute_with_fault)
+    monkeypatch.setattr(turbogroup.publish.redis, "send_commands", send_with_fault)
     with caplog.at_level(logging.WARNING, logger="turbogroup.publish"):
         error, in_queue = dispatch_until_complete(app, sigs, ids, queued)
     monkeypatch.undo()

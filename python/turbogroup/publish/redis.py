@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from celery import Signature
 from celery.app.routes import MapRoute
 from celery.app.task import Task
+from celery.backends.base import BaseBackend
 from celery.utils.functional import maybe_list
 from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
@@ -70,17 +71,8 @@ class Alike(NamedTuple):
 Message = dict[str, Any] | Alike
 
 
-def message_dict(message: Message) -> dict[str, Any]:
-    """What ``_core.encode_task_messages`` takes."""
-    if isinstance(message, Alike):
-        return {
-            **message.template,
-            "task_id": message.task_id,
-            "group_index": message.group_index,
-            "args": message.args,
-            "kwargs": message.kwargs,
-        }
-    return message
+def _priority(message: Message) -> Any:
+    return (message.template if type(message) is Alike else message)["priority"]
 
 
 def fast_path_channel(producer: Any) -> RedisChannel | None:
@@ -106,24 +98,38 @@ class RedisFastDispatch:
         self.channel = channel
         conf = app.conf
         amqp = app.amqp
+        backend = app.backend
         self.enabled = (
             not conf.task_send_sent_event
             and conf.task_compression is None
             and producer.compression is None
+            # send_task calls backend.on_task_call per task; this path
+            # skips it, which is right only where it does nothing (or is
+            # shadowed for the dispatch: collect/subscriptions.py).
+            and (
+                type(backend).on_task_call is BaseBackend.on_task_call
+                or "on_task_call" in backend.__dict__
+            )
         )
         self.queues = amqp.queues
         self.router = amqp.router
         self.default_queue = amqp.default_queue
         self.default_serializer = conf.task_serializer
         self.default_delivery_mode = conf.task_default_delivery_mode
-        self.argsrepr_maxsize = amqp.argsrepr_maxsize
-        self.kwargsrepr_maxsize = amqp.kwargsrepr_maxsize
-        self.repr_maxlevels = conf.task_repr_maxlevels
+        self.limits = {
+            "argsrepr_maxsize": amqp.argsrepr_maxsize,
+            "kwargsrepr_maxsize": amqp.kwargsrepr_maxsize,
+            "repr_maxlevels": conf.task_repr_maxlevels,
+        }
         self.thread_oid = app.thread_oid
         self.origin = anon_nodename()
         self.inherit_priority = conf.task_inherit_parent_priority
         self.parent = app.current_worker_task
         self.declared: set[int] = set()
+        # (queue, template) of the last child added, when its message is
+        # the same as any other child's with the same task and options but
+        # for ids and arguments (see add_alike).
+        self.last_alike: tuple[str, dict[str, Any]] | None = None
         # memo key -> (queue, message without ids and arguments, the options)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._memoizable: dict[str, bool] = {}
@@ -141,6 +147,7 @@ class RedisFastDispatch:
     ) -> bool:
         """Queue ``sig``'s message if this path can build it exactly; False
         means the caller must publish it through Celery."""
+        self.last_alike = None
         if not self.enabled or type(sig) is not Signature:
             return False
         task = self.app.tasks.get(sig.task)
@@ -170,6 +177,7 @@ class RedisFastDispatch:
             if built is not None:
                 # the key's objects are kept alive with it: their ids stay theirs
                 self._memo[key] = (built[1], built[2], opts)
+                self.last_alike = (built[1], built[2])
             return built
         # The same task and options as an earlier child but for its ids and
         # arguments: what Celery resolves from them is resolved already.
@@ -180,8 +188,26 @@ class RedisFastDispatch:
         if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
             return None  # Celery raises TypeError: let it
         qname, template, _ = memo
+        self.last_alike = (qname, template)
         task_id = opts["task_id"]
         return task_id, qname, Alike(template, task_id, opts.get("group_index"), args, kwargs)
+
+    def add_alike(
+        self,
+        qname: str,
+        template: dict[str, Any],
+        task_id: str,
+        group_index: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fallback: Callable[[], Any],
+    ) -> None:
+        """Queue a child whose message is ``template`` (a ``last_alike``)
+        but for its id, index and arguments, already checked by the caller
+        as ``_build`` checks them."""
+        self.pending.append(
+            (task_id, qname, Alike(template, task_id, group_index, args, kwargs), fallback)
+        )
 
     def _memo_key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
         """What a child's message depends on besides its id, index and
@@ -369,43 +395,101 @@ class RedisFastDispatch:
         if not self.pending:
             return None
         pending, self.pending = self.pending, []
-        encoded = self._encode([message for _, _, message, _ in pending])
+        encoded = self._check([message for _, _, message, _ in pending])
         channel = self.channel
         steps = list(channel.priority_steps)
         kept: list[tuple[str, Message]] = []
         ids: list[str] = []
+        keys: dict[tuple[str, int], str] = {}
         for (task_id, queue, message, fallback), data in zip(pending, encoded):
-            if isinstance(data, _core.Unsupported):
+            if data is not None:
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
                 fallback()
                 continue
-            priority = channel.priority(message_dict(message)["priority"])
-            kept.append((_core.redis_queue_key(queue, priority, steps), message))
+            priority = channel.priority(_priority(message))
+            key = keys.get((queue, priority))
+            if key is None:
+                key = keys[queue, priority] = _core.redis_queue_key(queue, priority, steps)
+            kept.append((key, message))
             ids.append(task_id)
         del encoded
         if not ids:
             return None
 
         def push(start: int) -> None:
-            del start  # a pipeline is resent whole
-            data = self._encode([message for _, message in kept])
-            by_key: dict[str, list[bytes]] = {}
-            for (key, _), value in zip(kept, data):
-                if isinstance(value, _core.Unsupported):  # checked when sealed
-                    raise RuntimeError(f"message no longer encodable: {value.reason}")
-                by_key.setdefault(key, []).append(value)
-            with channel.conn_or_acquire() as client:
-                pipe = client.pipeline(transaction=False)
-                for key, values in by_key.items():
-                    pipe.lpush(key, *values)
-                pipe.execute()
+            del start  # the commands are resent whole
+            send_commands(channel, self._lpush_commands(kept))
 
         return Step(ids, push, per_message=False)
 
-    def _encode(self, messages: list[Message]) -> list[Any]:
-        return _core.encode_task_messages(
-            [message_dict(message) for message in messages],
-            argsrepr_maxsize=self.argsrepr_maxsize,
-            kwargsrepr_maxsize=self.kwargsrepr_maxsize,
-            repr_maxlevels=self.repr_maxlevels,
-        )
+    def _lpush_commands(self, kept: list[tuple[str, Message]]) -> list[bytes]:
+        """The LPUSHes of a step, as Redis protocol bytes, encoded again
+        (they were checked when sealed). Messages keep their order: each
+        run of one key (and one template) is one command."""
+        runs: list[tuple[str, dict[str, Any] | None, list[Message]]] = []
+        for key, message in kept:
+            template = message.template if type(message) is Alike else None
+            if runs and runs[-1][0] == key and runs[-1][1] is template:
+                runs[-1][2].append(message)
+            else:
+                runs.append((key, template, [message]))
+        commands = []
+        for key, template, messages in runs:
+            if template is not None:
+                items = [message[1:] for message in messages]
+                commands.append(_core.lpush_alike_command(key, template, items, **self.limits))
+                continue
+            values = _core.encode_task_messages(messages, **self.limits)
+            for value in values:
+                if isinstance(value, _core.Unsupported):
+                    raise RuntimeError(f"message no longer encodable: {value.reason}")
+            commands.append(_core.lpush_command(key, values))
+        return commands
+
+    def _check(self, messages: list[Message]) -> list[Any]:
+        """None, or ``Unsupported``, per message: alike messages are encoded
+        together, per template, and no bytes are kept."""
+        out: list[Any] = [None] * len(messages)
+        runs: dict[int, tuple[dict[str, Any], list[int], list[tuple[Any, ...]]]] = {}
+        whole: list[int] = []
+        for i, message in enumerate(messages):
+            if type(message) is Alike:
+                run = runs.get(id(message.template))
+                if run is None:
+                    run = runs[id(message.template)] = (message.template, [], [])
+                run[1].append(i)
+                run[2].append(message[1:])
+            else:
+                whole.append(i)
+        if whole:
+            encoded = _core.encode_task_messages([messages[i] for i in whole], **self.limits)
+            for i, data in zip(whole, encoded):
+                out[i] = data if isinstance(data, _core.Unsupported) else None
+        for template, positions, items in runs.values():
+            encoded = _core.encode_alike_messages(template, items, check=True, **self.limits)
+            if encoded.count(None) == len(encoded):
+                continue  # the usual case: all encodable, out is all None
+            for i, data in zip(positions, encoded):
+                out[i] = data
+        return out
+
+
+def send_commands(channel: RedisChannel, commands: list[bytes]) -> None:
+    """Send packed commands in one round trip: all written, then every
+    reply read (what a redis-py pipeline does, without re-packing the
+    bytes). A reply that is an error raises it."""
+    with channel.conn_or_acquire() as client:
+        pool = client.connection_pool
+        try:
+            connection = pool.get_connection()
+        except TypeError:  # redis-py 5 wants a command name (6+ warns on one)
+            connection = pool.get_connection("LPUSH")
+        try:
+            connection.send_packed_command(commands)
+            for _ in commands:
+                connection.read_response()
+        except BaseException:
+            connection.disconnect()  # replies may be left unread
+            raise
+        finally:
+            pool.release(connection)

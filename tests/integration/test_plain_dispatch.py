@@ -1,0 +1,134 @@
+"""A group of plain task signatures: dispatched by ``turbogroup.plain``,
+its results kept as ids until touched (``turbogroup.result.LazyResults``).
+
+What the broker receives is compared with Celery's in
+``test_group_messages_match_celery.py``; here, what the caller gets back
+must behave as Celery's ``GroupResult`` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import uuid
+
+import pytest
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+from celery.result import GroupResult as CeleryGroupResult
+
+from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
+from turbogroup import group
+from turbogroup.result import LazyResults
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def env(redis_url):
+    queue = f"tg-plain-{uuid.uuid4().hex[:10]}"
+    app = Celery("tg_plain", set_as_current=False)
+    app.conf.update(
+        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
+        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
+        result_backend_transport_options={"global_keyprefix": f"{queue}:"},
+        task_default_queue=queue,
+    )
+
+    @app.task(name="tg_plain.add", shared=False)
+    def add(x, y=0):
+        return x + y
+
+    broker = redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")
+    yield app, add, queue, broker
+    keys = list(broker.scan_iter(match=f"*{queue}*"))
+    if keys:
+        broker.delete(*keys)
+    broker.close()
+    app.backend.result_consumer.stop()
+    backend = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
+    keys = list(backend.scan_iter(match=f"{queue}:*"))
+    if keys:
+        backend.delete(*keys)
+    backend.close()
+    app.close()
+
+
+def queued_ids(broker, queue):
+    """The ids of the queued messages, in group order."""
+    headers = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+    return [h["id"] for h in sorted(headers, key=lambda h: h["group_index"])]
+
+
+def test_results_stay_ids_until_touched(env):
+    app, add, queue, broker = env
+    result = group(add.s(i, i) for i in range(1500)).apply_async()
+    assert isinstance(result._results, LazyResults)
+    assert len(result) == 1500  # without making the results
+    assert isinstance(result._results, LazyResults)
+    children = result.results
+    assert isinstance(children, list) and result.results is children
+    frozen = add.s(0, 0).freeze()  # what Celery's freeze makes of a child
+    assert all(type(r) is type(frozen) for r in children)
+    assert all(r.backend is frozen.backend and r.app is frozen.app for r in children)
+    assert broker.llen(queue) == 1500
+    assert result[3] is children[3] and result.children is children
+    again = pickle.loads(pickle.dumps(result))
+    assert again == result and [r.id for r in again.results] == [r.id for r in children]
+    assert [r.id for r in children] == queued_ids(broker, queue)
+
+
+def test_collected_results_fire_the_group_barrier(env):
+    app, add, queue, broker = env
+    result = group(add.s(i, i) for i in range(300)).apply_async()
+    fired = []
+    result.then(lambda r: fired.append(r))
+    assert isinstance(result._results, LazyResults)
+    for i, child_id in enumerate(queued_ids(broker, queue)):
+        app.backend.store_result(child_id, 2 * i, "SUCCESS")
+    assert not fired
+    assert result.completed_count() == 300
+    assert result.get(timeout=10) == [2 * i for i in range(300)]
+    assert result.ready() and result.successful()
+    assert len(fired) == 1 and fired[0].id == result.id  # a weak proxy, as Celery's
+    # a single child, touched apart, is the same object the group holds
+    assert result.results[5].get(timeout=10) == 10
+
+
+def test_an_apps_own_group_result_class_gets_a_list(env):
+    app, add, queue, broker = env
+
+    class MyGroupResult(CeleryGroupResult):
+        pass
+
+    app.GroupResult = MyGroupResult
+    result = group(add.s(i, i) for i in range(10)).apply_async()
+    assert type(result) is MyGroupResult
+    assert isinstance(result.results, list) and len(result.results) == 10
+    assert all(isinstance(r, AsyncResult) for r in result.results)
+
+
+def test_a_bad_alike_child_is_named_and_nothing_is_sent(env):
+    app, add, queue, broker = env
+    children = [add.s(i, i) for i in range(1200)]
+    children[1100] = add.s(1, 2, 3)  # alike the others but for its arguments
+    with pytest.raises(TypeError) as info:
+        group(children).apply_async()
+    assert info.value.group_child == 1100
+    assert info.value.group_child_task == "tg_plain.add"
+    assert broker.llen(queue) == 0
+
+
+def test_partial_arguments_and_immutable_children(env):
+    app, add, queue, broker = env
+    result = group([add.s(1), add.si(2, 3), add.s(4)]).apply_async(args=(10,))
+    ids = [r.id for r in result.results]
+    raw = broker.lrange(queue, 0, -1)
+    assert len(raw) == 3
+    bodies = {}
+    for m in raw:
+        envelope = json.loads(m)
+        bodies[envelope["headers"]["id"]] = json.loads(base64.b64decode(envelope["body"]))[0]
+    assert [bodies[i] for i in ids] == [[10, 1], [2, 3], [10, 4]]
