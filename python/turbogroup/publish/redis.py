@@ -71,6 +71,16 @@ class Alike(NamedTuple):
 Message = dict[str, Any] | Alike
 
 
+class Run(NamedTuple):
+    """Messages pushed by one LPUSH, in order: with a ``template``, each is
+    an alike message's ``(task_id, group_index, args, kwargs)``; without,
+    a whole message dict."""
+
+    key: str
+    template: dict[str, Any] | None
+    messages: list[Any]
+
+
 def _priority(message: Message) -> Any:
     return (message.template if type(message) is Alike else message)["priority"]
 
@@ -398,7 +408,9 @@ class RedisFastDispatch:
         encoded = self._check([message for _, _, message, _ in pending])
         channel = self.channel
         steps = list(channel.priority_steps)
-        kept: list[tuple[str, Message]] = []
+        # What is sent, compactly: runs of one list key and one template,
+        # an alike message kept as its (id, index, args, kwargs) only.
+        runs: list[Run] = []
         ids: list[str] = []
         keys: dict[tuple[str, int], str] = {}
         for (task_id, queue, message, fallback), data in zip(pending, encoded):
@@ -410,34 +422,29 @@ class RedisFastDispatch:
             key = keys.get((queue, priority))
             if key is None:
                 key = keys[queue, priority] = _core.redis_queue_key(queue, priority, steps)
-            kept.append((key, message))
+            alike = type(message) is Alike
+            template = message.template if alike else None
+            if not runs or runs[-1].key != key or runs[-1].template is not template:
+                runs.append(Run(key, template, []))
+            runs[-1].messages.append(message[1:] if alike else message)
             ids.append(task_id)
-        del encoded
+        del encoded, pending
         if not ids:
             return None
 
         def push(start: int) -> None:
             del start  # the commands are resent whole
-            send_commands(channel, self._lpush_commands(kept))
+            send_commands(channel, self._lpush_commands(runs))
 
         return Step(ids, push, per_message=False)
 
-    def _lpush_commands(self, kept: list[tuple[str, Message]]) -> list[bytes]:
-        """The LPUSHes of a step, as Redis protocol bytes, encoded again
-        (they were checked when sealed). Messages keep their order: each
-        run of one key (and one template) is one command."""
-        runs: list[tuple[str, dict[str, Any] | None, list[Message]]] = []
-        for key, message in kept:
-            template = message.template if type(message) is Alike else None
-            if runs and runs[-1][0] == key and runs[-1][1] is template:
-                runs[-1][2].append(message)
-            else:
-                runs.append((key, template, [message]))
+    def _lpush_commands(self, runs: list[Run]) -> list[bytes]:
+        """A step's LPUSHes, one per run, as Redis protocol bytes; the
+        messages are encoded again (they were checked when sealed)."""
         commands = []
         for key, template, messages in runs:
             if template is not None:
-                items = [message[1:] for message in messages]
-                commands.append(_core.lpush_alike_command(key, template, items, **self.limits))
+                commands.append(_core.lpush_alike_command(key, template, messages, **self.limits))
                 continue
             values = _core.encode_task_messages(messages, **self.limits)
             for value in values:
