@@ -25,6 +25,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from celery.app.task import Task
 from celery.canvas import Signature
 from celery.utils.functional import _regen
 
@@ -78,6 +79,15 @@ def _kind(task: Signature) -> tuple[Any, ...]:
     if not options:
         return key
     return key + tuple((k, v if type(v) in ATOMIC else id(v)) for k, v in options.items())
+
+
+def _result_maker(task: Task) -> Any:
+    """What ``Signature.freeze`` calls to make a child's result, bound now:
+    ``Task.AsyncResult`` reads ``task.backend``, which is per thread, and
+    the results may be made in another thread than the dispatch."""
+    if type(task).AsyncResult is not Task.AsyncResult:
+        return task.AsyncResult  # the task's own: called as Celery would
+    return partial(task._get_app().AsyncResult, backend=task.backend, task_name=task.name)
 
 
 class PlainDispatch:
@@ -169,7 +179,7 @@ class PlainDispatch:
             if alike is not None:
                 t = self.fast.app.tasks[clone.task]
                 typed = getattr(t, "__header__", None) if t.typing else None
-                self._kinds[kind] = (*alike, typed, clone.type.AsyncResult)
+                self._kinds[kind] = (*alike, typed, _result_maker(clone.type))
             else:
                 self._kinds[kind] = None
         self.results.add_result(result)

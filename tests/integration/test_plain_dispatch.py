@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import pickle
+import threading
 import uuid
 
 import pytest
@@ -97,6 +98,19 @@ def test_collected_results_fire_the_group_barrier(env):
     assert result.results[5].get(timeout=10) == 10
 
 
+def test_results_made_in_another_thread_have_the_dispatchers_backend(env):
+    app, add, queue, broker = env
+    result = group(add.s(i, i) for i in range(20)).apply_async()
+    made = []
+    thread = threading.Thread(target=lambda: made.extend(result.results))
+    thread.start()
+    thread.join(10)
+    assert len(made) == 20
+    # Celery makes them while dispatching: with the dispatching thread's
+    # backend (app.backend is per thread)
+    assert {id(r.backend) for r in made} == {id(app.backend)}
+
+
 def test_an_apps_own_group_result_class_gets_a_list(env):
     app, add, queue, broker = env
 
@@ -132,3 +146,16 @@ def test_partial_arguments_and_immutable_children(env):
         envelope = json.loads(m)
         bodies[envelope["headers"]["id"]] = json.loads(base64.b64decode(envelope["body"]))[0]
     assert [bodies[i] for i in ids] == [[10, 1], [2, 3], [10, 4]]
+
+
+def test_the_brokers_global_keyprefix_applies(env, redis_url):
+    app, add, queue, broker = env
+    prefix = f"{queue}-prefixed:"
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    group(add.s(i, i) for i in range(1200)).apply_async()
+    group(add.s(i, i).set(task_id=f"{queue}-{i}") for i in range(5)).apply_async()
+    try:
+        assert broker.llen(f"{prefix}{queue}") == 1205
+        assert broker.llen(queue) == 0
+    finally:
+        broker.delete(f"{prefix}{queue}", *broker.keys(f"{prefix}*"))

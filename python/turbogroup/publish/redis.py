@@ -441,8 +441,12 @@ class RedisFastDispatch:
     def _lpush_commands(self, runs: list[Run]) -> list[bytes]:
         """A step's LPUSHes, one per run, as Redis protocol bytes; the
         messages are encoded again (they were checked when sealed)."""
+        # kombu's client prefixes LPUSH keys with the global_keyprefix
+        # transport option; these bytes bypass it, so they carry it here.
+        prefix = self.channel.global_keyprefix
         commands = []
         for key, template, messages in runs:
+            key = prefix + key
             if template is not None:
                 commands.append(_core.lpush_alike_command(key, template, messages, **self.limits))
                 continue
