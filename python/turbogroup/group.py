@@ -30,6 +30,8 @@ from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher
+from turbogroup.publish.amqp import ConfirmBatch
+from turbogroup.publish.amqp_fast import AmqpFastDispatch
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
 from turbogroup.result import BatchedCollection, LazyResults, group_result_cls
@@ -52,13 +54,19 @@ def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
         raise
 
 
+class LazilyFrozen(_regen):
+    """A generator group's children after ``freeze``: each is frozen only
+    when its result is first read, so one may look unfrozen when
+    dispatched (a chord header's are). Never the plain path's."""
+
+
 def _then(p: Any, result: Any) -> None:
     result.then(p, weak=True)
 
 
 def _dispatching(
     stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]
-) -> tuple[Any, Any, bool, RedisFastDispatch | None]:
+) -> tuple[Any, Any, bool, Any]:
     """Enter what a dispatch publishes through: (producer, bulk publisher
     or None, whether results need no subscription, the Redis fast path or
     None). A dispatch nested in another joins the outer one's."""
@@ -301,7 +309,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
 
     def _apply_plain(
         self,
-        fast: RedisFastDispatch | None,
+        fast: Any,
         batch: Any,
         producer: Any,
         p: Any,
@@ -340,12 +348,16 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         return lazy
 
     @staticmethod
-    def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
-        """Redis only: the dispatch's Rust-encoded fast path, shared with any
-        dispatch nested in it."""
-        if not isinstance(batch, Batch):
+    def _fast_path(app: Any, batch: Any) -> Any:
+        """The dispatch's fast path for the transport (Redis: Rust-encoded
+        messages; RabbitMQ: alike children built from a template), shared
+        with any dispatch nested in it; None where there is none."""
+        if isinstance(batch, ConfirmBatch):
+            if batch.fast is None:
+                batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
+        elif not isinstance(batch, Batch):
             return None
-        if batch.fast is None:
+        elif batch.fast is None:
             channel = fast_path_channel(batch.producer)
             if channel is not None:
                 batch.fast = RedisFastDispatch(
@@ -395,7 +407,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
             # results), the other replaces the consumed generator.
             tasks1, tasks2 = itertools.tee(self._unroll_tasks(self.tasks))
             results = regen(self._freeze_tasks(tasks1, group_id, chord, root_id, parent_id))
-            self.tasks = regen(tasks2)
+            self.tasks = LazilyFrozen(tasks2)
         else:
             new_tasks: list[Signature] = []
             results = freeze_unroll(

@@ -6,8 +6,9 @@ each child, resolves its options on the way to the broker and makes its
 ``AsyncResult``: about 20 µs of Python per child before any byte is sent.
 
 Here only the first child of each kind (task, options, immutability, the
-signature's task and app objects) takes that path, through the Redis fast
-path, which reports the message template it resolved (``last_alike``). The
+signature's task and app objects) takes that path, through the transport's
+fast path (``publish/redis.py``, ``publish/amqp_fast.py``), which reports
+the message template it resolved (``last_alike``). The
 rest are queued as an id, an index and their arguments, exactly what their
 messages differ in, and their results are kept as ids until the group
 result's ``results`` are first touched (``turbogroup.result.LazyResults``).
@@ -32,7 +33,7 @@ from celery.utils.functional import _regen
 from turbogroup._unroll import freeze_leaf
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
-from turbogroup.publish.redis import ATOMIC, RedisFastDispatch
+from turbogroup.publish.alike import ATOMIC
 from turbogroup.result import LazyResults
 
 _get = dict.get
@@ -49,8 +50,8 @@ def plain_children(tasks: Any) -> bool:
     """
     if type(tasks) is list or type(tasks) is tuple:
         return all(map(_plain, tasks))
-    if not isinstance(tasks, _regen):
-        return False
+    if type(tasks) is not _regen:  # a frozen generator group's children
+        return False  # may not be frozen yet (group.LazilyFrozen)
     children = iter(tasks)
     position = 0
     while True:
@@ -96,7 +97,7 @@ class PlainDispatch:
 
     def __init__(
         self,
-        fast: RedisFastDispatch,
+        fast: Any,  # RedisFastDispatch or AmqpFastDispatch
         batch: Any,
         producer: Any,
         group_id: str,

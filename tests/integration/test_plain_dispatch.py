@@ -159,3 +159,23 @@ def test_the_brokers_global_keyprefix_applies(env, redis_url):
         assert broker.llen(queue) == 0
     finally:
         broker.delete(f"{prefix}{queue}", *broker.keys(f"{prefix}*"))
+
+
+def test_a_generator_chord_header_is_not_taken_for_plain_children(env):
+    """chord.run freezes a generator header lazily: its children look
+    unfrozen when the header is dispatched, but must carry the chord."""
+    app, add, queue, broker = env
+
+    @app.task(name="tg_plain.tsum", shared=False)
+    def tsum(values):
+        return sum(values)
+
+    result = (group(add.s(i, i) for i in range(3)) | tsum.s())()
+    group_id = result.parent.id
+    size_key = app.backend.get_key_for_group(group_id, ".s")
+    assert int(app.backend.client.get(size_key)) == 3
+    embeds = [
+        json.loads(base64.b64decode(json.loads(m)["body"]))[2] for m in broker.lrange(queue, 0, -1)
+    ]
+    assert len(embeds) == 3
+    assert all(e["chord"] and e["chord"]["task"] == "tg_plain.tsum" for e in embeds)

@@ -28,9 +28,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from celery import Signature
-from celery.app.routes import MapRoute
 from celery.app.task import Task
-from celery.backends.base import BaseBackend
 from celery.utils.functional import maybe_list
 from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
@@ -38,6 +36,7 @@ from dateutil.parser import isoparse
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
+from turbogroup.publish.alike import AlikeKeys, celery_publishing_task, fast_path_allowed
 from turbogroup.publish.batch import Step
 
 logger = logging.getLogger("turbogroup.publish.redis")
@@ -51,11 +50,6 @@ PUBLISH_PARAMS = frozenset({
 })  # fmt: skip
 # Options this path does not reproduce: Celery handles those children.
 UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
-_TASK_APPLY_ASYNC = Task.apply_async
-# Options that make Celery read the clock per message.
-CLOCKED = frozenset({"countdown", "eta", "expires"})
-# Option values compared by value in the memo key; others by identity.
-ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
 class Alike(NamedTuple):
@@ -108,19 +102,7 @@ class RedisFastDispatch:
         self.channel = channel
         conf = app.conf
         amqp = app.amqp
-        backend = app.backend
-        self.enabled = (
-            not conf.task_send_sent_event
-            and conf.task_compression is None
-            and producer.compression is None
-            # send_task calls backend.on_task_call per task; this path
-            # skips it, which is right only where it does nothing (or is
-            # shadowed for the dispatch: collect/subscriptions.py).
-            and (
-                type(backend).on_task_call is BaseBackend.on_task_call
-                or "on_task_call" in backend.__dict__
-            )
-        )
+        self.enabled = fast_path_allowed(app, producer)
         self.queues = amqp.queues
         self.router = amqp.router
         self.default_queue = amqp.default_queue
@@ -142,7 +124,7 @@ class RedisFastDispatch:
         self.last_alike: tuple[str, dict[str, Any]] | None = None
         # memo key -> (queue, message without ids and arguments, the options)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
-        self._memoizable: dict[str, bool] = {}
+        self._keys = AlikeKeys(self.router)
         # (task id, queue, message, how to publish it through Celery instead)
         self.pending: list[tuple[str, str, Message, Callable[[], Any]]] = []
 
@@ -158,12 +140,8 @@ class RedisFastDispatch:
         """Queue ``sig``'s message if this path can build it exactly; False
         means the caller must publish it through Celery."""
         self.last_alike = None
-        if not self.enabled or type(sig) is not Signature:
-            return False
-        task = self.app.tasks.get(sig.task)
-        if task is None or type(task).apply_async is not _TASK_APPLY_ASYNC:
-            return False
-        if task.__v2_compat__ or task._dump_pydantic_arguments is not None:
+        task = celery_publishing_task(self.app, sig) if self.enabled else None
+        if task is None:
             return False
         built = self._build(sig, task, chord, args, kwargs, options)
         if built is None:
@@ -178,7 +156,7 @@ class RedisFastDispatch:
         call = {"producer": self.producer, "add_to_parent": False, "chord": chord, **options}
         opts = {k: v for k, v in call.items() if v is not None}
         args, kwargs, opts = sig._merge(args or (), kwargs or {}, opts)
-        key = self._memo_key(task, opts)
+        key = self._keys.key(task, opts)
         if key is None:
             return self._resolve(task, args, kwargs, dict(opts))
         memo = self._memo.get(key)
@@ -217,25 +195,6 @@ class RedisFastDispatch:
         as ``_build`` checks them."""
         self.pending.append(
             (task_id, qname, Alike(template, task_id, group_index, args, kwargs), fallback)
-        )
-
-    def _memo_key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
-        """What a child's message depends on besides its id, index and
-        arguments, when nothing else is read: no clock (countdown, eta,
-        expires), no per-argument shadow name or router."""
-        memoizable = self._memoizable.get(task.name)
-        if memoizable is None:
-            memoizable = self._memoizable[task.name] = type(
-                task
-            ).shadow_name is Task.shadow_name and all(
-                isinstance(route, MapRoute) for route in self.router.routes
-            )
-        if not memoizable or "task_id" not in opts or not CLOCKED.isdisjoint(opts):
-            return None
-        return (task.name,) + tuple(
-            (k, v if type(v) in ATOMIC else id(v))
-            for k, v in opts.items()
-            if k != "task_id" and k != "group_index"
         )
 
     def _resolve(

@@ -1,0 +1,84 @@
+"""When two children of a group publish messages that differ only in their
+ids, index and arguments: then what Celery resolves for the first one (a
+message template) holds for the others, on every transport's fast path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Signature
+from celery.app.routes import MapRoute
+from celery.app.task import Task
+from celery.backends.base import BaseBackend
+
+_TASK_APPLY_ASYNC = Task.apply_async
+# Options that make Celery read the clock per message.
+CLOCKED = frozenset({"countdown", "eta", "expires"})
+# Option values compared by value in a key; others by identity.
+ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def fast_path_allowed(app: Any, producer: Any) -> bool:
+    """Whether a fast path may build this app's messages at all: Celery
+    does nothing else per task that it would skip (a task-sent event, a
+    backend's ``on_task_call``) and nothing compresses the body."""
+    conf = app.conf
+    backend = app.backend
+    return (
+        not conf.task_send_sent_event
+        and conf.task_compression is None
+        and producer.compression is None
+        # send_task calls backend.on_task_call per task; a fast path skips
+        # it, which is right only where it does nothing (or is shadowed for
+        # the dispatch: collect/subscriptions.py).
+        and (
+            type(backend).on_task_call is BaseBackend.on_task_call
+            or "on_task_call" in backend.__dict__
+        )
+    )
+
+
+def celery_publishing_task(app: Any, sig: Any) -> Task | None:
+    """The registered task a plain signature publishes through, when that
+    is Celery's own ``Task.apply_async`` (else None: Celery's path only)."""
+    if type(sig) is not Signature:
+        return None
+    task = app.tasks.get(sig.task)
+    if task is None or type(task).apply_async is not _TASK_APPLY_ASYNC:
+        return None
+    if task.__v2_compat__ or task._dump_pydantic_arguments is not None:
+        return None
+    return task
+
+
+class AlikeKeys:
+    """Keys equal for children whose messages are alike, for one router."""
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self._memoizable: dict[str, bool] = {}
+
+    def key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What a child's message depends on besides its id, index and
+        arguments (``opts``: its options as ``Signature.apply_async`` merged
+        them), when nothing else is read: no clock (countdown, eta,
+        expires), no per-argument shadow name or router. None: not alike
+        any other child."""
+        memoizable = self._memoizable.get(task.name)
+        if memoizable is None:
+            memoizable = self._memoizable[task.name] = type(
+                task
+            ).shadow_name is Task.shadow_name and all(
+                isinstance(route, MapRoute) for route in self.router.routes
+            )
+        if not memoizable or "task_id" not in opts or not CLOCKED.isdisjoint(opts):
+            return None
+        return (task.name,) + tuple(
+            (k, v if type(v) in ATOMIC else id(v))
+            for k, v in opts.items()
+            if k != "task_id" and k != "group_index"
+        )
+
+
+__all__ = ["ATOMIC", "CLOCKED", "AlikeKeys", "celery_publishing_task", "fast_path_allowed"]
