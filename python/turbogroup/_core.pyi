@@ -124,6 +124,21 @@ def encode_alike_messages(
     With ``check``, a message that encodes gives None instead of its bytes
     (the caller only wants to know which are ``Unsupported``)."""
 
+def amqp_alike_parts(
+    template: dict[str, Any],
+    items: Iterable[tuple[str, int | None, Any, Any]],
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+    check: bool = False,
+) -> list[tuple[bytes, str | None, str | None] | int | Unsupported]:
+    """What each alike message's AMQP form takes from its item: the JSON
+    body kombu would serialize (``[args, kwargs, embed]``) and the
+    ``argsrepr``/``kwargsrepr`` headers Celery would compute (None where
+    ``template`` sets them). ``template`` needs ``task_id``, ``name`` and
+    the embed fields (``callbacks``, ``errbacks``, ``chain``, ``chord``).
+    With ``check``, each message that encodes gives its body's size."""
+
 def lpush_alike_command(
     key: str,
     template: dict[str, Any],
@@ -149,6 +164,7 @@ __all__ = [
     "LEAF",
     "Barrier",
     "Unsupported",
+    "amqp_alike_parts",
     "decode_json_batch",
     "encode_alike_messages",
     "encode_task_messages",

@@ -15,7 +15,7 @@ import os
 import sys
 import uuid
 
-from turbogroup.benchkit import collect, dispatch, peers
+from turbogroup.benchkit import collect, dispatch, peers, raw_amqp
 from turbogroup.benchkit.plot import matplotlib_available, write_plot
 from turbogroup.benchkit.report import LIBRARIES, Report, print_report
 from turbogroup.benchkit.timing import Timing, predicted_seconds
@@ -110,6 +110,7 @@ def bench_transport(
 ) -> None:
     series = {lib: report.dispatch.setdefault((lib, transport.name), []) for lib in LIBRARIES}
     app = transport.make_app()
+    raw = None
     try:
         for n in sizes:
             # Libraries interleaved per N, so both meet the same broker state.
@@ -124,9 +125,21 @@ def bench_transport(
                         app.close()
                         app = transport.make_app()
                 series[lib].append(timing)
+            if raw_amqp.is_amqp(transport):
+                # The broker's own limit, in the same run (DESIGN.md 4).
+                raw = raw or raw_amqp.RawAmqpPeer(transport, app)
+                raw_series = report.dispatch.setdefault((raw_amqp.NAME, transport.name), [])
+                timing = skip_by_prediction(last_ok(raw_series), n, args.max_seconds)
+                if timing is None:
+                    timing = peers.run_peer(
+                        raw, raw_amqp.NAME, n, args.rounds, args.max_seconds, progress, "amqp"
+                    )
+                raw_series.append(timing)
         if args.rss:
             report.rss[transport.name] = measure_rss(transport, series, args)
     finally:
+        if raw is not None:
+            raw.close()
         transport.cleanup(app)
         app.close()
 

@@ -596,6 +596,64 @@ thread_local! {
     static COMMAND_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A `Text` as a Python `str` (lone surrogates included).
+fn text_to_py<'py>(py: Python<'py>, t: &Text) -> PyResult<Bound<'py, PyAny>> {
+    match t.as_str() {
+        Some(s) => Ok(PyString::new(py, s).into_any()),
+        None => PyBytes::new(py, t.as_bytes()).call_method1("decode", ("utf-8", "surrogatepass")),
+    }
+}
+
+/// The AMQP body and header reprs of messages alike `template`. See
+/// `_core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false))]
+pub fn amqp_alike_parts<'py>(
+    py: Python<'py>,
+    template: &Bound<'py, PyDict>,
+    items: &Bound<'py, PyAny>,
+    argsrepr_maxsize: Option<i64>,
+    kwargsrepr_maxsize: Option<i64>,
+    repr_maxlevels: Option<usize>,
+    check: bool,
+) -> PyResult<Bound<'py, PyList>> {
+    let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
+    let (template, items) = alike_input(py, template, items)?;
+    // (body, or its size when checking; argsrepr; kwargsrepr)
+    type Parts = Result<(Result<Vec<u8>, usize>, Option<Text>, Option<Text>), Unsupported>;
+    let mut parts: Vec<Parts> = Vec::with_capacity(items.len());
+    match template {
+        Ok(mut template) => py.detach(|| {
+            message::for_each_alike_amqp_parts(&mut template, items, &limits, |r| {
+                parts.push(r.map(|p| {
+                    let body = if check {
+                        Err(p.body.len())
+                    } else {
+                        Ok(p.body.to_vec())
+                    };
+                    (body, p.argsrepr, p.kwargsrepr)
+                }))
+            })
+        }),
+        Err(reason) => parts.extend(items.iter().map(|_| Err(reason.clone()))),
+    }
+    let out = PyList::empty(py);
+    for part in parts {
+        match part {
+            Ok((Err(size), _, _)) => out.append(size)?,
+            Ok((Ok(body), argsrepr, kwargsrepr)) => {
+                let repr = |t: Option<Text>| -> PyResult<Bound<'py, PyAny>> {
+                    t.map_or_else(|| Ok(py.None().into_bound(py)), |t| text_to_py(py, &t))
+                };
+                let item = (PyBytes::new(py, &body), repr(argsrepr)?, repr(kwargsrepr)?);
+                out.append(item)?
+            }
+            Err(Unsupported(reason)) => out.append(Bound::new(py, PyUnsupported { reason })?)?,
+        }
+    }
+    Ok(out)
+}
+
 /// `LPUSH key values...` as RESP bytes.
 #[pyfunction]
 pub fn lpush_command<'py>(py: Python<'py>, key: &str, values: Vec<Vec<u8>>) -> Bound<'py, PyBytes> {

@@ -21,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<encode::PyUnsupported>()?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_alike_command, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_command, m)?)?;
     m.add_function(wrap_pyfunction!(encode::redis_queue_key, m)?)?;

@@ -85,13 +85,16 @@ def make_peer(peer: str, redis_url: str, tag: str) -> RQPeer | DramatiqPeer:
 
 
 def run_peer(
-    client: RQPeer | DramatiqPeer,
+    client: Any,
     peer: str,
     n: int,
     rounds: int,
     max_seconds: float | None,
     progress: Progress,
+    broker: str = "redis",
 ) -> Timing:
+    """Time ``client.dispatch`` (any peer with build/dispatch/depth/purge)."""
+
     def once() -> tuple[float, int | None]:
         client.purge()
         built = client.build(n)
@@ -101,6 +104,6 @@ def run_peer(
             elapsed = time.perf_counter() - t0
         return elapsed, client.depth()
 
-    timing = run_rounds(n, rounds, max_seconds, once, f"redis N={n} {peer}", progress)
+    timing = run_rounds(n, rounds, max_seconds, once, f"{broker} N={n} {peer}", progress)
     client.purge()
     return timing

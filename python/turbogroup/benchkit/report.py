@@ -81,10 +81,10 @@ def dispatch_rows(report: Report, sizes: list[int]) -> list[list[str]]:
 
 def peer_rows(report: Report, sizes: list[int]) -> list[list[str]]:
     rows = []
-    turbo = report.dispatch.get(("turbogroup", "redis"), [])
     for (lib, transport), timings in report.dispatch.items():
         if lib in LIBRARIES:
             continue
+        turbo = report.dispatch.get(("turbogroup", transport), [])
         for n in sizes:
             p = at(timings, n)
             rows.append([lib, transport, f"{n:,}", us(p), ratio(p, at(turbo, n)), queued(p)])
@@ -142,7 +142,9 @@ def print_report(report: Report, sizes: list[int], out: Callable = print) -> Non
     peer = peer_rows(report, sizes)
     if peer:
         print_table(
-            f"Peers on the same Redis, dispatch call only, µs per task, {best}",
+            f"Peers on the same broker (raw-amqp: py-amqp publishing Celery's messages, "
+            f"prebuilt, pipelined and confirmed: the broker's limit), dispatch call only, "
+            f"µs per task, {best}",
             ["library", "broker", "N", "µs/task", "peer/turbo", "queued on return"],
             peer,
             out,

@@ -101,7 +101,10 @@ class ConfirmBatch:
     publish with, ``published(task_id)`` after each child, ``flush()``.
     """
 
-    fast = None  # no Rust fast path on AMQP: Celery builds the messages
+    # The AMQP fast path (publish/amqp_fast.py), set by the first plain
+    # dispatch that uses this batch; its alike children wait among the
+    # records and are built a batch at a time when sent.
+    fast: Any = None
 
     def __init__(
         self,
@@ -114,7 +117,7 @@ class ConfirmBatch:
         self._template = producer
         self._connection = conn = producer.connection
         self._size = size
-        self._max_message_size = max_message_size
+        self.max_message_size = self._max_message_size = max_message_size
         self._errors: tuple[type[BaseException], ...] = (
             *conn.connection_errors,
             *conn.channel_errors,
@@ -134,6 +137,9 @@ class ConfirmBatch:
         self.confirmed = 0
         self._channel: Any = None
         self._sender: Any = None
+        # The declare lists replayed since the channel opened (by their
+        # entities' ids): see _without_cached_declares.
+        self._declared: set[tuple[int, ...]] = set()
         policy = retry_policy or {}
         # Now, before any message is built: a broker that is down fails the
         # dispatch at once, with the error Celery's first publish raises.
@@ -164,6 +170,7 @@ class ConfirmBatch:
         channel.confirm_select()
         self._channel = channel
         self._tag = 0  # delivery tags restart at 1 on every channel
+        self._declared = set()
         # Same defaults as the pooled producer Celery would have used.
         self._sender = Producer(channel, **settings_of(self._template))
         return channel
@@ -249,7 +256,10 @@ class ConfirmBatch:
             try:
                 if self._channel is None:
                     self._open_channel()
-                replay(self._sender, record)
+                lean, declared = self._without_cached_declares(record)
+                replay(self._sender, lean)
+                if declared is not None:
+                    self._declared.add(declared)
                 break
             except self._errors as exc:
                 # Only when nothing is unacknowledged can a rewrite not
@@ -274,6 +284,21 @@ class ConfirmBatch:
         self._order.append(self._tag)
         self._next += 1
 
+    def _without_cached_declares(self, record: Deferred) -> tuple[Deferred, Any]:
+        """``record`` without its ``declare`` when the same entities were
+        declared on this channel already and kombu caches them: its
+        ``maybe_declare`` would then send nothing (it binds a copy of each
+        entity to find that out, a third of a message's cost). Also the
+        key to remember once this one's declare has run, if cacheable."""
+        declare = record.args[10]
+        if not declare:
+            return record, None
+        key = tuple(map(id, declare))
+        if key in self._declared:
+            return record._replace(args=(*record.args[:10], None, *record.args[11:])), None
+        cacheable = all(getattr(e, "can_cache_declaration", False) for e in declare)
+        return record, key if cacheable else None
+
     def _drain(self) -> None:
         timeout = self._confirm_timeout or DEFAULT_CONFIRM_TIMEOUT
         try:
@@ -291,10 +316,14 @@ class ConfirmBatch:
     def flush(self) -> None:
         """Write every built message, a batch at a time, each batch's acks
         drained before the next."""
+        fast = self.fast
+        if fast is not None:
+            fast.check()  # the alike children added since the last check
         records = self.producer.take()
         self._ids = [record.task_id for record in records]
         for start in range(0, len(records), self._size):
-            for record in records[start : start + self._size]:
+            chunk = records[start : start + self._size]
+            for record in chunk if fast is None else fast.records(chunk):
                 self._write(record)
             self._drain()
 

@@ -363,13 +363,7 @@ pub fn write_envelope(
     limits: &ReprLimits,
     delivery_tag: &str,
 ) -> Result<(), Unsupported> {
-    match m.args {
-        Value::List(_) | Value::Tuple(_) => {}
-        _ => return Err(Unsupported("task args must be a list or tuple".into())),
-    }
-    if !matches!(m.kwargs, Value::Dict(_)) {
-        return Err(Unsupported("task kwargs must be a dict".into()));
-    }
+    check_arguments(m)?;
     let mut body = Vec::with_capacity(256);
     write_body(&mut body, m)?;
     out.extend_from_slice(b"{\"body\": \"");
@@ -461,6 +455,75 @@ pub fn for_each_alike_envelope(
         let written = write_envelope(&mut out, template, limits, tag);
         swap_in(template, &mut item);
         sink(written.map(|()| out.as_slice()));
+    }
+    Ok(())
+}
+
+/// What an AMQP message of Celery's takes from an alike item besides its
+/// ids: the body, and the `argsrepr`/`kwargsrepr` headers when Celery
+/// computes them (`None` when the template sets them explicitly).
+pub struct AmqpParts<'a> {
+    pub body: &'a [u8],
+    pub argsrepr: Option<Text>,
+    pub kwargsrepr: Option<Text>,
+}
+
+/// The AMQP parts of each alike item in order, handed to `sink` (the body
+/// from one reused buffer).
+pub fn for_each_alike_amqp_parts(
+    template: &mut TaskMessage,
+    items: Vec<Result<AlikeItem, Unsupported>>,
+    limits: &ReprLimits,
+    mut sink: impl FnMut(Result<AmqpParts<'_>, Unsupported>),
+) {
+    let mut body = Vec::with_capacity(512);
+    for item in items {
+        let mut item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                sink(Err(e));
+                continue;
+            }
+        };
+        body.clear();
+        swap_in(template, &mut item);
+        let written = amqp_parts(&mut body, template, limits);
+        swap_in(template, &mut item);
+        sink(written.map(|(argsrepr, kwargsrepr)| AmqpParts {
+            body: &body,
+            argsrepr,
+            kwargsrepr,
+        }));
+    }
+}
+
+type Reprs = (Option<Text>, Option<Text>);
+
+fn amqp_parts(
+    body: &mut Vec<u8>,
+    m: &TaskMessage,
+    limits: &ReprLimits,
+) -> Result<Reprs, Unsupported> {
+    check_arguments(m)?;
+    write_body(body, m)?;
+    let argsrepr = m
+        .argsrepr
+        .is_none()
+        .then(|| saferepr(&m.args, limits.argsrepr_maxsize, limits.maxlevels));
+    let kwargsrepr = m
+        .kwargsrepr
+        .is_none()
+        .then(|| saferepr(&m.kwargs, limits.kwargsrepr_maxsize, limits.maxlevels));
+    Ok((argsrepr, kwargsrepr))
+}
+
+fn check_arguments(m: &TaskMessage) -> Result<(), Unsupported> {
+    match m.args {
+        Value::List(_) | Value::Tuple(_) => {}
+        _ => return Err(Unsupported("task args must be a list or tuple".into())),
+    }
+    if !matches!(m.kwargs, Value::Dict(_)) {
+        return Err(Unsupported("task kwargs must be a dict".into()));
     }
     Ok(())
 }
