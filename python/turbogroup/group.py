@@ -29,10 +29,12 @@ from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.plain import PlainDispatch, plain_children
+from turbogroup.progress import DispatchProgress, ProgressFn
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher
 from turbogroup.publish.amqp import ConfirmBatch
 from turbogroup.publish.amqp_fast import AmqpFastDispatch
 from turbogroup.publish.batch import Batch
+from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
 from turbogroup.result import BatchedCollection, LazyResults, group_result_cls
 
@@ -124,8 +126,14 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         producer: Any = None,
         link: Any = None,
         link_error: Any = None,
+        *,
+        on_progress: ProgressFn | None = None,
+        progress: bool = False,
         **options: Any,
     ) -> Any:
+        """Celery's ``apply_async``; ``on_progress(sent, total)`` (called as
+        batches of messages are confirmed sent) and ``progress`` (a tqdm bar)
+        are turbogroup's keyword-only additions."""
         args = args if args else ()
         if link is not None:
             raise TypeError("Cannot add link to group: use a chord")
@@ -139,14 +147,47 @@ class group(_celery_group):  # noqa: N801 - Celery's name
 
         options, group_id, root_id = self._freeze_gid(options)
         tasks = self._prepared(self.tasks, [], group_id, root_id, app)
+        nested = isinstance(producer, DeferringProducer)  # sent with the outer group
+        reporter = None
+        if (progress or on_progress is not None) and not nested:
+            reporter = DispatchProgress(progress, on_progress)
+        try:
+            result = self._dispatch(
+                tasks, app, producer, reporter, group_id, root_id, args, kwargs, options
+            )
+            if reporter is not None and reporter.last is None:
+                # Published one by one (no bulk publisher): all sent now.
+                reporter(len(result), len(result))
+        finally:
+            if reporter is not None:
+                reporter.close()
+
+        parent_task = app.current_worker_task
+        if add_to_parent and parent_task:
+            parent_task.add_trail(result)
+        return result
+
+    def _dispatch(
+        self,
+        tasks: Any,
+        app: Any,
+        producer: Any,
+        reporter: DispatchProgress | None,
+        group_id: str,
+        root_id: str | None,
+        args: Any,
+        kwargs: Any,
+        options: dict[str, Any],
+    ) -> Any:
         p = barrier()
         # A generator group's size is unknown until dispatched (and _regen
         # is a list subclass whose len() would consume it): pause anyway.
         size = GC_PAUSE_THRESHOLD if isinstance(self.tasks, _regen) else len(self.tasks)
         result_cls = group_result_cls(app)
-        lazy = None
         with gc_paused(size), ExitStack() as stack:
             producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
+            if batch is not None and reporter is not None:
+                batch.on_sent = reporter
             lazy = self._apply_plain(
                 fast, batch, producer, p, lazy_results, group_id, root_id, args, kwargs, options
             )
@@ -165,10 +206,6 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         # a GroupResult is returned as the group's result (as Celery does).
         if lazy is None and len(result) == 1 and isinstance(result[0], _CeleryGroupResult):
             result = result[0]
-
-        parent_task = app.current_worker_task
-        if add_to_parent and parent_task:
-            parent_task.add_trail(result)
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:

@@ -1,5 +1,6 @@
-"""Progress reporting for long collections: ``on_progress(done, total)``,
-or ``progress=True`` for a tqdm bar (when tqdm is installed)."""
+"""Progress reporting for long collections and dispatches:
+``on_progress(done, total)``, or ``progress=True`` for a tqdm bar (when
+tqdm is installed)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,29 @@ def progress_reporter(
             sys.stderr.write("\n")
 
     return report, close
+
+
+class DispatchProgress:
+    """``on_sent(done, total)`` for a bulk publisher: messages confirmed
+    sent so far. The bar is made at the first report, when the total is
+    known (a generator group's size is only known once it is read)."""
+
+    def __init__(self, progress: bool, on_progress: ProgressFn | None) -> None:
+        self._progress = progress
+        self._on_progress = on_progress
+        self._report: ProgressFn | None = None
+        self._close: Callable[[], None] | None = None
+        self.last: tuple[int, int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._close is None:
+            self._report, self._close = progress_reporter(
+                self._progress, self._on_progress, total, "dispatching"
+            )
+        self.last = (done, total)
+        if self._report is not None:
+            self._report(done, total)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()

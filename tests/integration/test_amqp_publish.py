@@ -259,6 +259,16 @@ def test_plain_children_are_identical_to_what_celery_group_publishes(make_app):
     assert ours == theirs
 
 
+def test_dispatch_progress_counts_confirmed_batches(make_app):
+    app = make_app()
+    seen = []
+    group(app.add.s(i, i) for i in range(2500)).apply_async(
+        on_progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    assert message_count(app, app.queue_names[0]) == 2500
+
+
 def test_nacked_messages_raise_publish_error_naming_exactly_the_missing_ids(make_app):
     # RabbitMQ nacks every publish past max-length with reject-publish.
     app = make_app({"x-max-length": 1500, "x-overflow": "reject-publish"})

@@ -179,3 +179,33 @@ def test_a_generator_chord_header_is_not_taken_for_plain_children(env):
     ]
     assert len(embeds) == 3
     assert all(e["chord"] and e["chord"]["task"] == "tg_plain.tsum" for e in embeds)
+
+
+def test_dispatch_progress_counts_messages_sent(env):
+    app, add, queue, broker = env
+    seen = []
+    result = group(add.s(i, i) for i in range(2500)).apply_async(
+        on_progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    assert broker.llen(queue) == 2500 and len(result) == 2500
+
+
+def test_dispatch_progress_without_batches_reports_once_at_the_end(env, capsys):
+    from celery import signals
+
+    app, add, queue, broker = env
+    seen = []
+
+    def receiver(*args, **kwargs):
+        pass
+
+    signals.after_task_publish.connect(receiver)
+    try:
+        group(add.s(i, i) for i in range(30)).apply_async(
+            on_progress=lambda done, total: seen.append((done, total)), progress=True
+        )
+    finally:
+        signals.after_task_publish.disconnect(receiver)
+    assert seen == [(30, 30)]
+    assert "30" in capsys.readouterr().err  # the bar (tqdm's, or a plain line)

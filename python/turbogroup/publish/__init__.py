@@ -27,6 +27,7 @@ class BulkPublisher(Protocol):
 
     producer: Any
     fast: Any
+    on_sent: Any  # on_sent(done, total) as messages are confirmed sent, or None
 
     def published(self, task_id: str) -> None: ...
 

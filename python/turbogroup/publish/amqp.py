@@ -105,6 +105,8 @@ class ConfirmBatch:
     # dispatch that uses this batch; its alike children wait among the
     # records and are built a batch at a time when sent.
     fast: Any = None
+    # on_sent(done, total): called as batches are confirmed (progress).
+    on_sent: Any = None
 
     def __init__(
         self,
@@ -326,6 +328,8 @@ class ConfirmBatch:
             for record in chunk if fast is None else fast.records(chunk):
                 self._write(record)
             self._drain()
+            if self.on_sent is not None:
+                self.on_sent(self.confirmed, len(records))
 
 
 @contextmanager

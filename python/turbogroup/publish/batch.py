@@ -85,6 +85,8 @@ class Batch:
         self.target = target
         self.producer = DeferringProducer(target, self)
         self.fast: Any = None
+        # on_sent(done, total): called as steps are sent (progress).
+        self.on_sent: Any = None
         self.steps: list[Step] = []
         self.confirmed = 0
         self._size = size
@@ -146,6 +148,7 @@ class Batch:
         """Seal what is left and send every step."""
         self.seal()
         steps, self.steps = self.steps, []
+        total = self.confirmed + sum(len(step.ids) for step in steps)
         for k, step in enumerate(steps):
 
             def attempt(step: Step = step) -> None:
@@ -158,6 +161,8 @@ class Batch:
                 unconfirmed = step.ids[confirmed:] + [i for s in steps[k + 1 :] for i in s.ids]
                 raise PublishError(unconfirmed, self.confirmed + confirmed) from exc
             self.confirmed += len(step.ids)
+            if self.on_sent is not None:
+                self.on_sent(self.confirmed, total)
 
 
 @contextmanager
