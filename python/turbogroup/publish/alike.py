@@ -52,6 +52,16 @@ def celery_publishing_task(app: Any, sig: Any) -> Task | None:
     return task
 
 
+def repr_limits(app: Any) -> dict[str, Any]:
+    """The encoder's keyword arguments for Celery's ``argsrepr``/
+    ``kwargsrepr`` limits on this app."""
+    return {
+        "argsrepr_maxsize": app.amqp.argsrepr_maxsize,
+        "kwargsrepr_maxsize": app.amqp.kwargsrepr_maxsize,
+        "repr_maxlevels": app.conf.task_repr_maxlevels,
+    }
+
+
 class AlikeKeys:
     """Keys equal for children whose messages are alike, for one router."""
 
@@ -81,4 +91,11 @@ class AlikeKeys:
         )
 
 
-__all__ = ["ATOMIC", "CLOCKED", "AlikeKeys", "celery_publishing_task", "fast_path_allowed"]
+__all__ = [
+    "ATOMIC",
+    "CLOCKED",
+    "AlikeKeys",
+    "celery_publishing_task",
+    "fast_path_allowed",
+    "repr_limits",
+]

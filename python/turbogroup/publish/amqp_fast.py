@@ -28,7 +28,12 @@ from celery import Signature
 
 from turbogroup import _core
 from turbogroup.errors import MessageTooLargeError, note_child
-from turbogroup.publish.alike import AlikeKeys, celery_publishing_task, fast_path_allowed
+from turbogroup.publish.alike import (
+    AlikeKeys,
+    celery_publishing_task,
+    fast_path_allowed,
+    repr_limits,
+)
 from turbogroup.publish.deferred import Deferred
 
 CHECK_EVERY = 1000
@@ -90,11 +95,7 @@ class AmqpFastDispatch:
         self.enabled = fast_path_allowed(app, batch.producer)
         self.max_message_size = max_message_size
         amqp = app.amqp
-        self.limits = {
-            "argsrepr_maxsize": amqp.argsrepr_maxsize,
-            "kwargsrepr_maxsize": amqp.kwargsrepr_maxsize,
-            "repr_maxlevels": app.conf.task_repr_maxlevels,
-        }
+        self.limits = repr_limits(app)
         self._keys = AlikeKeys(amqp.router)
         self.last_alike: tuple[None, Template] | None = None
         self.unchecked: list[AlikeEntry] = []

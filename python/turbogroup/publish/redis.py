@@ -36,7 +36,12 @@ from dateutil.parser import isoparse
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
-from turbogroup.publish.alike import AlikeKeys, celery_publishing_task, fast_path_allowed
+from turbogroup.publish.alike import (
+    AlikeKeys,
+    celery_publishing_task,
+    fast_path_allowed,
+    repr_limits,
+)
 from turbogroup.publish.batch import Step
 
 logger = logging.getLogger("turbogroup.publish.redis")
@@ -108,11 +113,7 @@ class RedisFastDispatch:
         self.default_queue = amqp.default_queue
         self.default_serializer = conf.task_serializer
         self.default_delivery_mode = conf.task_default_delivery_mode
-        self.limits = {
-            "argsrepr_maxsize": amqp.argsrepr_maxsize,
-            "kwargsrepr_maxsize": amqp.kwargsrepr_maxsize,
-            "repr_maxlevels": conf.task_repr_maxlevels,
-        }
+        self.limits = repr_limits(app)
         self.thread_oid = app.thread_oid
         self.origin = anon_nodename()
         self.inherit_priority = conf.task_inherit_parent_priority
