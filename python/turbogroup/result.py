@@ -111,7 +111,10 @@ class LazyResults:
     def materialize(self) -> list[Any]:
         with self._lock:
             if self._made is None:
-                self._made = self._make()
+                # Many new objects at once: a cyclic GC pass every few
+                # hundred of them would walk the whole heap again and again.
+                with gc_paused(len(self._entries)):
+                    self._made = self._make()
                 self._entries = []
             return self._made
 
