@@ -283,6 +283,10 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         app = app or self.app
         with ExitStack() as stack:
             producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
+            if not isinstance(fast, RedisFastDispatch):
+                # The AMQP fast path only builds plain children (plain.py);
+                # here Celery publishes each child into the batch anyway.
+                fast = None
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
             chord_size = 0
