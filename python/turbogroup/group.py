@@ -377,10 +377,13 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         ):
             return None
         counted = p and not p.cancelled and not p.ready
-        attach = None
+        attach = on_child_ready = None
         if counted:
             attach = (lambda r: r.on_ready.then(p)) if lazy_results else partial(_then, p)
-        lazy = LazyResults(attach)
+            # collected from the ids (LazyResults.nodes): the barrier is
+            # what a child's on_ready would have called
+            on_child_ready = p if lazy_results else None
+        lazy = LazyResults(attach, on_child_ready)
         PlainDispatch(fast, batch, producer, group_id, root_id, args, kwargs, options, lazy).run(
             self.tasks
         )

@@ -174,16 +174,18 @@ class PlainDispatch:
         publish = partial(self._publish, clone, position)
         if not self.fast.add(clone, None, self.args, self.kwargs, self.options, publish):
             publish()
+        make = _result_maker(clone.type)
         if learn:
             alike = self.fast.last_alike
             typed = None
             if alike is not None:
                 t = self.fast.app.tasks[clone.task]
                 typed = getattr(t, "__header__", None) if t.typing else None
-                self._kinds[kind] = (*alike, typed, _result_maker(clone.type))
+                self._kinds[kind] = (*alike, typed, make)
             else:
                 self._kinds[kind] = None
-        self.results.add_result(result)
+        # Kept as its id too: made again when touched, as freeze made it.
+        self.results.add_id(result.id, make)
         self.batch.published(result.id)
 
     def _publish(self, clone: Signature, position: int) -> None:

@@ -16,14 +16,15 @@ from typing import Any
 
 from celery import Celery, states
 from celery.exceptions import ImproperlyConfigured
-from celery.result import AsyncResult, EagerResult, assert_will_not_block
+from celery.result import AsyncResult, EagerResult, assert_will_not_block, result_from_tuple
 from celery.result import GroupResult as CeleryGroupResult
 from celery.result import ResultSet as CeleryResultSet
 
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.barrier import barrier
-from turbogroup.collect.redis import RedisCollector, backend_for
+from turbogroup.collect.redis import RedisCollector, backend_for, reads_like_celery
+from turbogroup.collect.settle import fulfil_quietly
 from turbogroup.progress import ProgressFn, progress_reporter
 
 
@@ -80,23 +81,48 @@ class LazyResults:
 
     ``materialize()`` makes each ``AsyncResult`` as ``Signature.freeze``
     would have (``make`` is the child's ``Task.AsyncResult``) and attaches
-    it to the group's ready barrier as the dispatch would have; a result
-    made at dispatch (a child Celery froze itself) is kept as it is. It runs
+    it to the group's ready barrier as the dispatch would have. It runs
     once, under a lock: attaching twice would count a child twice.
+
+    Until then the group can be collected from the ids (``nodes()``): on
+    Celery's Redis backend, while nothing is subscribed or registered (so
+    that fulfilling a result would do nothing but fire its callbacks), a
+    ready meta is kept on the child's stand-in and counted on the ready
+    barrier once, which is all that caching it on the result and firing
+    its ``on_ready`` would do, since only the barrier is attached to it. A
+    result made later gets that meta as its cache, already fulfilled.
     """
 
-    __slots__ = ("_attach", "_entries", "_lock", "_made", "_makers")
+    __slots__ = (
+        "_attach",
+        "_backends",
+        "_entries",
+        "_lock",
+        "_made",
+        "_makers",
+        "_nodes",
+        "_on_child_ready",
+    )
 
-    def __init__(self, attach: Callable[[Any], Any] | None) -> None:
+    def __init__(
+        self,
+        attach: Callable[[Any], Any] | None,
+        on_child_ready: Callable[[], Any] | None = None,
+    ) -> None:
         self._entries: list[Any] = []
         self._makers: list[tuple[int, Callable[[str], Any]]] = []
         self._attach = attach
+        self._on_child_ready = on_child_ready
         self._lock = threading.Lock()
         self._made: list[Any] | None = None
+        self._nodes: list[LazyNode] | None = None
+        self._backends: dict[int, Any] = {}
 
     def add_id(self, task_id: str, make: Callable[[str], Any]) -> None:
         if not self._makers or self._makers[-1][1] is not make:
             self._makers.append((len(self._entries), make))
+            backend = getattr(make, "keywords", {}).get("backend")
+            self._backends[id(backend)] = backend
         self._entries.append(task_id)
 
     def add_result(self, result: Any) -> None:
@@ -106,7 +132,50 @@ class LazyResults:
         self._entries.append(result)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) if self._made is None else len(self._made)
+
+    @property
+    def backend(self) -> Any:
+        """The backend every result will have, or None."""
+        if len(self._backends) != 1:
+            return None
+        return next(iter(self._backends.values()))
+
+    def nodes(self) -> list[LazyNode] | None:
+        """Stand-ins the collector can read and settle, or None where the
+        results must be made (module docstring's conditions)."""
+        with self._lock:
+            if self._made is not None or self._on_child_ready is None:
+                return None
+            backend = self.backend
+            if not (
+                isinstance(backend, RedisBackend)
+                and reads_like_celery(type(backend))
+                and not backend.result_consumer.subscribed_to
+                and not any(backend._pending_results)
+                and all(type(e) is str for e in self._entries)
+            ):
+                return None
+            if self._nodes is None:
+                self._nodes = [LazyNode(task_id, self) for task_id in self._entries]
+            return self._nodes
+
+    def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
+        """``_maybe_set_cache`` of a ready meta, for the result not made yet."""
+        backend = self.backend
+        meta = backend.meta_from_decoded(meta)
+        children = meta.get("children")
+        if children:  # AsyncResult._set_cache
+            app = backend.app
+            meta["children"] = [result_from_tuple(child, app) for child in children]
+        with self._lock:
+            if node._cache is not None:
+                return node._cache  # settled meanwhile by another thread
+            node._cache = meta
+            fire = self._made is None and self._on_child_ready is not None
+        if fire:
+            self._on_child_ready()
+        return meta
 
     def materialize(self) -> list[Any]:
         with self._lock:
@@ -119,16 +188,44 @@ class LazyResults:
             return self._made
 
     def _make(self) -> list[Any]:
-        made, attach = list(self._entries), self._attach
+        made, attach, nodes = list(self._entries), self._attach, self._nodes
         ends = [start for start, _ in self._makers[1:]] + [len(made)]
         for (first, make), end in zip(self._makers, ends):
             for i in range(first, end):
                 task_id = made[i]
-                if type(task_id) is str:
-                    made[i] = result = make(task_id)
+                if type(task_id) is not str:
+                    continue
+                made[i] = result = make(task_id)
+                cached = nodes[i]._cache if nodes is not None else None
+                if cached is None:
                     if attach is not None:
                         attach(result)
+                elif not fulfil_quietly(result, cached):
+                    result._cache = cached
         return made
+
+
+class LazyNode:
+    """A child kept as its id, as the collector sees a result: ``id``,
+    ``_cache``, ``_maybe_set_cache`` and ``_get_task_meta``, with
+    Celery's meaning (see ``LazyResults``)."""
+
+    __slots__ = ("_cache", "_owner", "id")
+
+    def __init__(self, task_id: str, owner: LazyResults) -> None:
+        self.id = task_id
+        self._cache: dict[str, Any] | None = None
+        self._owner = owner
+
+    def _maybe_set_cache(self, meta: dict[str, Any] | None) -> Any:
+        if meta and meta["status"] in states.READY_STATES:
+            return self._owner.settle(self, meta)
+        return meta
+
+    def _get_task_meta(self) -> Any:
+        if self._cache is None:
+            return self._maybe_set_cache(self._owner.backend.get_task_meta(self.id))
+        return self._cache
 
 
 class BatchedCollection(CeleryResultSet):
@@ -149,6 +246,15 @@ class BatchedCollection(CeleryResultSet):
 
     def __len__(self) -> int:
         return len(self._results)
+
+    @property
+    def supports_native_join(self) -> Any:
+        # Celery asks the first result, which asks its backend: ask the
+        # backend the kept ids' results will have, without making them.
+        kept = self._results
+        if type(kept) is LazyResults and len(kept) and kept.backend is not None:
+            return kept.backend.supports_native_join
+        return super().supports_native_join
 
     def __init__(
         self, results: list[Any], app: Any = None, ready_barrier: Any = None, **kwargs: Any
@@ -173,16 +279,25 @@ class BatchedCollection(CeleryResultSet):
                     self._on_full.add(result)
 
     def _collector(self) -> RedisCollector | None:
-        backend = backend_for(self.results) if self.results else None
-        return RedisCollector(backend) if backend is not None else None
+        """The batched collector, with ``nodes`` (what it walks) set: the
+        results, or for results still kept as ids their stand-ins
+        (``LazyResults.nodes``); None on a backend Celery reads itself."""
+        kept = self._results
+        if type(kept) is LazyResults:
+            nodes = kept.nodes()
+            if nodes is not None:
+                return RedisCollector(kept.backend, nodes)
+        results = self.results
+        backend = backend_for(results) if results else None
+        return RedisCollector(backend, results) if backend is not None else None
 
     def _states(
         self, collector: RedisCollector, until: Callable[[Any], bool] | None = None
     ) -> list[Any]:
         # ``until``: where Celery's all()/any() over the children stops
         # reading them (see RedisCollector.states).
-        with gc_paused(len(self.results)):
-            return collector.states(self.results, until)
+        with gc_paused(len(collector.nodes)):
+            return collector.states(collector.nodes, until)
 
     def completed_count(self) -> int:
         collector = self._collector()
@@ -353,7 +468,7 @@ class BatchedCollection(CeleryResultSet):
         try:
             with gc_paused(len(self)):
                 return collector.collect(
-                    self.results,
+                    collector.nodes,
                     timeout=celery_kwargs["timeout"],
                     propagate=celery_kwargs["propagate"],
                     interval=celery_kwargs["interval"],

@@ -209,3 +209,66 @@ def test_dispatch_progress_without_batches_reports_once_at_the_end(env, capsys):
         signals.after_task_publish.disconnect(receiver)
     assert seen == [(30, 30)]
     assert "30" in capsys.readouterr().err  # the bar (tqdm's, or a plain line)
+
+
+def store(app, task_id, value, status="SUCCESS"):
+    app.backend.store_result(task_id, value, status)
+
+
+def test_collection_reads_the_ids_without_making_results(env):
+    app, add, queue, broker = env
+    result = group(add.s(i, i) for i in range(1500)).apply_async()
+    ids = queued_ids(broker, queue)
+    for i, task_id in enumerate(ids[:700]):
+        store(app, task_id, i)
+    assert result.completed_count() == 700
+    assert not result.ready() and result.waiting()
+    assert isinstance(result._results, LazyResults)  # collected from the ids
+    # made now: the ready ones cached and fulfilled, the others still waited on
+    children = result.results
+    for task_id in ids[:700]:
+        app.backend.delete(app.backend.get_key_for_task(task_id))
+    assert [r.result for r in children[:700]] == list(range(700))  # served from cache
+    assert all(r.on_ready.ready for r in children[:700])
+    assert not any(r.on_ready.ready for r in children[700:])
+    fired = []
+    children[3].then(lambda r: fired.append(r.id))  # a fulfilled promise calls at once
+    assert fired == [ids[3]]
+    group_fired = []
+    result.then(lambda r: group_fired.append(r.id))
+    for i, task_id in enumerate(ids[700:], 700):
+        store(app, task_id, i)
+    assert result.get(timeout=10) == list(range(1500))
+    assert group_fired == [result.id]
+
+
+def test_failures_from_the_ids_propagate_as_celerys(env):
+    app, add, queue, broker = env
+    result = group(add.s(i, i) for i in range(5)).apply_async()
+    ids = queued_ids(broker, queue)
+    for i, task_id in enumerate(ids):
+        if i == 2:
+            store(app, task_id, KeyError("boom"), "FAILURE")
+        else:
+            store(app, task_id, i)
+    with pytest.raises(KeyError, match="boom"):
+        result.get(timeout=10)
+    values = result.get(timeout=10, propagate=False)
+    assert isinstance(result._results, LazyResults)
+    assert values[:2] == [0, 1] and isinstance(values[2], KeyError) and values[3:] == [3, 4]
+    assert result.failed() and not result.successful() and result.completed_count() == 4
+
+
+def test_a_subscription_elsewhere_makes_the_results_first(env):
+    app, add, queue, broker = env
+    result = group(add.s(i, i) for i in range(5)).apply_async()
+    ids = queued_ids(broker, queue)
+    other = app.AsyncResult(ids[0])
+    other.then(lambda r: None)  # subscribes to the child's channel
+    try:
+        for i, task_id in enumerate(ids):
+            store(app, task_id, i)
+        assert result.get(timeout=10) == list(range(5))
+        assert isinstance(result._results, list)  # Celery's path, results made
+    finally:
+        app.backend.remove_pending_result(other)

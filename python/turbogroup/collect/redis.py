@@ -81,7 +81,7 @@ def _decodes_plain_kombu_json(backend: RedisBackend) -> bool:
     )
 
 
-def _reads_like_celery(backend_cls: type) -> bool:
+def reads_like_celery(backend_cls: type) -> bool:
     return all(getattr(backend_cls, name) is getattr(RedisBackend, name) for name in _READ_PATH)
 
 
@@ -101,7 +101,7 @@ def backend_for(results: Sequence[Any]) -> RedisBackend | None:
     if len(set(map(id, map(_backend_of, results)))) != 1:
         return None
     backend = results[0].backend
-    if not isinstance(backend, RedisBackend) or not _reads_like_celery(type(backend)):
+    if not isinstance(backend, RedisBackend) or not reads_like_celery(type(backend)):
         return None
     return backend
 
@@ -126,8 +126,9 @@ def _repeated_ids(results: Sequence[Any], indexes: list[int]) -> set[int]:
 class RedisCollector:
     """Reads many task metas from one Redis result backend at once."""
 
-    def __init__(self, backend: RedisBackend) -> None:
+    def __init__(self, backend: RedisBackend, nodes: Sequence[Any] = ()) -> None:
         self.backend = backend
+        self.nodes = nodes  # what the caller collects: results, or stand-ins
         self._rust_json = _decodes_plain_kombu_json(backend)
         # Celery's _get_key_for(task_keyprefix, id): the prefix (with any
         # global_keyprefix) then the id, as bytes.

@@ -99,6 +99,15 @@ def _fulfil_success(node: AsyncResult, meta: dict[str, Any]) -> bool:
     return True
 
 
+def fulfil_quietly(node: AsyncResult, meta: dict[str, Any]) -> bool:
+    """Cache ``meta`` on a result just made, its ``on_ready`` marked
+    fulfilled, as ``_maybe_set_cache`` did when the meta was read for it
+    (``turbogroup.result.LazyResults``: its ``remove_pending_result`` did
+    nothing then, and nothing is attached to the new promise). False, with
+    nothing done, when the promise is not vine's own."""
+    return _fulfil_success(node, meta)
+
+
 def mark_quick(fn: Any) -> Any:
     """Tags ``quick_fulfilment``'s ``remove_pending_result`` stand-in, which
     defers to Celery's whenever the removal could do anything."""
