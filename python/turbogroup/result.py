@@ -109,7 +109,7 @@ class LazyResults:
         attach: Callable[[Any], Any] | None,
         on_child_ready: Callable[[], Any] | None = None,
     ) -> None:
-        self._entries: list[Any] = []
+        self._entries: list[str] = []  # task ids, in group order
         self._makers: list[tuple[int, Callable[[str], Any]]] = []
         self._attach = attach
         self._on_child_ready = on_child_ready
@@ -124,12 +124,6 @@ class LazyResults:
             backend = getattr(make, "keywords", {}).get("backend")
             self._backends[id(backend)] = backend
         self._entries.append(task_id)
-
-    def add_result(self, result: Any) -> None:
-        """A result made at dispatch: attached now, as Celery attaches it."""
-        if self._attach is not None:
-            self._attach(result)
-        self._entries.append(result)
 
     def __len__(self) -> int:
         return len(self._entries) if self._made is None else len(self._made)
@@ -153,16 +147,15 @@ class LazyResults:
                 and reads_like_celery(type(backend))
                 and not backend.result_consumer.subscribed_to
                 and not any(backend._pending_results)
-                and all(type(e) is str for e in self._entries)
             ):
                 return None
             if self._nodes is None:
-                self._nodes = [LazyNode(task_id, self) for task_id in self._entries]
+                self._nodes = [LazyNode(task_id, self, backend) for task_id in self._entries]
             return self._nodes
 
     def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
         """``_maybe_set_cache`` of a ready meta, for the result not made yet."""
-        backend = self.backend
+        backend = node._backend
         meta = backend.meta_from_decoded(meta)
         children = meta.get("children")
         if children:  # AsyncResult._set_cache
@@ -192,10 +185,7 @@ class LazyResults:
         ends = [start for start, _ in self._makers[1:]] + [len(made)]
         for (first, make), end in zip(self._makers, ends):
             for i in range(first, end):
-                task_id = made[i]
-                if type(task_id) is not str:
-                    continue
-                made[i] = result = make(task_id)
+                made[i] = result = make(made[i])
                 cached = nodes[i]._cache if nodes is not None else None
                 if cached is None:
                     if attach is not None:
@@ -210,12 +200,13 @@ class LazyNode:
     ``_cache``, ``_maybe_set_cache`` and ``_get_task_meta``, with
     Celery's meaning (see ``LazyResults``)."""
 
-    __slots__ = ("_cache", "_owner", "id")
+    __slots__ = ("_backend", "_cache", "_owner", "id")
 
-    def __init__(self, task_id: str, owner: LazyResults) -> None:
+    def __init__(self, task_id: str, owner: LazyResults, backend: Any) -> None:
         self.id = task_id
         self._cache: dict[str, Any] | None = None
         self._owner = owner
+        self._backend = backend
 
     def _maybe_set_cache(self, meta: dict[str, Any] | None) -> Any:
         if meta and meta["status"] in states.READY_STATES:
@@ -224,7 +215,7 @@ class LazyNode:
 
     def _get_task_meta(self) -> Any:
         if self._cache is None:
-            return self._maybe_set_cache(self._owner.backend.get_task_meta(self.id))
+            return self._maybe_set_cache(self._backend.get_task_meta(self.id))
         return self._cache
 
 
