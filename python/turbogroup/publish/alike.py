@@ -5,6 +5,7 @@ message template) holds for the others, on every transport's fast path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Signature
@@ -62,6 +63,21 @@ def repr_limits(app: Any) -> dict[str, Any]:
     }
 
 
+def by_template(templates: Iterable[Any]) -> list[tuple[Any, list[int]]]:
+    """The positions that share each template (by identity, in the order
+    first seen), for one encoder call per template; positions whose
+    template is None (whole messages) are left out."""
+    runs: dict[int, tuple[Any, list[int]]] = {}
+    for i, template in enumerate(templates):
+        if template is None:
+            continue
+        run = runs.get(id(template))
+        if run is None:
+            run = runs[id(template)] = (template, [])
+        run[1].append(i)
+    return list(runs.values())
+
+
 class AlikeKeys:
     """Keys equal for children whose messages are alike, for one router."""
 
@@ -95,6 +111,7 @@ __all__ = [
     "ATOMIC",
     "CLOCKED",
     "AlikeKeys",
+    "by_template",
     "celery_publishing_task",
     "fast_path_allowed",
     "repr_limits",

@@ -30,6 +30,7 @@ from turbogroup import _core
 from turbogroup.errors import MessageTooLargeError, note_child
 from turbogroup.publish.alike import (
     AlikeKeys,
+    by_template,
     celery_publishing_task,
     fast_path_allowed,
     repr_limits,
@@ -193,7 +194,8 @@ class AmqpFastDispatch:
         after the others), one over the broker's size limit raises."""
         entries, self.unchecked = self.unchecked, []
         bad: list[AlikeEntry] = []
-        for template, run in _by_template(entries):
+        for template, positions in by_template([entry.template for entry in entries]):
+            run = [entries[i] for i in positions]
             items = [(e.task_id, e.group_index, e.args, e.kwargs) for e in run]
             sizes = _core.amqp_alike_parts(template.message, items, check=True, **self.limits)
             for entry, size in zip(run, sizes):
@@ -217,12 +219,8 @@ class AmqpFastDispatch:
         """The records to send for a slice of the producer's records, alike
         children built now (they were checked)."""
         out: list[Any] = list(entries)
-        positions: dict[int, list[int]] = {}
-        for i, entry in enumerate(entries):
-            if type(entry) is AlikeEntry:
-                positions.setdefault(id(entry.template), []).append(i)
-        for at in positions.values():
-            template = entries[at[0]].template
+        templates = [e.template if type(e) is AlikeEntry else None for e in entries]
+        for template, at in by_template(templates):
             items = [
                 (entries[i].task_id, entries[i].group_index, entries[i].args, entries[i].kwargs)
                 for i in at
@@ -233,16 +231,6 @@ class AmqpFastDispatch:
                     raise RuntimeError(f"message no longer encodable: {part.reason}")
                 out[i] = record_for(template, item[0], item[1], part)
         return out
-
-
-def _by_template(entries: list[AlikeEntry]) -> list[tuple[Template, list[AlikeEntry]]]:
-    runs: dict[int, tuple[Template, list[AlikeEntry]]] = {}
-    for entry in entries:
-        run = runs.get(id(entry.template))
-        if run is None:
-            run = runs[id(entry.template)] = (entry.template, [])
-        run[1].append(entry)
-    return list(runs.values())
 
 
 __all__ = ["AlikeEntry", "AmqpFastDispatch", "Template", "record_for"]

@@ -38,6 +38,7 @@ from turbogroup import _core
 from turbogroup._compat import RedisChannel
 from turbogroup.publish.alike import (
     AlikeKeys,
+    by_template,
     celery_publishing_task,
     fast_path_allowed,
     repr_limits,
@@ -421,22 +422,14 @@ class RedisFastDispatch:
         """None, or ``Unsupported``, per message: alike messages are encoded
         together, per template, and no bytes are kept."""
         out: list[Any] = [None] * len(messages)
-        runs: dict[int, tuple[dict[str, Any], list[int], list[tuple[Any, ...]]]] = {}
-        whole: list[int] = []
-        for i, message in enumerate(messages):
-            if type(message) is Alike:
-                run = runs.get(id(message.template))
-                if run is None:
-                    run = runs[id(message.template)] = (message.template, [], [])
-                run[1].append(i)
-                run[2].append(message[1:])
-            else:
-                whole.append(i)
+        templates = [m.template if type(m) is Alike else None for m in messages]
+        whole = [i for i, template in enumerate(templates) if template is None]
         if whole:
             encoded = _core.encode_task_messages([messages[i] for i in whole], **self.limits)
             for i, data in zip(whole, encoded):
                 out[i] = data if isinstance(data, _core.Unsupported) else None
-        for template, positions, items in runs.values():
+        for template, positions in by_template(templates):
+            items = [messages[i][1:] for i in positions]
             encoded = _core.encode_alike_messages(template, items, check=True, **self.limits)
             if encoded.count(None) == len(encoded):
                 continue  # the usual case: all encodable, out is all None
