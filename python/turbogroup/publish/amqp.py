@@ -119,7 +119,7 @@ class ConfirmBatch:
         self._template = producer
         self._connection = conn = producer.connection
         self._size = size
-        self.max_message_size = self._max_message_size = max_message_size
+        self.max_message_size = max_message_size
         self._errors: tuple[type[BaseException], ...] = (
             *conn.connection_errors,
             *conn.channel_errors,
@@ -233,10 +233,10 @@ class ConfirmBatch:
     # -- building ---------------------------------------------------------
 
     def check(self, record: Deferred) -> None:
-        if record.body_size > self._max_message_size:
+        if record.body_size > self.max_message_size:
             raise MessageTooLargeError(
                 f"task {record.task_id}: message body of {record.body_size} bytes is over "
-                f"the broker's max_message_size ({self._max_message_size} bytes; set "
+                f"the broker's max_message_size ({self.max_message_size} bytes; set "
                 "turbogroup_max_message_size to the broker's own limit)"
             )
         # py-amqp encodes the headers table only when it writes the frame,
