@@ -68,7 +68,7 @@ def _then(p: Any, result: Any) -> None:
 
 def _dispatching(
     stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]
-) -> tuple[Any, Any, bool, Any]:
+) -> tuple[Any, Any, bool, RedisFastDispatch | None]:
     """Enter what a dispatch publishes through: (producer, bulk publisher
     or None, whether results need no subscription, the Redis fast path or
     None). A dispatch nested in another joins the outer one's."""
@@ -283,10 +283,6 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         app = app or self.app
         with ExitStack() as stack:
             producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
-            if not isinstance(fast, RedisFastDispatch):
-                # The AMQP fast path only builds plain children (plain.py);
-                # here Celery publishes each child into the batch anyway.
-                fast = None
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
             chord_size = 0
@@ -350,7 +346,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
 
     def _apply_plain(
         self,
-        fast: Any,
+        fast: RedisFastDispatch | None,
         batch: Any,
         producer: Any,
         p: Any,
@@ -369,6 +365,8 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         other effect: on Redis (no subscription, see _apply_tasks) or on a
         backend whose ``add_pending_result`` does nothing.
         """
+        if fast is None:
+            fast = self._amqp_fast_path(self.app, batch)
         if fast is None or not fast.enabled or not plain_children(self.tasks):
             return None
         backend = self.app.backend
@@ -392,22 +390,29 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         return lazy
 
     @staticmethod
-    def _fast_path(app: Any, batch: Any) -> Any:
-        """The dispatch's fast path for the transport (Redis: Rust-encoded
-        messages; RabbitMQ: alike children built from a template), shared
-        with any dispatch nested in it; None where there is none."""
-        if isinstance(batch, ConfirmBatch):
-            if batch.fast is None:
-                batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
-        elif not isinstance(batch, Batch):
+    def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
+        """Redis only: the dispatch's Rust-encoded fast path, shared with
+        any dispatch nested in it."""
+        if not isinstance(batch, Batch):
             return None
-        elif batch.fast is None:
+        if batch.fast is None:
             channel = fast_path_channel(batch.producer)
             if channel is not None:
                 batch.fast = RedisFastDispatch(
                     app, batch.producer, channel, batch.retry, batch.retry_policy
                 )
         return batch.fast if batch.fast is not None and batch.fast.app is app else None
+
+    @staticmethod
+    def _amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | None:
+        """RabbitMQ: children alike the first of their kind, built from its
+        message. Only plain dispatches use it (``plain.py``); elsewhere
+        Celery publishes each child into the batch."""
+        if not isinstance(batch, ConfirmBatch):
+            return None
+        if batch.fast is None:
+            batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
+        return batch.fast if batch.fast.app is app else None
 
     def _freeze_gid(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
         options = {
