@@ -8,32 +8,86 @@ use std::sync::{Mutex, MutexGuard};
 use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::PyTraverseError;
 use turbogroup_core::barrier::BarrierState;
 
-#[pyclass(frozen, weakref, dict, subclass, module = "turbogroup._core")]
+/// The Python objects a barrier holds, behind one lock.
+///
+/// The lock is only ever held for a pointer copy or swap, never while
+/// Python code can run (an old value is dropped after the lock is
+/// released: its deallocation can run `__del__`, switch threads or start a
+/// garbage collection). So the garbage collector, which runs with the GIL,
+/// always finds it free and sees every reference the same way in each of
+/// its passes.
+///
+/// `Option`, because the collector may traverse a barrier whose memory is
+/// still all zeroes: the object is tracked from the moment it is allocated,
+/// before pyo3 writes its contents, and a collection can start in between.
+/// All-zero is `None` here, which traverses as nothing.
+struct Held {
+    p: Py<PyAny>,
+    args: Py<PyTuple>,
+    kwargs: Py<PyDict>,
+    reason: Option<Py<PyAny>>,
+}
+
+// No `dict`: pyo3 0.30 makes a `#[pyclass(dict)]` instance by allocating it
+// (tracked by the collector, zero-filled), then, on CPython 3.11/3.12 under
+// abi3, consulting a process-wide `PyOnceLock` whose first use *releases
+// the GIL*, then writing the contents. Eight threads making their first
+// barriers at once left allocated, unwritten barriers for another thread's
+// collection to traverse: a null `p` and a segfault. The Python subclass
+// (`turbogroup.barrier.barrier`) gets its `__dict__` from CPython instead.
+#[pyclass(frozen, weakref, subclass, module = "turbogroup._core")]
 pub struct Barrier {
     state: Mutex<BarrierState>,
-    /// The `vine.promise` fired when the barrier is complete.
-    #[pyo3(get)]
-    p: Py<PyAny>,
-    call_args: Mutex<Py<PyTuple>>,
-    call_kwargs: Mutex<Py<PyDict>>,
-    reason: Mutex<Option<Py<PyAny>>>,
+    held: Mutex<Option<Held>>,
 }
 
 impl Barrier {
     fn state(&self) -> MutexGuard<'_, BarrierState> {
         // A panic cannot happen while the lock is held (no Python runs
         // under it), so a poisoned lock still holds consistent state.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
+    }
+
+    /// `read(held)` under the lock; `read` only copies references.
+    fn read<T>(&self, read: impl FnOnce(&Held) -> T) -> T {
+        read(
+            lock(&self.held)
+                .as_ref()
+                .expect("a constructed barrier holds its objects"),
+        )
+    }
+
+    /// Swaps a held object for `value` and drops the old one after the
+    /// lock is released.
+    fn replace<T>(&self, value: T, slot: impl FnOnce(&mut Held) -> &mut T) -> T {
+        let mut held = lock(&self.held);
+        std::mem::replace(
+            slot(
+                held.as_mut()
+                    .expect("a constructed barrier holds its objects"),
+            ),
+            value,
+        )
+    }
+
+    fn promise<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.read(|h| h.p.clone_ref(py)).into_bound(py)
     }
 
     fn fire(&self, py: Python<'_>) -> PyResult<()> {
-        let args = lock(&self.call_args).clone_ref(py);
-        let kwargs = lock(&self.call_kwargs).clone_ref(py);
-        self.p.bind(py).call(args.bind(py), Some(kwargs.bind(py)))?;
+        let (p, args, kwargs) = self.read(|h| {
+            (
+                h.p.clone_ref(py),
+                h.args.clone_ref(py),
+                h.kwargs.clone_ref(py),
+            )
+        });
+        p.bind(py).call(args.bind(py), Some(kwargs.bind(py)))?;
         Ok(())
     }
 }
@@ -42,22 +96,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `vine.promise`, looked up once: an import per barrier went through the
+/// import machinery on every dispatch. Resolved before the barrier is
+/// allocated, so a first use that waits for another thread (and releases
+/// the GIL meanwhile) leaves no half-made object behind.
+static PROMISE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
 #[pymethods]
 impl Barrier {
     /// The garbage collector's view of what the barrier holds, so a cycle
     /// through it (a member whose callback refers back to the barrier, an
-    /// exception whose traceback does) is collected as vine's would be. A
-    /// lock another thread holds is skipped: traversal must not block.
+    /// exception whose traceback does) is collected as vine's would be.
+    /// `try_lock` cannot fail with the GIL held (see `Held`); if it ever
+    /// did, skipping only keeps objects alive.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.p)?;
-        if let Ok(args) = self.call_args.try_lock() {
-            visit.call(&*args)?;
-        }
-        if let Ok(kwargs) = self.call_kwargs.try_lock() {
-            visit.call(&*kwargs)?;
-        }
-        if let Ok(reason) = self.reason.try_lock() {
-            visit.call(&*reason)?;
+        let Ok(held) = self.held.try_lock() else {
+            return Ok(());
+        };
+        if let Some(h) = held.as_ref() {
+            visit.call(&h.p)?;
+            visit.call(&h.args)?;
+            visit.call(&h.kwargs)?;
+            visit.call(&h.reason)?;
         }
         Ok(())
     }
@@ -65,9 +125,12 @@ impl Barrier {
     /// Breaks cycles through the failure reason; `p`, `args` and `kwargs`
     /// are cleared on their side (every cycle passes a mutable object).
     fn __clear__(&self) {
-        if let Ok(mut reason) = self.reason.try_lock() {
-            *reason = None;
-        }
+        let reason = self
+            .held
+            .try_lock()
+            .ok()
+            .and_then(|mut h| h.as_mut()?.reason.take());
+        drop(reason); // after the lock is released
     }
 
     /// Builds the counter and its promise. Members (`promises`) and the
@@ -103,13 +166,15 @@ impl Barrier {
             Some(k) if k.is_truthy()? => k.cast::<PyDict>()?.copy()?,
             _ => PyDict::new(py),
         };
-        let promise = py.import("vine")?.getattr("promise")?.call0()?;
+        let promise = PROMISE.import(py, "vine", "promise")?.call0()?;
         Ok(Barrier {
             state: Mutex::new(BarrierState::new(n)),
-            p: promise.unbind(),
-            call_args: Mutex::new(PyTuple::new(py, args)?.unbind()),
-            call_kwargs: Mutex::new(kwargs.unbind()),
-            reason: Mutex::new(None),
+            held: Mutex::new(Some(Held {
+                p: promise.unbind(),
+                args: PyTuple::new(py, args)?.unbind(),
+                kwargs: kwargs.unbind(),
+                reason: None,
+            })),
         })
     }
 
@@ -137,7 +202,7 @@ impl Barrier {
 
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
         self.state().cancel();
-        self.p.bind(py).call_method0("cancel")?;
+        self.promise(py).call_method0("cancel")?;
         Ok(())
     }
 
@@ -169,7 +234,7 @@ impl Barrier {
         callback: &Bound<'_, PyAny>,
         errback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.p.bind(py).call_method1("then", (callback, errback))?;
+        self.promise(py).call_method1("then", (callback, errback))?;
         Ok(())
     }
 
@@ -181,7 +246,7 @@ impl Barrier {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         if !self.state().cancelled {
-            self.p.bind(py).call_method("throw", args, kwargs)?;
+            self.promise(py).call_method("throw", args, kwargs)?;
         }
         Ok(())
     }
@@ -244,31 +309,37 @@ impl Barrier {
     fn set_finalized(&self, v: bool) {
         self.state().finalized = v;
     }
+    /// The `vine.promise` fired when the barrier is complete.
+    #[getter]
+    fn p<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.promise(py)
+    }
     #[getter]
     fn args(&self, py: Python<'_>) -> Py<PyTuple> {
-        lock(&self.call_args).clone_ref(py)
+        self.read(|h| h.args.clone_ref(py))
     }
     #[setter]
     fn set_args(&self, args: &Bound<'_, PyAny>) -> PyResult<()> {
         let items = args.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-        *lock(&self.call_args) = PyTuple::new(args.py(), items)?.unbind();
+        let args = PyTuple::new(args.py(), items)?.unbind();
+        drop(self.replace(args, |h| &mut h.args));
         Ok(())
     }
     #[getter]
     fn kwargs(&self, py: Python<'_>) -> Py<PyDict> {
-        lock(&self.call_kwargs).clone_ref(py)
+        self.read(|h| h.kwargs.clone_ref(py))
     }
     #[setter]
     fn set_kwargs(&self, kwargs: &Bound<'_, PyDict>) {
-        *lock(&self.call_kwargs) = kwargs.clone().unbind();
+        drop(self.replace(kwargs.clone().unbind(), |h| &mut h.kwargs));
     }
     #[getter]
     fn reason(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        lock(&self.reason).as_ref().map(|r| r.clone_ref(py))
+        self.read(|h| h.reason.as_ref().map(|r| r.clone_ref(py)))
     }
     #[setter]
     fn set_reason(&self, reason: Option<Py<PyAny>>) {
-        *lock(&self.reason) = reason;
+        drop(self.replace(reason, |h| &mut h.reason));
     }
 
     fn __repr__(&self) -> String {

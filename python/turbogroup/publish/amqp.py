@@ -58,6 +58,7 @@ which is not in confirm mode.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -88,10 +89,17 @@ DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
 
 def uses_pyamqp(connection: Any) -> bool:
     """True for a kombu connection on the py-amqp transport (``amqp://``,
-    ``pyamqp://``, ``amqps://``), the one whose channels we drive here."""
-    from kombu.transport.pyamqp import Transport
+    ``pyamqp://``, ``amqps://``), the one whose channels we drive here.
 
-    return connection is not None and isinstance(connection.transport, Transport)
+    A connection on that transport has imported its module, so it is looked
+    up, not imported: an import per dispatch took the import lock on every
+    call, and the first ones from several threads at once queued on it."""
+    module = sys.modules.get("kombu.transport.pyamqp")
+    return (
+        connection is not None
+        and module is not None
+        and isinstance(connection.transport, module.Transport)
+    )
 
 
 class ConfirmBatch:
