@@ -6,6 +6,8 @@ the task ids that were not confirmed sent.
 
 from __future__ import annotations
 
+import sys
+
 from celery.exceptions import CeleryError
 from kombu.exceptions import OperationalError
 
@@ -63,7 +65,25 @@ def note_child(
     where = f"by the group's child #{position}" + (
         f" (task {task_name!r})" if task_name is not None else ""
     )
-    exc.add_note(
+    _add_note(
+        exc,
         f"turbogroup: raised {where}"
-        + ("; no message of the group was sent" if nothing_sent else "")
+        + ("; no message of the group was sent" if nothing_sent else ""),
     )
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``; on Python 3.10, which has no ``add_note``,
+    the same ``__notes__`` list PEP 678 defines (tracebacks there don't
+    print it, but code that reads notes finds it)."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)
+    try:
+        if isinstance(notes, list):
+            notes.append(note)
+        else:
+            exc.__notes__ = [note]  # type: ignore[attr-defined]
+    except AttributeError:  # an exception type with __slots__
+        pass

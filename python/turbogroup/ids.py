@@ -31,4 +31,7 @@ def _forget_buffer_after_fork() -> None:
     _local = threading.local()
 
 
-os.register_at_fork(after_in_child=_forget_buffer_after_fork)
+# Platforms without fork (Windows) have no register_at_fork, and no forked
+# child that could inherit the buffer either.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_buffer_after_fork)

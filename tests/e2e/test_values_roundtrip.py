@@ -35,7 +35,7 @@ from turbogroup import group as turbo_group
 pytestmark = [pytest.mark.worker, pytest.mark.redis]
 TIMEOUT = 60
 
-UTC = datetime.UTC
+UTC = datetime.timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -44,7 +44,7 @@ class Level(enum.IntEnum):
 
 
 # The pre-3.11 spelling users still have; its str() differs from StrEnum's.
-class Speed(str, enum.Enum):  # noqa: UP042
+class Speed(str, enum.Enum):
     FAST = "fast"
 
 

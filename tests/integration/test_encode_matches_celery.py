@@ -37,7 +37,7 @@ redis = pytest.importorskip("redis")
 pytestmark = pytest.mark.redis
 
 DB = 13
-FIXED_NOW = datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.UTC)
+FIXED_NOW = datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 PRIORITY_STEPS = (0, 3, 6, 9)
 
@@ -178,7 +178,7 @@ def sig(name, *args, **kwargs):
     return signature(name, args=args, kwargs=kwargs)
 
 
-AWARE = datetime.datetime(2031, 6, 1, 12, 0, tzinfo=datetime.UTC)
+AWARE = datetime.datetime(2031, 6, 1, 12, 0, tzinfo=datetime.timezone.utc)
 CASES = {
     "defaults": ((), {}, {}),
     "plain_args": ((1, "two", 3.0), {"k": None}, {}),
@@ -246,7 +246,7 @@ scalars = (
     | st.floats()
     | any_text
     | st.binary(max_size=20)
-    | st.datetimes(timezones=st.none() | st.just(datetime.UTC) | st.timezones())
+    | st.datetimes(timezones=st.none() | st.just(datetime.timezone.utc) | st.timezones())
     | st.dates()
     | st.times()
     | st.decimals()
@@ -275,7 +275,7 @@ signatures = st.builds(
     st.booleans(),
 )
 datetimes = st.datetimes(
-    min_value=datetime.datetime(2020, 1, 1), timezones=st.none() | st.just(datetime.UTC)
+    min_value=datetime.datetime(2020, 1, 1), timezones=st.none() | st.just(datetime.timezone.utc)
 )
 seconds = st.floats(min_value=0, max_value=1e6) | st.integers(min_value=1, max_value=10**6)
 options = st.fixed_dictionaries(

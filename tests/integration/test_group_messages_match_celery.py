@@ -26,7 +26,7 @@ from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
 
-FIXED_NOW = datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.UTC)
+FIXED_NOW = datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
 STEPS = (0, 3, 6, 9)
 
 

@@ -17,6 +17,7 @@ import enum
 import json
 import math
 import struct
+import sys
 import uuid
 import zoneinfo
 
@@ -35,7 +36,7 @@ EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 any_text = st.text(st.characters(exclude_categories=()))
 timezones = (
     st.none()
-    | st.just(datetime.UTC)
+    | st.just(datetime.timezone.utc)
     | st.timezones()
     | st.builds(
         datetime.timezone,
@@ -62,7 +63,7 @@ scalars = (
     | st.builds(lambda s: s.encode(), any_text.filter(lambda s: s.isprintable() or not s))
     | st.datetimes(timezones=timezones)
     | st.dates()
-    | st.times(timezones=st.none() | st.just(datetime.UTC))
+    | st.times(timezones=st.none() | st.just(datetime.timezone.utc))
     | st.decimals()
     | st.uuids()
 )
@@ -170,7 +171,7 @@ def test_floats_are_written_as_python_repr(x):
         datetime.datetime(2024, 1, 1),
         datetime.date(2024, 1, 1),
         datetime.time(1, 2, 3, 4),
-        datetime.time(1, 2, tzinfo=datetime.UTC),
+        datetime.time(1, 2, tzinfo=datetime.timezone.utc),
         decimal.Decimal("1.10"),
         decimal.Decimal("-0E-7"),
         decimal.Decimal("sNaN"),
@@ -185,8 +186,15 @@ class Color(enum.IntEnum):
     RED = 1
 
 
-class Speed(enum.StrEnum):
-    FAST = "fast"
+if sys.version_info >= (3, 11):
+
+    class Speed(enum.StrEnum):
+        FAST = "fast"
+
+else:  # no StrEnum: the spelling Python 3.10 has
+
+    class Speed(str, enum.Enum):
+        FAST = "fast"
 
 
 Point = collections.namedtuple("Point", "x y")
