@@ -23,6 +23,7 @@ from celery.result import ResultSet as CeleryResultSet
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.barrier import barrier
+from turbogroup.celery_guards import fast_path_allowed
 from turbogroup.collect.redis import RedisCollector, backend_for, reads_like_celery
 from turbogroup.collect.settle import fulfil_quietly
 from turbogroup.progress import ProgressFn, progress_reporter
@@ -57,6 +58,8 @@ def _ready_barrier(results: Any) -> Any:
     """
     if not isinstance(results, (list, tuple)) or not results:
         return barrier(results)  # lazy (regen) or empty: exactly vine's rules
+    if not fast_path_allowed(getattr(results[0], "app", None)):
+        return barrier(results)  # Celery's own path, subscriptions included
     b = barrier(size=len(results))
     # vine marks the barrier finalized only after attaching every member:
     # an eager result calls back while being attached and must not fire it.
@@ -272,7 +275,10 @@ class BatchedCollection(CeleryResultSet):
     def _collector(self) -> RedisCollector | None:
         """The batched collector, with ``nodes`` (what it walks) set: the
         results, or for results still kept as ids their stand-ins
-        (``LazyResults.nodes``); None on a backend Celery reads itself."""
+        (``LazyResults.nodes``); None on a backend Celery reads itself, or
+        where the app must take Celery's own path (``celery_guards``)."""
+        if not fast_path_allowed(self.app):
+            return None
         kept = self._results
         if type(kept) is LazyResults:
             nodes = kept.nodes()

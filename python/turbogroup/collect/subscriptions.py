@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from turbogroup._compat import RedisBackend
+from turbogroup.celery_guards import fast_path_allowed
 from turbogroup.collect.settle import mark_quick
 
 
@@ -35,6 +36,9 @@ def no_subscriptions_during_dispatch(app: Any) -> Iterator[bool]:
     header inside a group) finds it already shadowed and leaves it be.
     """
     backend = app.backend
+    if not fast_path_allowed(app):
+        yield False  # Celery's own path: its subscriptions too
+        return
     if not isinstance(backend, RedisBackend) or "on_task_call" in backend.__dict__:
         yield isinstance(backend, RedisBackend)
         return

@@ -32,6 +32,7 @@ from kombu.exceptions import BatchPublishError
 from kombu.utils.json import dumps as json_dumps
 
 from turbogroup._compat import RedisChannel
+from turbogroup.celery_guards import fast_path_allowed
 from turbogroup.errors import PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.retry import retrying
@@ -42,9 +43,11 @@ DEFAULT_BATCH_SIZE = 1000
 def bulk_publish_allowed(app: Any) -> bool:
     """Deferred, batched publishing is observably equivalent to Celery only
     when nobody listens to the publish signals: ``after_task_publish`` would
-    fire before the message actually left."""
-    del app
-    return not (signals.before_task_publish.receivers or signals.after_task_publish.receivers)
+    fire before the message actually left. And only while the app may take
+    the fast path at all (``celery_guards``)."""
+    if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+        return False
+    return fast_path_allowed(app)
 
 
 def buffers_publishes(channel: Any) -> bool:

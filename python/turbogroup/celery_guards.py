@@ -1,0 +1,83 @@
+"""When turbogroup's fast paths may run instead of Celery's own code.
+
+The fast paths reproduce what Celery and kombu do inside (how a message is
+laid out and routed, how a result meta is stored and cached) as they are in
+the versions turbogroup is tested against. A Celery or kombu release outside
+those, or an install made with ``--no-deps``, may have changed an internal
+we reproduce and would then be sent or read differently without a word. So
+outside the tested versions Celery's own path runs and one WARNING per
+process says why; an app that has tested its versions itself can set
+``turbogroup_allow_untested_versions = True``.
+
+App configuration, in Celery's style (``app.conf``):
+
+``turbogroup_fast_path`` (default True)
+    False runs Celery's own path for every dispatch and collection, for
+    troubleshooting: the semantics are the same, only slower.
+``turbogroup_allow_untested_versions`` (default False)
+    True uses the fast paths with any Celery 5.7.x / kombu 5.7.x.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cache
+from typing import Any
+
+import celery
+import kombu
+
+logger = logging.getLogger("turbogroup")
+
+#: The releases the fast paths were built and tested against.
+TESTED_VERSIONS = {"celery": ("5.7.0",), "kombu": ("5.7.0",)}
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+@cache
+def untested_versions() -> str | None:
+    """Why the installed Celery/kombu are outside the tested ones, or None."""
+    installed = {"celery": celery.__version__, "kombu": kombu.__version__}
+    odd = [
+        f"{name} {version}"
+        for name, version in installed.items()
+        if version not in TESTED_VERSIONS[name]
+    ]
+    if not odd:
+        return None
+    tested = ", ".join(f"{name} {' or '.join(v)}" for name, v in TESTED_VERSIONS.items())
+    return f"{' and '.join(odd)} installed; the fast path is tested with {tested}"
+
+
+def warn_once(reason: str) -> None:
+    """One WARNING per process per reason."""
+    with _warned_lock:
+        if reason in _warned:
+            return
+        _warned.add(reason)
+    logger.warning("turbogroup: Celery's own path runs: %s", reason)
+
+
+def fast_path_refusal(app: Any) -> str | None:
+    """Why ``app`` must take Celery's own path for dispatch and collection,
+    or None when turbogroup's fast paths may run."""
+    conf = getattr(app, "conf", None)
+    if conf is None:
+        return None
+    if not conf.get("turbogroup_fast_path", True):
+        return "turbogroup_fast_path is False"
+    reason = untested_versions()
+    if reason is not None and not conf.get("turbogroup_allow_untested_versions", False):
+        warn_once(f"{reason} (set turbogroup_allow_untested_versions=True to use it anyway)")
+        return reason
+    return None
+
+
+def fast_path_allowed(app: Any) -> bool:
+    reason = fast_path_refusal(app)
+    if reason is not None:
+        logger.debug("turbogroup: Celery's own path: %s", reason)
+    return reason is None
