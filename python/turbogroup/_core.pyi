@@ -22,16 +22,6 @@ def freeze_unroll_order(shape: list[int]) -> list[int]:
     malformed shape.
     """
 
-def decode_json_batch(payloads: list[bytes | None]) -> tuple[list[Any], list[int]]:
-    """Parse JSON payloads as ``json.loads`` would (GIL released).
-
-    Returns ``(values, needs_python)``: ``values[i]`` is the decoded payload,
-    or None for a missing payload and for every index in ``needs_python``,
-    which the caller decodes with kombu (any object with a ``__type__`` key,
-    ``NaN``, ``Infinity``, lone surrogates, nesting deeper than 64 levels,
-    and anything ``json.loads`` rejects, so that kombu raises its error).
-    """
-
 class Barrier:
     """vine.barrier's counter in Rust; see ``turbogroup.barrier.barrier``."""
 
@@ -165,7 +155,6 @@ __all__ = [
     "Barrier",
     "Unsupported",
     "amqp_alike_parts",
-    "decode_json_batch",
     "encode_alike_messages",
     "encode_task_messages",
     "freeze_unroll_order",

@@ -4,7 +4,6 @@
 use pyo3::prelude::*;
 
 mod barrier;
-mod decode;
 mod encode;
 mod ids;
 mod unroll;
@@ -16,7 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ids::uuid4_batch, m)?)?;
     m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
-    m.add_function(wrap_pyfunction!(decode::decode_json_batch, m)?)?;
     m.add_class::<barrier::Barrier>()?;
     m.add_class::<encode::PyUnsupported>()?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;

@@ -113,38 +113,6 @@ def _unroll_scenario() -> Scenario:
     return Scenario("unroll plan", step, [shape, truncated, bad_code])
 
 
-def _decode_scenario() -> Scenario:
-    from turbogroup import _core
-
-    meta = {
-        "status": "SUCCESS",
-        "result": {"nested": [1, 2.5, "é😀", None, True, 2**70, -(2**70), {"k": [[]]}]},
-        "traceback": None,
-        "children": [],
-        "date_done": "2031-05-06T07:08:09.123456+00:00",
-        "task_id": str(uuid.uuid4()),
-    }
-    valid = [json.dumps({**meta, "result": i}).encode() for i in range(50)]
-    valid.append(json.dumps(meta).encode())
-    needs_python = [
-        b'{"status": ',  # invalid JSON
-        b"NaN",
-        b'{"__type__": "datetime", "__value__": "2031-05-06T07:08:09"}',  # kombu-tagged
-        b'"\\ud800"',  # lone surrogate
-        b"[1, 2",
-    ]
-    payloads = [*valid, None, *needs_python, None]
-
-    def step() -> None:
-        values, fallback = _core.decode_json_batch(payloads)
-        assert values[0]["result"] == 0 and values[50]["result"] == meta["result"]
-        assert fallback == list(range(52, 57))
-        _raises(TypeError, _core.decode_json_batch, [b"1", "not bytes"])
-        _raises(TypeError, _core.decode_json_batch, None)
-
-    return Scenario("decode_json_batch", step, [payloads, *valid, *needs_python])
-
-
 def _barrier_scenario() -> Scenario:
     from vine import promise
 
@@ -336,7 +304,6 @@ SCENARIOS = (
     _ids_scenario,
     _big_id_batch_scenario,
     _unroll_scenario,
-    _decode_scenario,
     _barrier_scenario,
     _encode_scenario,
     _queue_key_scenario,

@@ -16,7 +16,7 @@ so a huge pending set cannot keep Redis busy more than half the time.
 a user may not control; a single shared channel would need the worker to
 publish to it, which Celery's worker does not do.)
 
-Every meta goes through the backend's own decoding (JSON parsed in Rust
+Every meta goes through the backend's own decoding (JSON parsed by jiter
 when it is kombu's) and ``meta_from_decoded``, then is cached on its result
 as ``_maybe_set_cache`` caches it (``turbogroup.collect.settle``), so
 results are cached, exceptions rebuilt and ready barriers fired exactly as
@@ -37,8 +37,8 @@ from kombu.serialization import registry
 from kombu.utils.encoding import ensure_bytes
 from kombu.utils.json import loads as kombu_json_loads
 
-from turbogroup import _core
 from turbogroup._compat import RedisBackend
+from turbogroup.collect.decode import decode_json_batch
 from turbogroup.collect.settle import NOT_FETCHED, Settler
 from turbogroup.collect.subscriptions import quick_fulfilment
 
@@ -66,7 +66,7 @@ _READ_PATH = (
 
 
 def _decodes_plain_kombu_json(backend: RedisBackend) -> bool:
-    """Whether the backend's payloads are exactly kombu's JSON: then Rust
+    """Whether the backend's payloads are exactly kombu's JSON: then jiter
     may parse them (a user-registered JSON decoder keeps its own)."""
     accept = backend.accept
     return (
@@ -129,7 +129,7 @@ class RedisCollector:
     def __init__(self, backend: RedisBackend, nodes: Sequence[Any] = ()) -> None:
         self.backend = backend
         self.nodes = nodes  # what the caller collects: results, or stand-ins
-        self._rust_json = _decodes_plain_kombu_json(backend)
+        self._bulk_json = _decodes_plain_kombu_json(backend)
         # Celery's _get_key_for(task_keyprefix, id): the prefix (with any
         # global_keyprefix) then the id, as bytes.
         self._key_prefix = ensure_bytes(backend.task_keyprefix)
@@ -172,13 +172,13 @@ class RedisCollector:
 
     def _decode(self, payloads: list[bytes | None]) -> list[Any]:
         """``backend.decode`` of every payload (``meta_from_decoded`` is
-        left to the settler); JSON parsed in Rust where it gives what
-        kombu's ``json.loads`` gives, kombu otherwise."""
+        left to the settler); JSON parsed by jiter where it gives what
+        kombu's ``json.loads`` gives, kombu otherwise (``collect/decode.py``)."""
         backend = self.backend
-        if not self._rust_json:
+        if not self._bulk_json:
             decode = backend.decode
             return [None if p is None else decode(p) for p in payloads]
-        values, needs_kombu = _core.decode_json_batch(payloads)
+        values, needs_kombu = decode_json_batch(payloads)
         for i in needs_kombu:
             values[i] = backend.decode(payloads[i])
         return values

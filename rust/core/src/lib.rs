@@ -5,7 +5,6 @@
 //! released for large batches) and converts the answers back.
 
 pub mod barrier;
-pub mod decode;
 pub mod encode;
 pub mod ids;
 pub mod unroll;
