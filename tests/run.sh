@@ -3,8 +3,10 @@
 #   bash tests/run.sh
 # Installs and starts Redis and RabbitMQ on loopback when they are not
 # running, builds the Rust extension, then runs every check: cargo fmt,
-# clippy, cargo test, a valgrind leak check of the Rust core, ruff, and
-# pytest (unit, integration, compat, e2e). Exits non-zero on any failure.
+# clippy, cargo test, a valgrind leak check of the Rust core, ruff, pytest
+# (unit, integration, compat, e2e, stress), then builds the wheel and sdist
+# and tests the installed wheel on Python 3.10-3.13 (tests/wheels.sh).
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,3 +75,6 @@ ruff format --check python tests benches
 
 log "pytest"
 python -m pytest tests "$@"
+
+log "wheels: build, then install and test on Python 3.10-3.13"
+bash tests/wheels.sh

@@ -201,6 +201,7 @@ def _report(figures: dict[str, Any]) -> None:
         )
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(900)
 def test_repeated_10k_group_dispatch_and_collect_keeps_memory_flat(redis_url):
     def config(impl: str, n_rounds: int, sample_every: int) -> dict[str, Any]:
