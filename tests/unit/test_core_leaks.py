@@ -201,7 +201,7 @@ def _encode_scenario() -> Scenario:
         "é😀\x00",
         b"bytes",
         [1, (2, {"n": None})],
-        datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.UTC),
+        datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc),
         datetime.date(2031, 5, 6),
         datetime.time(7, 8, 9),
         decimal.Decimal("1.10"),
