@@ -26,6 +26,7 @@ from functools import cache
 from typing import Any
 
 import celery
+import celery.app.amqp
 import kombu
 
 logger = logging.getLogger("turbogroup")
@@ -74,6 +75,20 @@ def fast_path_refusal(app: Any) -> str | None:
         warn_once(f"{reason} (set turbogroup_allow_untested_versions=True to use it anyway)")
         return reason
     return None
+
+
+def celery_retries_each_callback_publish() -> bool:
+    """Whether Celery is publishing a finished task's callbacks (a group
+    linked to a task, sent by the worker's ``trace``).
+
+    Celery 5.7.0 sends those inside ``amqp._retry_publish``, whose context
+    variable makes ``send_task_message`` publish each message through
+    ``producer.publish`` with a retry loop of its own (capped retries,
+    reconnecting, "Retrying refused callback publish"). A bulk publish
+    would skip that loop, so Celery publishes such a group itself (its own
+    test_trace pins it)."""
+    flag = getattr(celery.app.amqp, "_callback_publish_retry", None)
+    return bool(flag is not None and flag.get())
 
 
 def fast_path_allowed(app: Any) -> bool:

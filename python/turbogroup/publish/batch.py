@@ -32,7 +32,7 @@ from kombu.exceptions import BatchPublishError
 from kombu.utils.json import dumps as json_dumps
 
 from turbogroup._compat import RedisChannel
-from turbogroup.celery_guards import fast_path_allowed
+from turbogroup.celery_guards import celery_retries_each_callback_publish, fast_path_allowed
 from turbogroup.errors import PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.retry import retrying
@@ -43,9 +43,12 @@ DEFAULT_BATCH_SIZE = 1000
 def bulk_publish_allowed(app: Any) -> bool:
     """Deferred, batched publishing is observably equivalent to Celery only
     when nobody listens to the publish signals: ``after_task_publish`` would
-    fire before the message actually left. And only while the app may take
-    the fast path at all (``celery_guards``)."""
+    fire before the message actually left. Nor while Celery retries each
+    callback publish on its own, and only while the app may take the fast
+    path at all (``celery_guards``)."""
     if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+        return False
+    if celery_retries_each_callback_publish():
         return False
     return fast_path_allowed(app)
 
