@@ -91,6 +91,21 @@ def celery_retries_each_callback_publish() -> bool:
     return bool(flag is not None and flag.get())
 
 
+def keep_confirms_while_closing(channel: Any) -> None:
+    """Let a py-amqp channel take publisher confirms while it closes.
+
+    py-amqp drops every method a closing channel receives except
+    Channel.Close/CloseOk. RabbitMQ can still confirm messages then: with
+    the connection closed by the broker mid-dispatch, seven acks for
+    messages it had queued arrived while the confirm channel was closing,
+    and were lost, so those seven were reported unconfirmed (a resend would
+    have queued them twice). Those acks are real; let them through."""
+    from amqp import spec
+
+    allowed = type(channel)._ALLOWED_METHODS_WHEN_CLOSING
+    channel._ALLOWED_METHODS_WHEN_CLOSING = (*allowed, spec.Basic.Ack, spec.Basic.Nack)
+
+
 def fast_path_allowed(app: Any) -> bool:
     reason = fast_path_refusal(app)
     if reason is not None:

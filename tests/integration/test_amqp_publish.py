@@ -283,7 +283,7 @@ def test_nacked_messages_raise_publish_error_naming_exactly_the_missing_ids(make
     assert queued_ids(app, app.queue_names[0]) == ids[:1500]
 
 
-def test_connection_closed_by_broker_mid_batch_names_exactly_the_missing_ids(make_app, monkeypatch):
+def test_connection_closed_by_broker_mid_batch_names_every_unconfirmed_id(make_app, monkeypatch):
     app = make_app()
     sigs, ids = with_ids(app, 2500)
     written = hook_publishes(monkeypatch, 1500, close_from_broker)
@@ -291,15 +291,19 @@ def test_connection_closed_by_broker_mid_batch_names_exactly_the_missing_ids(mak
         group(sigs).apply_async()
     err = info.value
     queued = queued_ids(app, app.queue_names[0])
-    # RabbitMQ queued and acked everything written before it closed the
-    # connection (rabbitmqctl takes a while); what was written after is
-    # unconfirmed, and exactly that is missing.
+    # The fault happened where it was injected: RabbitMQ queued what was
+    # written before it closed the connection (rabbitmqctl takes a while)
+    # and nothing after.
     assert queued == ids[:1500]
-    assert err.confirmed == 1500
-    # what was written after it, and everything never written
-    assert err.unconfirmed_ids == ids[1500:]
     assert written[1500:] == ids[1500 : len(written)]
-    assert set(ids) - set(queued) == set(err.unconfirmed_ids)
+    # Acks come in order, and the broker may close the connection before it
+    # has acked the last messages it queued (on Python 3.10 it regularly
+    # left 24 of them unacked): those are reported unconfirmed, since
+    # nothing confirmed them. The first batch was drained before the second
+    # was written, so it is always confirmed.
+    assert 1000 <= err.confirmed <= 1500
+    assert err.unconfirmed_ids == ids[err.confirmed :]
+    assert set(ids) - set(queued) <= set(err.unconfirmed_ids)
 
 
 def test_socket_dropped_mid_batch_never_leaves_a_missing_id_unreported(make_app, monkeypatch):

@@ -68,6 +68,7 @@ from typing import Any
 from kombu import Producer
 from kombu.exceptions import OperationalError
 
+from turbogroup.celery_guards import keep_confirms_while_closing
 from turbogroup.errors import MessageTooLargeError, PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay, settings_of
 from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
@@ -177,6 +178,7 @@ class ConfirmBatch:
         channel.basic_publish = channel._basic_publish
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
+        keep_confirms_while_closing(channel)
         channel.confirm_select()
         self._channel = channel
         self._tag = 0  # delivery tags restart at 1 on every channel
@@ -228,6 +230,14 @@ class ConfirmBatch:
             else:
                 self.confirmed += 1
 
+    def _failed(self) -> PublishError:
+        """The error for a channel or connection that failed: closed first,
+        since the broker may still confirm messages while the channel
+        closes (``keep_confirms_while_closing``), and only then the
+        unconfirmed ones named."""
+        self.close()
+        return self._failure()
+
     def _failure(self) -> PublishError:
         # Unsettled messages already written, then every message from the
         # one being written on (never written, or its write failed).
@@ -278,7 +288,7 @@ class ConfirmBatch:
                 if not (
                     settled and isinstance(exc, catch) and may_retry(record.retry, retries, policy)
                 ):
-                    raise self._failure() from exc
+                    raise self._failed() from exc
                 wait = interval(retries, policy)
                 logger.warning(
                     "broker connection lost publishing task %s (%r); retrying in %ss",
@@ -318,7 +328,7 @@ class ConfirmBatch:
                     raise OperationalError("confirm channel closed before every ack arrived")
                 connection.drain_events(timeout=timeout)
         except (*self._errors, OperationalError) as exc:
-            raise self._failure() from exc
+            raise self._failed() from exc
         if self._nacked:
             raise self._failure()
         self._order.clear()
