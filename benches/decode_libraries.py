@@ -145,7 +145,9 @@ def main() -> None:
             times[name].append((time.perf_counter() - started) * 1000)
             gc.enable()
     base = min(times["turbogroup (jiter)"])
-    print(f"\nDecoding {opts.n:,} stored result metas, ms per batch, best (median) of {opts.rounds}")
+    print(
+        f"\nDecoding {opts.n:,} stored result metas, ms per batch, best (median) of {opts.rounds}"
+    )
     print(f"{'decoder':<26}{'ms':>18}{'time / ours':>14}")
     for name, ts in times.items():
         best = min(ts)

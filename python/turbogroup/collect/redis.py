@@ -11,7 +11,9 @@ than pub/sub: it needs no per-task state on the server or in the client,
 survives any group size, and costs one round trip per poll. The poll
 interval starts short (results often arrive fast) and doubles up to the
 caller's ``interval``, and never drops below the time the last poll took,
-so a huge pending set cannot keep Redis busy more than half the time.
+so a huge pending set cannot keep Redis busy more than half the time. Once
+few results are pending (``FEW_PENDING``) polls are cheap and come every
+10 ms, so the end of a group is seen about as soon as pub/sub would see it.
 (Keyspace notifications would push instead, but need server configuration
 a user may not control; a single shared channel would need the worker to
 publish to it, which Celery's worker does not do.)
@@ -44,6 +46,13 @@ from turbogroup.collect.subscriptions import quick_fulfilment
 
 MGET_CHUNK = 1000
 FIRST_POLL_INTERVAL = 0.005
+#: While at most this many results are pending, a poll is one small MGET
+#: (~0.1 ms), so it runs at least every FEW_PENDING_INTERVAL: the last
+#: results of any group are then seen within ~10 ms of being stored, as
+#: Celery's pub/sub would see them, instead of up to ``interval`` (0.5 s)
+#: late (measured, group of 10: median 58 ms, worst 438 ms before).
+FEW_PENDING = 100
+FEW_PENDING_INTERVAL = 0.01
 
 _cache_of = attrgetter("_cache")
 _id_of = attrgetter("id")
@@ -322,6 +331,8 @@ class RedisCollector:
             if on_interval is not None:
                 on_interval()
             took = time.monotonic() - poll_started
+            if len(pending) <= FEW_PENDING:
+                nap = min(nap, FEW_PENDING_INTERVAL)
             sleep_for = max(nap, took)
             if timeout is not None:
                 sleep_for = min(sleep_for, max(timeout - elapsed, 0.0))
