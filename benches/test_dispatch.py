@@ -1,9 +1,9 @@
 """Dispatch head to head: celery.canvas.group vs turbogroup.group, same run,
 same broker (pytest-benchmark groups ``dispatch-<transport>-<N>``).
 
-On RabbitMQ the same group also times the reference DESIGN.md sets the
-target against: a raw py-amqp publisher of same-size messages with
-publisher confirms pipelined (publish all, then drain the acks).
+On RabbitMQ the same group also times the broker's limit: a raw py-amqp
+publisher of same-size messages writing continuously with publisher
+confirms, draining acks as they arrive.
 
 Opt-in, not part of the test run:
     python -m pytest benches -p pytest_benchmark --benchmark-only

@@ -126,7 +126,7 @@ def bench_transport(
                         app = transport.make_app()
                 series[lib].append(timing)
             if raw_amqp.is_amqp(transport):
-                # The broker's own limit, in the same run (DESIGN.md 4).
+                # The broker's own limit, in the same run.
                 raw = raw or raw_amqp.RawAmqpPeer(transport, app)
                 raw_series = report.dispatch.setdefault((raw_amqp.NAME, transport.name), [])
                 timing = skip_by_prediction(last_ok(raw_series), n, args.max_seconds)

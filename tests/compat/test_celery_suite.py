@@ -1,6 +1,6 @@
 """Celery 5.7.0's own unit tests for canvas, results, chords, stamping,
 tasks, tracing and the result backends, run unchanged with
-``turbogroup.install()`` in effect (DESIGN.md section 6).
+``turbogroup.install()`` in effect.
 
 The same files run twice, at the same time: once on plain Celery and once
 with the plugin. Every test must end the same way in both runs (a test that

@@ -1,4 +1,4 @@
-"""Bad input is refused before any message leaves (DESIGN.md section 5).
+"""Bad input is refused before any message leaves (all or nothing).
 
 Each case dispatches a group with one bad child among good ones, on real
 Redis and real RabbitMQ, and checks that turbogroup raises the exception

@@ -4,7 +4,7 @@ Celery's ``send_task`` calls ``backend.on_task_call`` for every task, and
 on Redis that SUBSCRIBEs to the task's result channel; the group's ready
 barrier (``res.then``) registers every child again. At 100k tasks that is
 100k channels on one pub/sub connection, whose output buffer Redis then
-overflows and drops (DESIGN.md section 4), and ~100 µs per task.
+overflows and drops, and ~100 µs per task.
 
 A group's results are collected by ``turbogroup.collect.redis`` without
 pub/sub, and ``AsyncResult.get()`` on any single child subscribes on demand
