@@ -6,7 +6,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.conftest import REDIS_BACKEND_DB
+from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
 
 
 @pytest.fixture
@@ -29,4 +29,37 @@ def backend_app(redis_url):
     if keys:
         client.delete(*keys)
     client.close()
+    app.close()
+
+
+@pytest.fixture
+def redis_add_env(redis_url):
+    """(app, add, queue, broker): an app on Redis (broker and result backend,
+    its own queue and key prefix) with an ``add`` task; its keys are
+    deleted afterwards."""
+    queue = f"tg-plain-{uuid.uuid4().hex[:10]}"
+    app = Celery("tg_plain", set_as_current=False)
+    app.conf.update(
+        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
+        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
+        result_backend_transport_options={"global_keyprefix": f"{queue}:"},
+        task_default_queue=queue,
+    )
+
+    @app.task(name="tg_plain.add", shared=False)
+    def add(x, y=0):
+        return x + y
+
+    broker = redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")
+    yield app, add, queue, broker
+    keys = list(broker.scan_iter(match=f"*{queue}*"))
+    if keys:
+        broker.delete(*keys)
+    broker.close()
+    app.backend.result_consumer.stop()
+    backend = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
+    keys = list(backend.scan_iter(match=f"{queue}:*"))
+    if keys:
+        backend.delete(*keys)
+    backend.close()
     app.close()

@@ -8,13 +8,9 @@ SUBSCRIBE on the result backend.
 from __future__ import annotations
 
 import logging
-import uuid
 
 import pytest
-import redis
-from celery import Celery
 
-from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
 from turbogroup import celery_guards, group
 from turbogroup.result import LazyResults
 
@@ -23,28 +19,8 @@ N = 50
 
 
 @pytest.fixture
-def env(redis_url):
-    queue = f"tg-guards-{uuid.uuid4().hex[:10]}"
-    app = Celery("tg_guards", set_as_current=False)
-    app.conf.update(
-        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
-        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
-        result_backend_transport_options={"global_keyprefix": f"{queue}:"},
-        task_default_queue=queue,
-    )
-
-    @app.task(name="tg_guards.add", shared=False)
-    def add(x, y):
-        return x + y
-
-    broker = redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")
-    yield app, add, queue, broker
-    keys = list(broker.scan_iter(match=f"*{queue}*"))
-    if keys:
-        broker.delete(*keys)
-    broker.close()
-    app.backend.result_consumer.stop()
-    app.close()
+def env(redis_add_env):
+    return redis_add_env
 
 
 @pytest.fixture

@@ -12,15 +12,11 @@ import base64
 import json
 import pickle
 import threading
-import uuid
 
 import pytest
-import redis
-from celery import Celery
 from celery.result import AsyncResult
 from celery.result import GroupResult as CeleryGroupResult
 
-from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
 from turbogroup import group
 from turbogroup.result import LazyResults
 
@@ -28,33 +24,8 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def env(redis_url):
-    queue = f"tg-plain-{uuid.uuid4().hex[:10]}"
-    app = Celery("tg_plain", set_as_current=False)
-    app.conf.update(
-        broker_url=f"{redis_url}/{REDIS_BROKER_DB}",
-        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
-        result_backend_transport_options={"global_keyprefix": f"{queue}:"},
-        task_default_queue=queue,
-    )
-
-    @app.task(name="tg_plain.add", shared=False)
-    def add(x, y=0):
-        return x + y
-
-    broker = redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")
-    yield app, add, queue, broker
-    keys = list(broker.scan_iter(match=f"*{queue}*"))
-    if keys:
-        broker.delete(*keys)
-    broker.close()
-    app.backend.result_consumer.stop()
-    backend = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
-    keys = list(backend.scan_iter(match=f"{queue}:*"))
-    if keys:
-        backend.delete(*keys)
-    backend.close()
-    app.close()
+def env(redis_add_env):
+    return redis_add_env
 
 
 def queued_ids(broker, queue):
