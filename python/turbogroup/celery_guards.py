@@ -28,6 +28,8 @@ from typing import Any
 import celery
 import celery.app.amqp
 import kombu
+from celery import Celery, Signature
+from celery.app.amqp import AMQP
 
 logger = logging.getLogger("turbogroup")
 
@@ -89,6 +91,43 @@ def celery_retries_each_callback_publish() -> bool:
     test_trace pins it)."""
     flag = getattr(celery.app.amqp, "_callback_publish_retry", None)
     return bool(flag is not None and flag.get())
+
+
+def _sender_code() -> Any:
+    """The code of the ``send_task_message`` closure Celery's
+    ``AMQP._create_task_sender`` returns (``app.amqp.send_task_message``)."""
+    for const in AMQP._create_task_sender.__code__.co_consts:
+        if getattr(const, "co_name", None) == "send_task_message":
+            return const
+    return None
+
+
+_SENDER_CODE = _sender_code()
+# What Signature.apply_async runs in Celery 5.7.0, as imported: a patch or
+# wrapper put there later has other code.
+_SIGNATURE_APPLY_ASYNC_CODE = Signature.apply_async.__code__
+
+
+def publishing_is_celerys_own(app: Any) -> bool:
+    """Whether ``Signature.apply_async``, ``app.send_task`` and
+    ``app.amqp.send_task_message`` are Celery's own code: the fast paths
+    build the messages those would publish, so anything else there (a
+    test's mock, a tracer's wrapper, an app subclass's override) must run,
+    on Celery's per-message path."""
+    if getattr(Signature.apply_async, "__code__", None) is not _SIGNATURE_APPLY_ASYNC_CODE:
+        return False
+    resolve = getattr(app, "_get_current_object", None)  # celery.local.Proxy
+    if resolve is not None:
+        app = resolve()
+    if "send_task" in vars(app) or getattr(type(app), "send_task", None) is not Celery.send_task:
+        return False
+    amqp = app.amqp
+    if type(amqp)._create_task_sender is not AMQP._create_task_sender:
+        return False
+    sender = vars(amqp).get("send_task_message")
+    if sender is None:  # not made yet: it will be Celery's
+        return "send_task_message" not in vars(type(amqp)) or type(amqp) is AMQP
+    return getattr(sender, "__code__", None) is _SENDER_CODE
 
 
 def keep_confirms_while_closing(channel: Any) -> None:

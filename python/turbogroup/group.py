@@ -30,12 +30,12 @@ from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.progress import DispatchProgress, ProgressFn
-from turbogroup.publish import bulk_publish_allowed, bulk_publisher
+from turbogroup.publish import bulk_publish_allowed, bulk_publisher, fast_dispatch_class
 from turbogroup.publish.amqp import ConfirmBatch
 from turbogroup.publish.amqp_fast import AmqpFastDispatch
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.deferred import DeferringProducer
-from turbogroup.publish.redis import RedisFastDispatch, fast_path_channel
+from turbogroup.publish.redis import RedisFastDispatch
 from turbogroup.result import BatchedCollection, LazyResults, group_result_cls
 
 
@@ -391,16 +391,15 @@ class group(_celery_group):  # noqa: N801 - Celery's name
 
     @staticmethod
     def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
-        """Redis only: the dispatch's Rust-encoded fast path, shared with
-        any dispatch nested in it."""
+        """Redis and kombu's in-memory transport: the dispatch's Rust-encoded
+        fast path, shared with any dispatch nested in it."""
         if not isinstance(batch, Batch):
             return None
         if batch.fast is None:
-            channel = fast_path_channel(batch.producer)
-            if channel is not None:
-                batch.fast = RedisFastDispatch(
-                    app, batch.producer, channel, batch.retry, batch.retry_policy
-                )
+            channel = batch.producer.channel
+            cls = fast_dispatch_class(channel)
+            if cls is not None:
+                batch.fast = cls(app, batch.producer, channel, batch.retry, batch.retry_policy)
         return batch.fast if batch.fast is not None and batch.fast.app is app else None
 
     @staticmethod

@@ -12,9 +12,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
+from turbogroup._compat import RedisChannel
 from turbogroup.publish.amqp import DEFAULT_MAX_MESSAGE_SIZE, publish_confirmed, uses_pyamqp
 from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
 from turbogroup.publish.deferred import DeferringProducer
+from turbogroup.publish.memory import MemoryChannel, MemoryFastDispatch
+from turbogroup.publish.redis import RedisFastDispatch
 from turbogroup.publish.retry import merged_policy
 
 
@@ -59,4 +62,15 @@ def bulk_publisher(
     return publish_batch(producer, retry=retry, retry_policy=policy)
 
 
-__all__ = ["BulkPublisher", "bulk_publish_allowed", "bulk_publisher"]
+def fast_dispatch_class(channel: Any) -> type[RedisFastDispatch] | None:
+    """The Rust-encoded fast path for a channel's transport: Redis, or
+    kombu's in-memory transport, which takes the same messages
+    (``publish/memory.py``); None elsewhere."""
+    if isinstance(channel, RedisChannel):
+        return RedisFastDispatch
+    if isinstance(channel, MemoryChannel):
+        return MemoryFastDispatch
+    return None
+
+
+__all__ = ["BulkPublisher", "bulk_publish_allowed", "bulk_publisher", "fast_dispatch_class"]

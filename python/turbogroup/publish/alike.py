@@ -13,6 +13,8 @@ from celery.app.routes import MapRoute
 from celery.app.task import Task
 from celery.backends.base import BaseBackend
 
+from turbogroup.celery_guards import publishing_is_celerys_own
+
 _TASK_APPLY_ASYNC = Task.apply_async
 # Options that make Celery read the clock per message.
 CLOCKED = frozenset({"countdown", "eta", "expires"})
@@ -27,14 +29,15 @@ def fast_path_allowed(app: Any, producer: Any) -> bool:
     conf = app.conf
     backend = app.backend
     return (
-        not conf.task_send_sent_event
+        publishing_is_celerys_own(app)
+        and not conf.task_send_sent_event
         and conf.task_compression is None
         and producer.compression is None
         # send_task calls backend.on_task_call per task; a fast path skips
         # it, which is right only where it does nothing (or is shadowed for
         # the dispatch: collect/subscriptions.py).
         and (
-            type(backend).on_task_call is BaseBackend.on_task_call
+            getattr(type(backend), "on_task_call", None) is BaseBackend.on_task_call
             or "on_task_call" in backend.__dict__
         )
     )

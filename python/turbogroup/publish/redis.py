@@ -85,11 +85,6 @@ def _priority(message: Message) -> Any:
     return (message.template if type(message) is Alike else message)["priority"]
 
 
-def fast_path_channel(producer: Any) -> RedisChannel | None:
-    channel = producer.channel
-    return channel if isinstance(channel, RedisChannel) else None
-
-
 class RedisFastDispatch:
     """Builds the messages of one group dispatch and pushes them in batches."""
 
@@ -296,7 +291,7 @@ class RedisFastDispatch:
         if not ((not exchange or not routing_key) and exchange_type == "direct"):
             return None  # routed through an exchange's bindings: kombu does that
         exchange, routing_key = "", qname
-        if qname in (self.channel._expires or ()):
+        if qname in (getattr(self.channel, "_expires", None) or ()):
             return None  # kombu also refreshes the queue's expiry: let it
         self._declare(queue)
         priority = opts.pop("priority", None)
@@ -367,8 +362,6 @@ class RedisFastDispatch:
             return None
         pending, self.pending = self.pending, []
         encoded = self._check([message for _, _, message, _ in pending])
-        channel = self.channel
-        steps = list(channel.priority_steps)
         # What is sent, compactly: runs of one list key and one template,
         # an alike message kept as its (id, index, args, kwargs) only.
         runs: list[Run] = []
@@ -379,10 +372,7 @@ class RedisFastDispatch:
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
                 fallback()
                 continue
-            priority = channel.priority(_priority(message))
-            key = keys.get((queue, priority))
-            if key is None:
-                key = keys[queue, priority] = _core.redis_queue_key(queue, priority, steps)
+            key = self._list_key(queue, message, keys)
             alike = type(message) is Alike
             template = message.template if alike else None
             if not runs or runs[-1].key != key or runs[-1].template is not template:
@@ -394,10 +384,24 @@ class RedisFastDispatch:
             return None
 
         def push(start: int) -> None:
-            del start  # the commands are resent whole
-            send_commands(channel, self._lpush_commands(runs))
+            del start  # the runs are resent whole
+            self._push(runs)
 
         return Step(ids, push, per_message=False)
+
+    def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, int], str]) -> str:
+        """The list kombu pushes ``message`` to: its queue's key for the
+        message's priority step (``keys`` caches them for one seal)."""
+        channel = self.channel
+        priority = channel.priority(_priority(message))
+        key = keys.get((queue, priority))
+        if key is None:
+            steps = list(channel.priority_steps)
+            key = keys[queue, priority] = _core.redis_queue_key(queue, priority, steps)
+        return key
+
+    def _push(self, runs: list[Run]) -> None:
+        send_commands(self.channel, self._lpush_commands(runs))
 
     def _lpush_commands(self, runs: list[Run]) -> list[bytes]:
         """A step's LPUSHes, one per run, as Redis protocol bytes; the
