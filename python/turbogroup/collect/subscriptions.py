@@ -14,6 +14,7 @@ loses nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -60,10 +61,40 @@ def quick_fulfilment(backend: RedisBackend) -> Iterator[None]:
     the channel was never subscribed. For a result in no registry, with no
     channel subscribed at all, that is a no-op costing ~15 µs; this returns
     early in exactly that case and defers to Celery otherwise.
+
+    Results carry the backend of the thread that dispatched them, so
+    several threads may collect through one backend at once: the shortcut
+    is installed by the first of them and removed by the last (counted
+    under a lock; a stress run caught two threads both removing it).
     """
-    if "remove_pending_result" in backend.__dict__:
-        yield  # an enclosing collection already installed it
-        return
+    key = id(backend)
+    with _quick_lock:
+        users = _quick_users.get(key)
+        if users is None:
+            if "remove_pending_result" in backend.__dict__:
+                users = None  # someone else's shadow: leave it be
+            else:
+                backend.remove_pending_result = _quick(backend)
+                users = _quick_users[key] = [0]
+        if users is not None:
+            users[0] += 1
+    try:
+        yield
+    finally:
+        if users is not None:
+            with _quick_lock:
+                users[0] -= 1
+                if users[0] == 0:
+                    del _quick_users[key]
+                    del backend.remove_pending_result
+
+
+_quick_lock = threading.Lock()
+# id(backend) -> [collections using the shortcut installed on it]
+_quick_users: dict[int, list[int]] = {}
+
+
+def _quick(backend: RedisBackend) -> Any:
     original = backend.remove_pending_result
     registries = backend._pending_results
     consumer = backend.result_consumer
@@ -74,8 +105,4 @@ def quick_fulfilment(backend: RedisBackend) -> Iterator[None]:
             return original(result)
         return result
 
-    backend.remove_pending_result = remove_pending_result
-    try:
-        yield
-    finally:
-        del backend.remove_pending_result
+    return remove_pending_result
