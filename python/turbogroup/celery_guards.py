@@ -125,8 +125,8 @@ def publishing_is_celerys_own(app: Any) -> bool:
     if type(amqp)._create_task_sender is not AMQP._create_task_sender:
         return False
     sender = vars(amqp).get("send_task_message")
-    if sender is None:  # not made yet: it will be Celery's
-        return "send_task_message" not in vars(type(amqp)) or type(amqp) is AMQP
+    if sender is None:  # not made yet: Celery's cached_property will make it
+        return getattr(type(amqp), "send_task_message", None) is vars(AMQP)["send_task_message"]
     return getattr(sender, "__code__", None) is _SENDER_CODE
 
 
@@ -145,7 +145,8 @@ def keep_confirms_while_closing(channel: Any) -> None:
     channel._ALLOWED_METHODS_WHEN_CLOSING = (*allowed, spec.Basic.Ack, spec.Basic.Nack)
 
 
-def fast_path_allowed(app: Any) -> bool:
+def fast_path_enabled(app: Any) -> bool:
+    """``fast_path_refusal(app) is None``, the refusal logged at DEBUG."""
     reason = fast_path_refusal(app)
     if reason is not None:
         logger.debug("turbogroup: Celery's own path: %s", reason)

@@ -23,7 +23,7 @@ from celery.result import ResultSet as CeleryResultSet
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.barrier import barrier
-from turbogroup.celery_guards import fast_path_allowed
+from turbogroup.celery_guards import fast_path_enabled
 from turbogroup.collect.redis import RedisCollector, backend_for, reads_like_celery
 from turbogroup.collect.settle import fulfil_quietly
 from turbogroup.progress import ProgressFn, progress_reporter
@@ -58,7 +58,7 @@ def _ready_barrier(results: Any) -> Any:
     """
     if not isinstance(results, (list, tuple)) or not results:
         return barrier(results)  # lazy (regen) or empty: exactly vine's rules
-    if not fast_path_allowed(getattr(results[0], "app", None)):
+    if not fast_path_enabled(getattr(results[0], "app", None)):
         return barrier(results)  # Celery's own path, subscriptions included
     b = barrier(size=len(results))
     # vine marks the barrier finalized only after attaching every member:
@@ -277,7 +277,7 @@ class BatchedCollection(CeleryResultSet):
         results, or for results still kept as ids their stand-ins
         (``LazyResults.nodes``); None on a backend Celery reads itself, or
         where the app must take Celery's own path (``celery_guards``)."""
-        if not fast_path_allowed(self.app):
+        if not fast_path_enabled(self.app):
             return None
         kept = self._results
         if type(kept) is LazyResults:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from turbogroup._compat import RedisBackend
-from turbogroup.celery_guards import fast_path_allowed
+from turbogroup.celery_guards import fast_path_enabled
 from turbogroup.collect.settle import mark_quick
 
 
@@ -37,7 +37,7 @@ def no_subscriptions_during_dispatch(app: Any) -> Iterator[bool]:
     header inside a group) finds it already shadowed and leaves it be.
     """
     backend = app.backend
-    if not fast_path_allowed(app):
+    if not fast_path_enabled(app):
         yield False  # Celery's own path: its subscriptions too
         return
     if not isinstance(backend, RedisBackend) or "on_task_call" in backend.__dict__:
@@ -70,12 +70,11 @@ def quick_fulfilment(backend: RedisBackend) -> Iterator[None]:
     key = id(backend)
     with _quick_lock:
         users = _quick_users.get(key)
-        if users is None:
-            if "remove_pending_result" in backend.__dict__:
-                users = None  # someone else's shadow: leave it be
-            else:
-                backend.remove_pending_result = _quick(backend)
-                users = _quick_users[key] = [0]
+        # Installed neither by us nor by anyone else (someone else's shadow
+        # is left be): install it.
+        if users is None and "remove_pending_result" not in backend.__dict__:
+            backend.remove_pending_result = _quick(backend)
+            users = _quick_users[key] = [0]
         if users is not None:
             users[0] += 1
     try:

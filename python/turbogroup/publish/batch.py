@@ -32,7 +32,7 @@ from kombu.exceptions import BatchPublishError
 from kombu.utils.json import dumps as json_dumps
 
 from turbogroup._compat import RedisChannel
-from turbogroup.celery_guards import celery_retries_each_callback_publish, fast_path_allowed
+from turbogroup.celery_guards import celery_retries_each_callback_publish, fast_path_enabled
 from turbogroup.errors import PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.retry import retrying
@@ -50,7 +50,7 @@ def bulk_publish_allowed(app: Any) -> bool:
         return False
     if celery_retries_each_callback_publish():
         return False
-    return fast_path_allowed(app)
+    return fast_path_enabled(app)
 
 
 def buffers_publishes(channel: Any) -> bool:

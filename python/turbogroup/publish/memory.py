@@ -13,12 +13,9 @@ priorities, so every message goes to its queue's one list.
 
 from __future__ import annotations
 
-from typing import Any
-
 from jiter import from_json
 from kombu.transport.memory import Channel as MemoryChannel
 
-from turbogroup import _core
 from turbogroup.publish.redis import Message, RedisFastDispatch, Run
 
 
@@ -32,15 +29,7 @@ class MemoryFastDispatch(RedisFastDispatch):
     def _push(self, runs: list[Run]) -> None:
         put = self.channel._put
         for queue, template, messages in runs:
-            if template is not None:
-                envelopes: list[Any] = _core.encode_alike_messages(
-                    template, messages, **self.limits
-                )
-            else:
-                envelopes = _core.encode_task_messages(messages, **self.limits)
-            for envelope in envelopes:
-                if isinstance(envelope, _core.Unsupported):
-                    raise RuntimeError(f"message no longer encodable: {envelope.reason}")
+            for envelope in self._envelopes(template, messages):
                 put(queue, from_json(envelope))
 
 

@@ -415,12 +415,20 @@ class RedisFastDispatch:
             if template is not None:
                 commands.append(_core.lpush_alike_command(key, template, messages, **self.limits))
                 continue
-            values = _core.encode_task_messages(messages, **self.limits)
-            for value in values:
-                if isinstance(value, _core.Unsupported):
-                    raise RuntimeError(f"message no longer encodable: {value.reason}")
-            commands.append(_core.lpush_command(key, values))
+            commands.append(_core.lpush_command(key, self._envelopes(None, messages)))
         return commands
+
+    def _envelopes(self, template: dict[str, Any] | None, messages: list[Any]) -> list[bytes]:
+        """A run's envelopes, encoded again (they were checked when sealed,
+        so one that no longer encodes is an error)."""
+        if template is not None:
+            values = _core.encode_alike_messages(template, messages, **self.limits)
+        else:
+            values = _core.encode_task_messages(messages, **self.limits)
+        for value in values:
+            if isinstance(value, _core.Unsupported):
+                raise RuntimeError(f"message no longer encodable: {value.reason}")
+        return values
 
     def _check(self, messages: list[Message]) -> list[Any]:
         """None, or ``Unsupported``, per message: alike messages are encoded
