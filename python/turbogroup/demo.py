@@ -10,9 +10,33 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from celery.backends.cache import CacheBackend, DummyClient
 from celery.canvas import group as celery_group
+from celery.utils.functional import LRUCache
 
 from turbogroup.group import group
+
+# Shared by every thread's backend, as Celery's own in-memory cache is.
+_RESULTS: LRUCache = LRUCache(limit=None)
+
+
+class _UnboundedClient(DummyClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.cache = _RESULTS
+
+
+class DemoBackend(CacheBackend):
+    """Celery's ``cache+memory://`` without its 5,000-result limit.
+
+    That cache is an LRU of 5,000 entries shared by the process: with
+    10,000 tasks the worker evicts results before ``get()`` reads them,
+    and the group never completes.
+    """
+
+    def __init__(self, app: Celery, **kwargs: Any) -> None:
+        kwargs.pop("url", None)
+        super().__init__(app, backend="memory://", **kwargs)
+        self.Client = _UnboundedClient
 
 
 def make_app() -> Celery:
@@ -21,7 +45,7 @@ def make_app() -> Celery:
     app = Celery("turbogroup-demo", set_as_current=False)
     app.conf.update(
         broker_url="memory://localhost/",
-        result_backend="cache+memory://",
+        result_backend="turbogroup.demo:DemoBackend",
         worker_hijack_root_logger=False,
         # kombu's memory transport sleeps polling_interval (1 s) whenever a
         # poll comes back with less than the prefetch window: poll often

@@ -13,6 +13,9 @@ priorities, so every message goes to its queue's one list.
 
 from __future__ import annotations
 
+from queue import Queue
+from typing import Any
+
 from jiter import from_json
 from kombu.transport.memory import Channel as MemoryChannel
 
@@ -26,11 +29,28 @@ class MemoryFastDispatch(RedisFastDispatch):
         del message, keys  # kombu's memory channel has one queue per name
         return queue
 
-    def _push(self, runs: list[Run]) -> None:
-        put = self.channel._put
-        for queue, template, messages in runs:
-            for envelope in self._envelopes(template, messages):
-                put(queue, from_json(envelope))
+    def _prepare(self, runs: list[Run]) -> list[tuple[str, list[Any]]]:
+        # The in-memory broker holds each message as a dict anyway, so the
+        # dicts are built when sealed and sending only enqueues them.
+        return [
+            (queue, [from_json(envelope) for envelope in self._envelopes(template, messages)])
+            for queue, template, messages in runs
+        ]
+
+    def _push(self, prepared: list[tuple[str, list[Any]]]) -> None:  # type: ignore[override]
+        for queue, messages in prepared:
+            _put_all(self.channel._queue_for(queue), messages)
+
+
+def _put_all(queue: Queue, items: list[Any]) -> None:
+    """``queue.put(item)`` for each item, under one lock and one wake-up:
+    what ``Queue.put`` does, through its documented subclass hook ``_put``
+    (kombu's queues are unbounded, so nothing blocks)."""
+    with queue.not_full:
+        for item in items:
+            queue._put(item)
+        queue.unfinished_tasks += len(items)
+        queue.not_empty.notify()
 
 
 __all__ = ["MemoryChannel", "MemoryFastDispatch"]

@@ -382,10 +382,11 @@ class RedisFastDispatch:
         del encoded, pending
         if not ids:
             return None
+        prepared = self._prepare(runs)
 
         def push(start: int) -> None:
             del start  # the runs are resent whole
-            self._push(runs)
+            self._push(prepared)
 
         return Step(ids, push, per_message=False)
 
@@ -399,6 +400,11 @@ class RedisFastDispatch:
             steps = list(channel.priority_steps)
             key = keys[queue, priority] = _core.redis_queue_key(queue, priority, steps)
         return key
+
+    def _prepare(self, runs: list[Run]) -> Any:
+        """What ``_push`` sends for a sealed step. On Redis the runs
+        themselves: their bytes are built only when sent."""
+        return runs
 
     def _push(self, runs: list[Run]) -> None:
         send_commands(self.channel, self._lpush_commands(runs))
