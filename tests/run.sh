@@ -3,7 +3,8 @@
 #   bash tests/run.sh
 # Installs and starts Redis and RabbitMQ on loopback when they are not
 # running, builds the Rust extension, then runs every check: cargo fmt,
-# clippy, cargo test, a valgrind leak check of the Rust core, ruff, pytest
+# clippy, cargo test, a valgrind leak check of the Rust core, ruff, mypy
+# (and stubtest for the compiled module), pytest
 # (unit, integration, compat, e2e, stress), then builds the wheel and sdist
 # and tests the installed wheel on Python 3.10-3.13 (tests/wheels.sh).
 # Exits non-zero on any failure.
@@ -72,6 +73,10 @@ bash tests/leakcheck.sh
 log "ruff"
 ruff check python tests benches
 ruff format --check python tests benches
+
+log "mypy, and the _core stub checked against the compiled module"
+python -m mypy
+python -m mypy.stubtest turbogroup._core
 
 log "pytest"
 python -m pytest tests "$@"

@@ -1,7 +1,9 @@
 """Type stubs for the compiled ``turbogroup._core`` module."""
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, final, overload
+
+from typing_extensions import disjoint_base
 
 __version__: str
 
@@ -22,6 +24,7 @@ def freeze_unroll_order(shape: list[int]) -> list[int]:
     malformed shape.
     """
 
+@disjoint_base
 class Barrier:
     """vine.barrier's counter in Rust; see ``turbogroup.barrier.barrier``."""
 
@@ -52,6 +55,7 @@ class Barrier:
     def throw(self, *args: Any, **kwargs: Any) -> None: ...
     def throw1(self, *args: Any, **kwargs: Any) -> None: ...
 
+@final
 class Unsupported:
     """Stands in for a message the encoder cannot reproduce byte for byte.
 
@@ -100,28 +104,50 @@ def encode_task_messages(
     ``eta``/``expires``/``expiration``.
     """
 
+@overload
 def encode_alike_messages(
     template: dict[str, Any],
     items: Iterable[tuple[str, int | None, Any, Any]],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
-    check: bool = False,
-) -> list[bytes | Unsupported | None]:
+    check: Literal[False] = False,
+) -> list[bytes | Unsupported]: ...
+@overload
+def encode_alike_messages(
+    template: dict[str, Any],
+    items: Iterable[tuple[str, int | None, Any, Any]],
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+    *,
+    check: Literal[True],
+) -> list[Unsupported | None]:
     """``encode_task_messages`` for messages equal to ``template`` (a
     message dict as that function takes) but for each item's
     ``(task_id, group_index, args, kwargs)``: the template is read once.
     With ``check``, a message that encodes gives None instead of its bytes
     (the caller only wants to know which are ``Unsupported``)."""
 
+@overload
 def amqp_alike_parts(
     template: dict[str, Any],
     items: Iterable[tuple[str, int | None, Any, Any]],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
-    check: bool = False,
-) -> list[tuple[bytes, str | None, str | None] | int | Unsupported]:
+    check: Literal[False] = False,
+) -> list[tuple[bytes, str | None, str | None] | Unsupported]: ...
+@overload
+def amqp_alike_parts(
+    template: dict[str, Any],
+    items: Iterable[tuple[str, int | None, Any, Any]],
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+    *,
+    check: Literal[True],
+) -> list[int | Unsupported]:
     """What each alike message's AMQP form takes from its item: the JSON
     body kombu would serialize (``[args, kwargs, embed]``) and the
     ``argsrepr``/``kwargsrepr`` headers Celery would compute (None where
@@ -154,6 +180,7 @@ __all__ = [
     "LEAF",
     "Barrier",
     "Unsupported",
+    "__version__",
     "amqp_alike_parts",
     "encode_alike_messages",
     "encode_task_messages",

@@ -24,6 +24,7 @@ def _as_turbogroup(tasks: Any, app: Any) -> Any:
 
 
 class chord(_chord):  # noqa: N801 - Celery's name
+    tasks: Any  # the header: a group, a list or a lazily read generator
     """A chord whose header is dispatched by :class:`turbogroup.group`."""
 
     def clone(self, *args: Any, **kwargs: Any) -> Any:

@@ -96,6 +96,7 @@ def adopt(sig: Any, cls: type) -> Any:
 
 
 class group(_celery_group):  # noqa: N801 - Celery's name
+    tasks: Any  # a list, a tuple or a lazily read generator, as in Celery
     """Creates a group of tasks to be executed in parallel.
 
     Same constructor, options and results as ``celery.group``; see
@@ -346,7 +347,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
 
     def _apply_plain(
         self,
-        fast: RedisFastDispatch | None,
+        fast: RedisFastDispatch | AmqpFastDispatch | None,
         batch: Any,
         producer: Any,
         p: Any,

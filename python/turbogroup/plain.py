@@ -23,6 +23,7 @@ own ``apply_async`` on a clone frozen with the same id and index.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -36,7 +37,7 @@ from turbogroup.ids import uuid
 from turbogroup.publish.alike import ATOMIC
 from turbogroup.result import LazyResults
 
-_get = dict.get
+_get: Callable[[dict[str, Any], str], Any] = dict.get
 
 
 def plain_children(tasks: Any) -> bool:
@@ -125,9 +126,9 @@ class PlainDispatch:
         for position, task in enumerate(tasks):
             try:
                 kind = _kind(task)
-                known = kinds.get(kind, False)
-                if known is False or known is None:
-                    self._whole_way(task, position, kind, known is False)
+                known = kinds.get(kind)
+                if known is None:
+                    self._whole_way(task, position, kind, kind not in kinds)
                 else:
                     self._alike(task, position, *known)
             except Exception as exc:

@@ -168,9 +168,9 @@ class LazyResults:
             if node._cache is not None:
                 return node._cache  # settled meanwhile by another thread
             node._cache = meta
-            fire = self._made is None and self._on_child_ready is not None
-        if fire:
-            self._on_child_ready()
+            fire = self._on_child_ready if self._made is None else None
+        if fire is not None:
+            fire()
         return meta
 
     def materialize(self) -> list[Any]:
@@ -227,7 +227,7 @@ class BatchedCollection(CeleryResultSet):
 
     _results: Any = None
 
-    @property  # type: ignore[override]
+    @property
     def results(self) -> Any:
         results = self._results
         if type(results) is LazyResults:
@@ -251,7 +251,7 @@ class BatchedCollection(CeleryResultSet):
         return super().supports_native_join
 
     def __init__(
-        self, results: list[Any], app: Any = None, ready_barrier: Any = None, **kwargs: Any
+        self, results: list[Any] | None, app: Any = None, ready_barrier: Any = None, **kwargs: Any
     ) -> None:
         if ready_barrier is None:
             ready_barrier = _ready_barrier(results)

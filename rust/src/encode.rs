@@ -398,7 +398,10 @@ fn build<'py>(
 /// Encode a batch of Celery protocol-v2 task messages as the kombu Redis
 /// envelopes Celery would LPUSH. See `_core.pyi` for the message keys.
 #[pyfunction]
-#[pyo3(signature = (messages, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)))]
+#[pyo3(
+    signature = (messages, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)),
+    text_signature = "(messages, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3)"
+)]
 pub fn encode_task_messages<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,
@@ -529,7 +532,10 @@ fn each_alike(
 /// dict) but for each item's task id, group index, args and kwargs. See
 /// `_core.pyi`.
 #[pyfunction]
-#[pyo3(signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false))]
+#[pyo3(
+    signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false),
+    text_signature = "(template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3, check=False)"
+)]
 pub fn encode_alike_messages<'py>(
     py: Python<'py>,
     template: &Bound<'py, PyDict>,
@@ -552,7 +558,10 @@ pub fn encode_alike_messages<'py>(
 /// One `LPUSH key <envelope>...` command (RESP bytes) for the alike
 /// messages; they were checked already, so an unsupported one is an error.
 #[pyfunction]
-#[pyo3(signature = (key, template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)))]
+#[pyo3(
+    signature = (key, template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)),
+    text_signature = "(key, template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3)"
+)]
 pub fn lpush_alike_command<'py>(
     py: Python<'py>,
     key: &str,
@@ -607,7 +616,10 @@ fn text_to_py<'py>(py: Python<'py>, t: &Text) -> PyResult<Bound<'py, PyAny>> {
 /// The AMQP body and header reprs of messages alike `template`. See
 /// `_core.pyi`.
 #[pyfunction]
-#[pyo3(signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false))]
+#[pyo3(
+    signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false),
+    text_signature = "(template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3, check=False)"
+)]
 pub fn amqp_alike_parts<'py>(
     py: Python<'py>,
     template: &Bound<'py, PyDict>,

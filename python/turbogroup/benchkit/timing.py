@@ -110,12 +110,11 @@ def time_cap(seconds: float | None) -> Iterator[None]:
     An outer SIGALRM timer (pytest-timeout's) is put back afterwards with
     the time it had left.
     """
-    usable = (
-        seconds
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
+    if (
+        not seconds
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
 

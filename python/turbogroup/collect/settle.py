@@ -42,7 +42,7 @@ except ImportError:  # redis-py is not installed: no Redis backend to settle for
 #: ``decoded`` entry of a node that was cached when its batch was fetched.
 NOT_FETCHED = object()
 
-_deref = weakref.ref.__call__
+_deref: Callable[[weakref.ref[Any]], Any] = weakref.ref.__call__
 _ON_FULFILLED = AsyncResult._on_fulfilled
 _READY = states.READY_STATES
 _SUCCESS = states.SUCCESS
@@ -73,7 +73,8 @@ def _fulfil_success(node: AsyncResult, meta: dict[str, Any]) -> bool:
         not p.weak
         or type(fun) is not weakref.WeakMethod
         or _deref(fun) is not node
-        or fun._func_ref() is not _ON_FULFILLED
+        # The method's function, read without making a bound method.
+        or fun._func_ref() is not _ON_FULFILLED  # type: ignore[attr-defined]
     ):
         return False
     # _set_cache: no children to turn into results.

@@ -321,13 +321,14 @@ class ConfirmBatch:
 
     def _drain(self) -> None:
         timeout = self._confirm_timeout or DEFAULT_CONFIRM_TIMEOUT
+        failures: tuple[type[BaseException], ...] = (*self._errors, OperationalError)
         try:
             while self._pending:
                 connection = self._channel.connection if self._channel else None
                 if connection is None:
                     raise OperationalError("confirm channel closed before every ack arrived")
                 connection.drain_events(timeout=timeout)
-        except (*self._errors, OperationalError) as exc:
+        except failures as exc:
             raise self._failed() from exc
         if self._nacked:
             raise self._failure()

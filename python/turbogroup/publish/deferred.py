@@ -76,7 +76,8 @@ class DeferringProducer(Producer):
         # kombu's ensure() wrapper is for sending: the replay retries per the
         # recorded policy instead, so build without it.
         self._retry = retry
-        return super().publish(body, *args, retry=False, **kwargs)
+        kwargs["retry"] = False
+        return super().publish(body, *args, **kwargs)
 
     def _publish(
         self,

@@ -14,7 +14,7 @@ priorities, so every message goes to its queue's one list.
 from __future__ import annotations
 
 from queue import Queue
-from typing import Any
+from typing import Any, cast
 
 from jiter import from_json
 from kombu.transport.memory import Channel as MemoryChannel
@@ -38,8 +38,9 @@ class MemoryFastDispatch(RedisFastDispatch):
         ]
 
     def _push(self, prepared: list[tuple[str, list[Any]]]) -> None:  # type: ignore[override]
+        channel = cast(MemoryChannel, self.channel)
         for queue, messages in prepared:
-            _put_all(self.channel._queue_for(queue), messages)
+            _put_all(channel._queue_for(queue), messages)
 
 
 def _put_all(queue: Queue, items: list[Any]) -> None:

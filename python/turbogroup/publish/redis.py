@@ -25,7 +25,7 @@ import logging
 import numbers
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from celery import Signature
 from celery.app.task import Task
@@ -82,7 +82,7 @@ class Run(NamedTuple):
 
 
 def _priority(message: Message) -> Any:
-    return (message.template if type(message) is Alike else message)["priority"]
+    return (message.template if isinstance(message, Alike) else message)["priority"]
 
 
 class RedisFastDispatch:
@@ -373,11 +373,14 @@ class RedisFastDispatch:
                 fallback()
                 continue
             key = self._list_key(queue, message, keys)
-            alike = type(message) is Alike
-            template = message.template if alike else None
+            entry: Any
+            if isinstance(message, Alike):
+                template, entry = message.template, message[1:]
+            else:
+                template, entry = None, message
             if not runs or runs[-1].key != key or runs[-1].template is not template:
                 runs.append(Run(key, template, []))
-            runs[-1].messages.append(message[1:] if alike else message)
+            runs[-1].messages.append(entry)
             ids.append(task_id)
         del encoded, pending
         if not ids:
@@ -440,19 +443,19 @@ class RedisFastDispatch:
         """None, or ``Unsupported``, per message: alike messages are encoded
         together, per template, and no bytes are kept."""
         out: list[Any] = [None] * len(messages)
-        templates = [m.template if type(m) is Alike else None for m in messages]
+        templates = [m.template if isinstance(m, Alike) else None for m in messages]
         whole = [i for i, template in enumerate(templates) if template is None]
         if whole:
-            encoded = _core.encode_task_messages([messages[i] for i in whole], **self.limits)
-            for i, data in zip(whole, encoded):
+            wholes = [cast(dict[str, Any], messages[i]) for i in whole]
+            for i, data in zip(whole, _core.encode_task_messages(wholes, **self.limits)):
                 out[i] = data if isinstance(data, _core.Unsupported) else None
         for template, positions in by_template(templates):
-            items = [messages[i][1:] for i in positions]
-            encoded = _core.encode_alike_messages(template, items, check=True, **self.limits)
-            if encoded.count(None) == len(encoded):
+            items = [cast(Alike, messages[i])[1:] for i in positions]
+            checked = _core.encode_alike_messages(template, items, check=True, **self.limits)
+            if checked.count(None) == len(checked):
                 continue  # the usual case: all encodable, out is all None
-            for i, data in zip(positions, encoded):
-                out[i] = data
+            for i, verdict in zip(positions, checked):
+                out[i] = verdict
         return out
 
 
