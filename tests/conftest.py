@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -48,3 +49,30 @@ def amqp_url() -> str:
 @pytest.fixture
 def unique_name() -> str:
     return f"turbogroup-test-{uuid.uuid4().hex[:12]}"
+
+
+def kombu_list_key(queue: str, priority: int, sep: str | None = None) -> str:
+    """The Redis list kombu's ``Channel._put`` pushes a message of this
+    priority to, computed by kombu itself (default priority steps)."""
+    from kombu.transport.redis import Channel
+
+    class _Keys(Channel):
+        def __init__(self) -> None:  # only the priority helpers are used
+            if sep is not None:
+                self.sep = sep
+
+    channel = _Keys()
+    clamped = max(min(priority, channel.max_priority), channel.min_priority)
+    return channel._q_for_pri(queue, clamped)
+
+
+@pytest.fixture
+def dispatch_reports(caplog):
+    """The ``DispatchReport`` of every bulk dispatch in the test, in order:
+    who built each message (turbogroup's encoder or Celery's publish)."""
+    caplog.set_level(logging.DEBUG, logger="turbogroup.dispatch")
+
+    def reports():
+        return [r.turbogroup_dispatch for r in caplog.records if hasattr(r, "turbogroup_dispatch")]
+
+    return reports

@@ -171,11 +171,6 @@ def lpush_alike_command(
 def lpush_command(key: str, values: list[bytes]) -> bytes:
     """The Redis protocol bytes of ``LPUSH key values...``."""
 
-def redis_queue_key(queue: str, priority: int, steps: list[int] | None = None) -> str:
-    """The list kombu's Redis transport LPUSHes a message of ``priority``
-    to: the bare queue for step 0, else ``queue + "\\x06\\x16" + step``
-    (``steps`` defaults to kombu's ``[0, 3, 6, 9]``)."""
-
 __all__ = [
     "LEAF",
     "Barrier",
@@ -187,7 +182,6 @@ __all__ = [
     "freeze_unroll_order",
     "lpush_alike_command",
     "lpush_command",
-    "redis_queue_key",
     "uuid4",
     "uuid4_batch",
 ]

@@ -673,15 +673,3 @@ pub fn lpush_command<'py>(py: Python<'py>, key: &str, values: Vec<Vec<u8>>) -> B
     resp::write_lpush(&mut out, key.as_bytes(), &values);
     PyBytes::new(py, &out)
 }
-
-/// The Redis list key kombu LPUSHes a message of this priority to.
-/// The Redis list key kombu LPUSHes a message of this priority to.
-#[pyfunction]
-#[pyo3(signature = (queue, priority, steps=None))]
-pub fn redis_queue_key(queue: &str, priority: i64, steps: Option<Vec<i64>>) -> PyResult<String> {
-    let steps = steps.unwrap_or_else(|| message::PRIORITY_STEPS.to_vec());
-    if steps.is_empty() || steps.windows(2).any(|w| w[0] > w[1]) {
-        return Err(PyValueError::new_err("steps must be sorted and non-empty"));
-    }
-    Ok(message::redis_queue_key(queue, priority, &steps))
-}

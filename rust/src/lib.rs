@@ -22,6 +22,5 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_alike_command, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_command, m)?)?;
-    m.add_function(wrap_pyfunction!(encode::redis_queue_key, m)?)?;
     Ok(())
 }

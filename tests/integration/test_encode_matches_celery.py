@@ -30,6 +30,7 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
 from hypothesis import HealthCheck, given, settings
 
+from tests.conftest import kombu_list_key
 from turbogroup import _core
 
 redis = pytest.importorskip("redis")
@@ -69,7 +70,7 @@ def broker():
 
     yield app, echo, queue, client
     keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
-    keys += [_core.redis_queue_key(queue, p) for p in PRIORITY_STEPS]
+    keys += [kombu_list_key(queue, p) for p in PRIORITY_STEPS]
     client.delete(*set(keys))
     app.close()
     client.close()
@@ -78,12 +79,12 @@ def broker():
 def publish_with_celery(broker, args, kwargs, task_id, options):
     app, echo, queue, client = broker
     echo.apply_async(args, kwargs, task_id=task_id, **options)
-    key = _core.redis_queue_key(queue, options.get("priority") or 0)
+    key = kombu_list_key(queue, options.get("priority") or 0)
     raw = client.rpop(key)
     assert raw is not None, f"nothing was pushed to {key!r}"
     # Exactly one message, on exactly the key we predicted.
     for p in PRIORITY_STEPS:
-        assert client.llen(_core.redis_queue_key(queue, p)) == 0
+        assert client.llen(kombu_list_key(queue, p)) == 0
     return raw
 
 

@@ -20,8 +20,7 @@ import redis
 from celery import Celery, chain
 from celery.canvas import group as celery_group
 
-from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
-from turbogroup import _core
+from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB, kombu_list_key
 from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
@@ -80,7 +79,7 @@ def drain(client, queues):
     out = {}
     for q in queues:
         for p in STEPS:
-            key = _core.redis_queue_key(q, p)
+            key = kombu_list_key(q, p)
             raw = client.lrange(key, 0, -1)
             client.delete(key)
             if raw:
@@ -308,3 +307,34 @@ def test_plain_children_push_what_celery_pushes(env, case):
         for m in v
     }
     assert [indexes[i] for i in ids] == list(range(len(ids)))
+
+
+def test_priority_lists_follow_the_transports_sep_and_steps(env, dispatch_reports):
+    # kombu names a priority's list queue + sep + step; both come from the
+    # broker transport options, and the fast path must use the channel's.
+    app, tasks, queues, client = env
+    app.conf.broker_transport_options = {"sep": ":", "priority_steps": list(range(10))}
+
+    def build(g):
+        return g(tasks["add"].s(i).set(priority=i % 10) for i in range(30))
+
+    def pushed():
+        out = {}
+        for key in client.scan_iter(match=f"{queues[0]}*"):
+            if client.type(key) == b"list":
+                out[key] = sorted(
+                    json.loads(m)["headers"]["argsrepr"] for m in client.lrange(key, 0, -1)
+                )
+                client.delete(key)
+        return out
+
+    with app.connection_for_write() as conn:
+        conn.default_channel  # noqa: B018 - connects with the options above
+    build(celery_group).apply_async()
+    theirs = pushed()
+    build(turbo_group).apply_async()
+    ours = pushed()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (30, 0)
+    assert f"{queues[0]}:7".encode() in theirs
+    assert ours == theirs

@@ -78,11 +78,17 @@ def without_generated_ids(messages: list[dict[str, Any]]) -> Any:
         pytest.param(lambda add: [add.s(i, y={"k": [i, "é"]}) for i in range(40)], id="kwargs"),
     ],
 )
-def test_memory_transport_queues_what_celery_queues(app, children):
+def test_memory_transport_queues_what_celery_queues(app, children, dispatch_reports):
     add = app.tasks["tg_mem.add"]
     name = app.conf.task_default_queue
     ours = group(children(add)).apply_async()
     assert type(ours._results) is LazyResults  # made by the fast path only
+    (report,) = dispatch_reports()
+    assert (report.transport, report.by_celery, report.by_engine) == (
+        "memory",
+        0,
+        len(children(add)),
+    )
     fast = drain(name)
     theirs = celery_group(children(add), app=app).apply_async()
     slow = drain(name)

@@ -34,9 +34,11 @@ def queued_ids(broker, queue):
     return [h["id"] for h in sorted(headers, key=lambda h: h["group_index"])]
 
 
-def test_results_stay_ids_until_touched(env):
+def test_results_stay_ids_until_touched(env, dispatch_reports):
     app, add, queue, broker = env
     result = group(add.s(i, i) for i in range(1500)).apply_async()
+    (report,) = dispatch_reports()
+    assert (report.transport, report.by_engine, report.by_celery) == ("redis", 1500, 0)
     assert isinstance(result._results, LazyResults)
     assert len(result) == 1500  # without making the results
     assert isinstance(result._results, LazyResults)

@@ -285,28 +285,12 @@ def _encode_scenario() -> Scenario:
     )
 
 
-def _queue_key_scenario() -> Scenario:
-    from turbogroup import _core
-
-    steps = [0, 5, 9]
-
-    def step() -> None:
-        assert _core.redis_queue_key("queue", 0) == "queue"
-        assert _core.redis_queue_key("queue", 5) == "queue\x06\x163"
-        assert _core.redis_queue_key("queue", 5, steps) == "queue\x06\x165"
-        _raises(ValueError, _core.redis_queue_key, "queue", 1, [])
-        _raises(ValueError, _core.redis_queue_key, "queue", 1, [3, 1])
-
-    return Scenario("redis_queue_key", step, [steps])
-
-
 SCENARIOS = (
     _ids_scenario,
     _big_id_batch_scenario,
     _unroll_scenario,
     _barrier_scenario,
     _encode_scenario,
-    _queue_key_scenario,
 )
 
 

@@ -305,16 +305,3 @@ def test_malformed_message_dicts_are_caller_errors():
         _core.encode_task_messages(
             [{"task_id": "i", "name": "t", "eta": datetime.datetime(2020, 1, 1)}]
         )
-
-
-def test_redis_queue_key_follows_kombu_priority_steps():
-    from kombu.transport.redis import Channel
-
-    class Fake(Channel):
-        def __init__(self):  # only the priority helpers are used
-            pass
-
-    chan = Fake()
-    for priority in range(-2, 13):
-        pri = max(min(priority, chan.max_priority), chan.min_priority)
-        assert _core.redis_queue_key("q", priority) == chan._q_for_pri("q", pri)

@@ -71,6 +71,7 @@ from kombu.exceptions import OperationalError
 from turbogroup.celery_guards import keep_confirms_while_closing
 from turbogroup.errors import MessageTooLargeError, PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay, settings_of
+from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class ConfirmBatch:
                 on_error=self._drop_connection,
             )
         self.producer = DeferringProducer(producer, self)
+        self.report = DispatchReport("amqp")
 
     # -- channel ----------------------------------------------------------
 
@@ -342,13 +344,25 @@ class ConfirmBatch:
             fast.check()  # the alike children added since the last check
         records = self.producer.take()
         self._ids = [record.task_id for record in records]
+        report = self.report
         for start in range(0, len(records), self._size):
             chunk = records[start : start + self._size]
-            for record in chunk if fast is None else fast.records(chunk):
+            if fast is not None:
+                built = fast.records(chunk)
+                alike = sum(1 for a, b in zip(chunk, built) if a is not b)
+                report.by_engine += alike
+                report.by_celery += len(chunk) - alike
+                chunk = built
+            else:
+                report.by_celery += len(chunk)
+            for record in chunk:
                 self._write(record)
             self._drain()
             if self.on_sent is not None:
                 self.on_sent(self.confirmed, len(records))
+        if fast is not None:
+            report.fallbacks.update(fast.fallbacks)
+        report.emit()
 
 
 @contextmanager

@@ -21,6 +21,7 @@ then sent like any record: pipelined, publisher-confirmed.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -100,6 +101,8 @@ class AmqpFastDispatch:
         self._keys = AlikeKeys(amqp.router)
         self.last_alike: tuple[None, Template] | None = None
         self.unchecked: list[AlikeEntry] = []
+        # the encoder's reasons for the children it passed to Celery
+        self.fallbacks: Counter[str] = Counter()
 
     def add(
         self,
@@ -201,6 +204,7 @@ class AmqpFastDispatch:
             for entry, size in zip(run, sizes):
                 if isinstance(size, _core.Unsupported):
                     bad.append(entry)
+                    self.fallbacks[size.reason] += 1
                 elif size > self.max_message_size:
                     exc = MessageTooLargeError(
                         f"task {entry.task_id}: message body of {size} bytes is over the "

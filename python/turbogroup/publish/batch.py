@@ -35,6 +35,7 @@ from turbogroup._compat import RedisChannel
 from turbogroup.celery_guards import celery_retries_each_callback_publish, fast_path_enabled
 from turbogroup.errors import PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
+from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import retrying
 
 DEFAULT_BATCH_SIZE = 1000
@@ -101,6 +102,7 @@ class Batch:
         self.retry_policy = retry_policy or {}
         self._buffers = buffers_publishes(target.channel)
         self._json_envelope = isinstance(target.channel, RedisChannel)
+        self.report = DispatchReport(type(target.channel).__module__.rpartition(".")[2])
         conn = target.connection
         self._errors = (*conn.connection_errors, BatchPublishError)
 
@@ -125,9 +127,11 @@ class Batch:
             step = self.fast.seal()
             if step is not None:
                 self.steps.append(step)
+                self.report.by_engine += len(step.ids)
         records = self.producer.take()
         if records:
             self._add_records(records)
+            self.report.by_celery += len(records)
 
     def _add_records(self, records: list[Deferred]) -> None:
         target = self.target
@@ -169,6 +173,9 @@ class Batch:
             self.confirmed += len(step.ids)
             if self.on_sent is not None:
                 self.on_sent(self.confirmed, total)
+        if self.fast is not None:
+            self.report.fallbacks.update(self.fast.fallbacks)
+        self.report.emit()
 
 
 @contextmanager

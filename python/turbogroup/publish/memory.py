@@ -25,7 +25,7 @@ from turbogroup.publish.redis import Message, RedisFastDispatch, Run
 class MemoryFastDispatch(RedisFastDispatch):
     """``RedisFastDispatch`` whose batches are put on in-memory queues."""
 
-    def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, int], str]) -> str:
+    def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, Any], str]) -> str:
         del message, keys  # kombu's memory channel has one queue per name
         return queue
 

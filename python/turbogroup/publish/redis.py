@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -124,6 +125,8 @@ class RedisFastDispatch:
         self._keys = AlikeKeys(self.router)
         # (task id, queue, message, how to publish it through Celery instead)
         self.pending: list[tuple[str, str, Message, Callable[[], Any]]] = []
+        # the encoder's reasons for the children it passed to Celery
+        self.fallbacks: Counter[str] = Counter()
 
     def add(
         self,
@@ -370,6 +373,7 @@ class RedisFastDispatch:
         for (task_id, queue, message, fallback), data in zip(pending, encoded):
             if data is not None:
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
+                self.fallbacks[data.reason] += 1
                 fallback()
                 continue
             key = self._list_key(queue, message, keys)
@@ -393,15 +397,16 @@ class RedisFastDispatch:
 
         return Step(ids, push, per_message=False)
 
-    def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, int], str]) -> str:
-        """The list kombu pushes ``message`` to: its queue's key for the
-        message's priority step (``keys`` caches them for one seal)."""
-        channel = self.channel
-        priority = channel.priority(_priority(message))
-        key = keys.get((queue, priority))
+    def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, Any], str]) -> str:
+        """The list kombu pushes ``message`` to, by kombu's own rules (the
+        channel's priority steps and ``sep``); ``keys`` caches them for one
+        seal."""
+        raw = _priority(message)
+        key = keys.get((queue, raw))
         if key is None:
-            steps = list(channel.priority_steps)
-            key = keys[queue, priority] = _core.redis_queue_key(queue, priority, steps)
+            channel = self.channel
+            priority = channel._get_message_priority({"properties": {"priority": raw}})
+            key = keys[queue, raw] = channel._q_for_pri(queue, priority)
         return key
 
     def _prepare(self, runs: list[Run]) -> Any:

@@ -535,32 +535,6 @@ fn swap_in(m: &mut TaskMessage, item: &mut AlikeItem) {
     std::mem::swap(&mut m.kwargs, &mut item.kwargs);
 }
 
-/// kombu's Redis transport separates a queue name from its priority step.
-pub const PRIORITY_SEP: &str = "\x06\x16";
-
-/// kombu's default `priority_steps` for Redis.
-pub const PRIORITY_STEPS: [i64; 4] = [0, 3, 6, 9];
-
-/// The list key `Channel._put` LPUSHes to: the priority is clamped to
-/// 0..=9 (`_get_message_priority`), mapped down to its step
-/// (`priority()`, a `bisect`), and step 0 is the bare queue name.
-/// `steps` must be sorted and non-empty, as kombu's are.
-pub fn redis_queue_key(queue: &str, priority: i64, steps: &[i64]) -> String {
-    let pri = priority.clamp(0, 9);
-    let idx = steps.partition_point(|&s| s <= pri);
-    // bisect() - 1 == -1 wraps to the last step in Python.
-    let step = if idx == 0 {
-        steps[steps.len() - 1]
-    } else {
-        steps[idx - 1]
-    };
-    if step != 0 {
-        format!("{queue}{PRIORITY_SEP}{step}")
-    } else {
-        queue.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,19 +727,5 @@ mod tests {
             r#""delivery_tag": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"}}"#.len()
         );
         assert_eq!(a.replace(&tag_of(&a), ""), c.replace(&tag_of(&c), ""));
-    }
-
-    #[test]
-    fn priority_keys_follow_kombu_steps() {
-        let steps = &PRIORITY_STEPS;
-        assert_eq!(redis_queue_key("q", 0, steps), "q");
-        assert_eq!(redis_queue_key("q", 2, steps), "q");
-        assert_eq!(redis_queue_key("q", 3, steps), "q\x06\x163");
-        assert_eq!(redis_queue_key("q", 5, steps), "q\x06\x163");
-        assert_eq!(redis_queue_key("q", 9, steps), "q\x06\x169");
-        assert_eq!(redis_queue_key("q", 42, steps), "q\x06\x169");
-        assert_eq!(redis_queue_key("q", -1, steps), "q");
-        // Steps that do not start at 0: Python's steps[-1] wrap-around.
-        assert_eq!(redis_queue_key("q", 0, &[2, 5]), "q\x06\x165");
     }
 }
