@@ -24,8 +24,9 @@ def _as_turbogroup(tasks: Any, app: Any) -> Any:
 
 
 class chord(_chord):  # noqa: N801 - Celery's name
-    tasks: Any  # the header: a group, a list or a lazily read generator
     """A chord whose header is dispatched by :class:`turbogroup.group`."""
+
+    tasks: Any  # the header: a group, a list or a lazily read generator
 
     def clone(self, *args: Any, **kwargs: Any) -> Any:
         sig = super().clone(*args, **kwargs)

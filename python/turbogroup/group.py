@@ -96,12 +96,13 @@ def adopt(sig: Any, cls: type) -> Any:
 
 
 class group(_celery_group):  # noqa: N801 - Celery's name
-    tasks: Any  # a list, a tuple or a lazily read generator, as in Celery
     """Creates a group of tasks to be executed in parallel.
 
     Same constructor, options and results as ``celery.group``; see
     ``celery.canvas.group``.
     """
+
+    tasks: Any  # a list, a tuple or a lazily read generator, as in Celery
 
     def clone(self, *args: Any, **kwargs: Any) -> Any:
         return adopt(super().clone(*args, **kwargs), type(self))
