@@ -9,6 +9,7 @@ encoding, multi-value LPUSH) and its per-child fallbacks together.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import decimal
 import enum
@@ -338,3 +339,24 @@ def test_priority_lists_follow_the_transports_sep_and_steps(env, dispatch_report
     assert (report.by_engine, report.by_celery) == (30, 0)
     assert f"{queues[0]}:7".encode() in theirs
     assert ours == theirs
+
+
+def test_protocol_1_apps_get_celerys_protocol_1_messages(env, dispatch_reports):
+    app, tasks, queues, client = env
+    app.conf.task_protocol = 1
+
+    def build(g):
+        return g(tasks["add"].s(i, y=i).set(task_id=f"p1-{i}") for i in range(20))
+
+    drain(client, queues)
+    build(celery_group).apply_async(task_id="group-id")
+    theirs = drain(client, queues)
+    build(turbo_group).apply_async(task_id="group-id")
+    ours = drain(client, queues)
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (0, 20)  # Celery writes protocol 1
+    first = json.loads(theirs[queues[0]][0])
+    assert "task" in json.loads(base64.b64decode(first["body"]))  # protocol 1: all in the body
+    assert {k: [normalized(m) for m in v] for k, v in ours.items()} == {
+        k: [normalized(m) for m in v] for k, v in theirs.items()
+    }

@@ -23,13 +23,15 @@ ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
 def fast_path_allowed(app: Any, producer: Any) -> bool:
-    """Whether a fast path may build this app's messages at all: Celery
-    does nothing else per task that it would skip (a task-sent event, a
-    backend's ``on_task_call``) and nothing compresses the body."""
+    """Whether a fast path may build this app's messages at all: they are
+    protocol 2 messages (the encoder's; protocol 1 is Celery's to write),
+    Celery does nothing else per task that it would skip (a task-sent
+    event, a backend's ``on_task_call``) and nothing compresses the body."""
     conf = app.conf
     backend = app.backend
     return (
         publishing_is_celerys_own(app)
+        and conf.task_protocol == 2
         and not conf.task_send_sent_event
         and conf.task_compression is None
         and producer.compression is None
