@@ -15,9 +15,9 @@ import os
 import sys
 import uuid
 
-from turbogroup.benchkit import collect, dispatch, peers, raw_amqp
+from turbogroup.benchkit import collect, dispatch, peers, raw_amqp, shapes
 from turbogroup.benchkit.plot import matplotlib_available, write_plot
-from turbogroup.benchkit.report import LIBRARIES, Report, print_report
+from turbogroup.benchkit.report import LIBRARIES, Report, print_report, print_table
 from turbogroup.benchkit.timing import Timing, predicted_seconds
 from turbogroup.benchkit.transports import (
     DEFAULT_AMQP_URL,
@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--peers", action="store_true", help="also time RQ and Dramatiq on the same Redis"
+    )
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="instead: every canvas shape (chords, chains, nested, frozen, small groups) "
+        "at the largest N, Redis broker and backend, install() and unchanged user code",
     )
     parser.add_argument(
         "--rss",
@@ -214,6 +220,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.shapes:
+        return bench_shapes(sizes[-1], args, tag)
 
     for transport in transports:
         bench_transport(transport, sizes, args, report)
@@ -224,6 +232,21 @@ def main(args: argparse.Namespace) -> int:
 
     print_report(report, sizes)
     return write_plot_or_explain(report, args)
+
+
+def bench_shapes(n: int, args: argparse.Namespace, tag: str) -> int:
+    if not reachable(args.redis_url):
+        print(f"error: --shapes needs Redis, nothing answers at {args.redis_url}", file=sys.stderr)
+        return 2
+    transport = Transport("redis", args.redis_url, f"{tag}-redis")
+    results = shapes.run_shapes(transport, args.redis_url, tag, n, args.rounds, progress)
+    print_table(
+        f"Dispatch by canvas shape, N={n} (best of {args.rounds}; Redis broker and backend)",
+        shapes.HEADER,
+        shapes.shape_rows(results),
+        print,
+    )
+    return 0
 
 
 def write_plot_or_explain(report: Report, args: argparse.Namespace) -> int:
