@@ -59,7 +59,16 @@ def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
 class LazilyFrozen(_regen):
     """A generator group's children after ``freeze``: each is frozen only
     when its result is first read, so one may look unfrozen when
-    dispatched (a chord header's are). Never the plain path's."""
+    dispatched (a chord header's are). The plain path takes them only once
+    every one is frozen."""
+
+
+def _unproxied(app: Any) -> Any:
+    """The app itself where ``group.app`` gives Celery's ``current_app``
+    proxy (a group whose first child is an empty chain): the fast paths
+    match their app by identity."""
+    get = getattr(type(app), "_get_current_object", None)
+    return get(app) if get is not None else app
 
 
 def _then(p: Any, result: Any) -> None:
@@ -141,7 +150,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
             raise TypeError("Cannot add link to group: use a chord")
         if link_error is not None:
             raise TypeError("Cannot add link to group: do that on individual tasks")
-        app = self.app
+        app = _unproxied(self.app)
         if app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
         if not self.tasks:
@@ -191,7 +200,17 @@ class group(_celery_group):  # noqa: N801 - Celery's name
             if batch is not None and reporter is not None:
                 batch.on_sent = reporter
             lazy = self._apply_plain(
-                fast, batch, producer, p, lazy_results, group_id, root_id, args, kwargs, options
+                app,
+                fast,
+                batch,
+                producer,
+                p,
+                lazy_results,
+                group_id,
+                root_id,
+                args,
+                kwargs,
+                options,
             )
             if lazy is None:
                 results: Any = list(
@@ -348,6 +367,7 @@ class group(_celery_group):  # noqa: N801 - Celery's name
 
     def _apply_plain(
         self,
+        app: Any,
         fast: RedisFastDispatch | AmqpFastDispatch | None,
         batch: Any,
         producer: Any,
@@ -368,10 +388,15 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         backend whose ``add_pending_result`` does nothing.
         """
         if fast is None:
-            fast = self._amqp_fast_path(self.app, batch)
-        if fast is None or not fast.enabled or not plain_children(self.tasks):
+            fast = self._amqp_fast_path(app, batch)
+        tasks = self.tasks
+        if (
+            fast is None
+            or not fast.enabled
+            or not plain_children(tasks, lazily_frozen=type(tasks) is LazilyFrozen)
+        ):
             return None
-        backend = self.app.backend
+        backend = app.backend
         if not lazy_results and (
             type(backend).add_pending_result is not SyncBackendMixin.add_pending_result
         ):

@@ -1,9 +1,17 @@
-"""``install()`` / ``uninstall()``: make Celery itself use ``turbogroup.group``.
+"""``install()`` / ``uninstall()``: make Celery itself use ``turbogroup.group``
+and ``turbogroup.chord``.
 
-Celery looks ``group`` up in several modules (imported by name at module
-load) and in ``Signature.TYPES`` (used when a group is rebuilt from a dict or
-cloned). Rebinding all of them makes ``celery.group``, ``chord`` headers,
-``chain`` upgrades, ``Task.replace`` and result restoring use ours.
+Celery looks ``group`` and ``chord`` up in several modules (imported by
+name at module load) and in ``Signature.TYPES`` (used when a signature is
+rebuilt from a dict or cloned). Rebinding all of them makes ``celery.group``,
+``celery.chord``, ``chain`` upgrades, ``Task.replace`` and result restoring
+use ours. Both are subclasses of Celery's classes, so Celery's own
+``isinstance`` checks keep holding.
+
+One backend method is wrapped as well, because a chord reaches it even
+when the user's ``chord`` was imported before ``install()`` (a name bound
+to Celery's class): the Redis backend's ``apply_chord``, which would
+SUBSCRIBE once per header task (``collect/subscriptions.py``).
 """
 
 from __future__ import annotations
@@ -14,44 +22,71 @@ from typing import Any
 
 from celery.canvas import Signature
 
+from turbogroup._compat import RedisBackend
+from turbogroup.chord import chord
+from turbogroup.collect.subscriptions import header_results_unregistered
 from turbogroup.group import group
 
-# Every module that holds its own reference to celery.canvas.group.
-TARGETS: tuple[tuple[str, str], ...] = (
-    ("celery.canvas", "group"),
-    ("celery", "group"),
-    ("celery.app.task", "group"),
-    ("celery.app.trace", "group"),
-    ("celery.backends.base", "group"),
+# Every module that holds its own reference to Celery's group or chord,
+# and the class that replaces it.
+TARGETS: tuple[tuple[str, str, type], ...] = (
+    ("celery.canvas", "group", group),
+    ("celery", "group", group),
+    ("celery.app.task", "group", group),
+    ("celery.app.trace", "group", group),
+    ("celery.backends.base", "group", group),
+    ("celery.canvas", "chord", chord),
+    ("celery", "chord", chord),
+    ("celery.backends.base", "chord", chord),
+)
+TYPES: tuple[tuple[str, type], ...] = (("group", group), ("chord", chord))
+# (class, method, wrapper factory): methods wrapped in place.
+METHODS: tuple[tuple[type, str, Any], ...] = (
+    (RedisBackend, "apply_chord", header_results_unregistered),
 )
 
 _lock = threading.Lock()
 _saved: dict[tuple[str, str], Any] = {}
-_saved_type: list[Any] = []
+_saved_types: dict[str, Any] = {}
+_saved_methods: dict[tuple[type, str], Any] = {}
 
 
 def install() -> None:
-    """Rebind ``group`` everywhere Celery looks it up. Idempotent."""
+    """Rebind ``group`` and ``chord`` everywhere Celery looks them up.
+    Idempotent."""
     with _lock:
         if _saved:
             return
-        for module_name, attr in TARGETS:
-            module = importlib.import_module(module_name)
-            _saved[module_name, attr] = getattr(module, attr)
-            setattr(module, attr, group)
-        _saved_type.append(Signature.TYPES["group"])
-        Signature.TYPES["group"] = group
+        # Every module is imported before anything is rebound: one first
+        # imported after would bind our class as its original.
+        modules = {name: importlib.import_module(name) for name, _, _ in TARGETS}
+        for module_name, attr, _ in TARGETS:
+            _saved[module_name, attr] = getattr(modules[module_name], attr)
+        for module_name, attr, replacement in TARGETS:
+            setattr(modules[module_name], attr, replacement)
+        for name, replacement in TYPES:
+            _saved_types[name] = Signature.TYPES[name]
+            Signature.TYPES[name] = replacement
+        for cls, method, wrap in METHODS:
+            original = cls.__dict__.get(method)
+            if original is not None:  # absent from a stand-in (no redis-py)
+                _saved_methods[cls, method] = original
+                setattr(cls, method, wrap(original))
 
 
 def uninstall() -> None:
-    """Restore Celery's own ``group`` everywhere ``install`` rebound it."""
+    """Restore Celery's own classes everywhere ``install`` rebound them."""
     with _lock:
         if not _saved:
             return
         for (module_name, attr), original in _saved.items():
             setattr(importlib.import_module(module_name), attr, original)
-        Signature.TYPES["group"] = _saved_type.pop()
+        Signature.TYPES.update(_saved_types)
+        for (cls, method), original in _saved_methods.items():
+            setattr(cls, method, original)
         _saved.clear()
+        _saved_types.clear()
+        _saved_methods.clear()
 
 
 def installed() -> bool:

@@ -40,9 +40,14 @@ from turbogroup.result import LazyResults
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 
 
-def plain_children(tasks: Any) -> bool:
-    """Whether every child is a plain task signature that Celery would
-    freeze with a new id and no chord.
+def plain_children(tasks: Any, lazily_frozen: bool = False) -> bool:
+    """Whether every child is a plain task signature: one Celery would
+    freeze with a new id and no chord, or one frozen already (a chord
+    header's child, a frozen group's), which keeps its id and chord.
+
+    The children of a generator group that was frozen (``lazily_frozen``)
+    are frozen only as its results are read: they are plain once every
+    one of them has its id (the results were read, by ``save()`` say).
 
     A generator group (``_regen``) is read to the end to know: it keeps
     what it yielded, so the dispatch reads the same children again. If the
@@ -51,8 +56,9 @@ def plain_children(tasks: Any) -> bool:
     """
     if type(tasks) is list or type(tasks) is tuple:
         return all(map(_plain, tasks))
-    if type(tasks) is not _regen:  # a frozen generator group's children
-        return False  # may not be frozen yet (group.LazilyFrozen)
+    if type(tasks) is not _regen and not lazily_frozen:
+        return False
+    plain = _frozen_plain if lazily_frozen else _plain
     children = iter(tasks)
     position = 0
     while True:
@@ -63,7 +69,7 @@ def plain_children(tasks: Any) -> bool:
         except Exception as exc:
             note_child(exc, position, None, nothing_sent=True)
             raise
-        if not _plain(task):
+        if not plain(task):
             return False
         position += 1
 
@@ -72,7 +78,15 @@ def _plain(task: Any) -> bool:
     if type(task) is not Signature or _get(task, "subtask_type") is not None:
         return False
     options = _get(task, "options")
-    return type(options) is dict and "task_id" not in options and "chord" not in options
+    return type(options) is dict and ("chord" not in options or "task_id" in options)
+
+
+def _frozen_plain(task: Any) -> bool:
+    return _plain(task) and "task_id" in task.options
+
+
+# What a frozen child's message takes from its own options, not its kind's.
+_PER_CHILD = frozenset({"task_id", "group_index"})
 
 
 def _kind(task: Signature) -> tuple[Any, ...]:
@@ -80,7 +94,12 @@ def _kind(task: Signature) -> tuple[Any, ...]:
     key = (_get(task, "task"), bool(_get(task, "immutable")), task._type, task._app)
     if not options:
         return key
-    return key + tuple((k, v if type(v) in ATOMIC else id(v)) for k, v in options.items())
+    return key + tuple(
+        (k, v if type(v) in ATOMIC else id(v))
+        if k not in _PER_CHILD
+        else (k,)  # frozen: its id is its own, but not every child has one
+        for k, v in options.items()
+    )
 
 
 def _result_maker(task: Task) -> Any:
@@ -123,6 +142,8 @@ class PlainDispatch:
 
     def run(self, tasks: Any) -> None:
         kinds = self._kinds
+        chord = None
+        count = 0
         for position, task in enumerate(tasks):
             try:
                 kind = _kind(task)
@@ -134,6 +155,13 @@ class PlainDispatch:
             except Exception as exc:
                 note_child(exc, position, _get(task, "task"), nothing_sent=True)
                 raise
+            chord = _get(_get(task, "options"), "chord")
+            count += 1
+        if chord is not None:
+            # group._apply_tasks sets it before the last child's publish
+            # (the last child's chord decides); nothing is sent before the
+            # batch is flushed, after this.
+            self.fast.app.backend.set_chord_size(self.group_id, count)
 
     def _alike(
         self, task: Signature, position: int, qname: str, template: Any, typed: Any, make: Any
@@ -151,7 +179,7 @@ class PlainDispatch:
             # Celery's as_task_v2 raises TypeError: let it, on its own path.
             self._whole_way(task, position, None, False)
             return
-        task_id = uuid()
+        task_id = _get(_get(task, "options"), "task_id") or uuid()
         self.fast.add_alike(
             qname,
             template,
@@ -173,7 +201,8 @@ class PlainDispatch:
             clone, group_id=self.group_id, root_id=self.root_id, group_index=position
         )
         publish = partial(self._publish, clone, position)
-        if not self.fast.add(clone, None, self.args, self.kwargs, self.options, publish):
+        chord = clone.options.get("chord")
+        if not self.fast.add(clone, chord, self.args, self.kwargs, self.options, publish):
             publish()
         make = _result_maker(clone.type)
         if learn:
@@ -196,7 +225,7 @@ class PlainDispatch:
             clone.apply_async(
                 producer=self.producer,
                 add_to_parent=False,
-                chord=None,
+                chord=clone.options.get("chord"),
                 args=self.args,
                 kwargs=self.kwargs,
                 **self.options,

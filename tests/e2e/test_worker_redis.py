@@ -103,3 +103,48 @@ def test_a_group_larger_than_one_batch_arrives_whole(tasks):
     n = 2500  # several flushes of the bulk publisher
     res = group(add.s(i, 0) for i in range(n)).apply_async()
     assert res.get(timeout=TIMEOUT * 2) == list(range(n))
+
+
+def test_installed_chord_header_is_built_by_the_engine_without_subscribing(
+    tasks, worker_app, dispatch_reports
+):
+    """``celery.chord`` (installed): the header's children are built from
+    one template, nothing SUBSCRIBEs per header task, the body gets the
+    sum."""
+    add, tsum = tasks["add"], tasks["tsum"]
+    n = 1500
+    turbogroup.install()
+    try:
+        res = celery.chord([add.s(i, i) for i in range(n)], tsum.s()).apply_async()
+    finally:
+        turbogroup.uninstall()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (n, 0)
+    assert not worker_app.backend.result_consumer.subscribed_to
+    assert res.get(timeout=TIMEOUT * 2) == sum(i + i for i in range(n))
+    assert res.parent.get(timeout=TIMEOUT) == [i + i for i in range(n)]
+
+
+def test_frozen_and_saved_group_is_built_by_the_engine(tasks, worker_app, dispatch_reports):
+    add = tasks["add"]
+    g = group(add.s(i, 1) for i in range(1200))
+    frozen = g.freeze()
+    frozen.save()
+    res = g.apply_async()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (1200, 0)
+    assert [r.id for r in res.results] == [r.id for r in frozen.results]
+    restored = worker_app.GroupResult.restore(frozen.id)
+    assert restored.get(timeout=TIMEOUT) == [i + 1 for i in range(1200)]
+    frozen.forget()
+
+
+def test_group_with_empty_chains_completes_as_celerys_does(tasks):
+    # celery#9772: an empty chain has no task and no result.
+    add = tasks["add"]
+
+    def canvas(g):
+        return g(celery.chain(), add.s(1, 2), celery.chain(), add.s(3, 4))
+
+    assert canvas(group).apply_async().get(timeout=TIMEOUT) == [3, 7]
+    assert canvas(celery_group).apply_async().get(timeout=TIMEOUT) == [3, 7]

@@ -1,4 +1,5 @@
-"""install()/uninstall() rebind every place Celery looks group up."""
+"""install()/uninstall() rebind every place Celery looks group and chord
+up, and wrap the Redis backend's apply_chord."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import importlib
 
 import celery
 import celery.canvas
+from celery.backends.redis import RedisBackend
 from celery.canvas import Signature
 
 import turbogroup
 from turbogroup.install import TARGETS
 
-ORIGINAL = celery.canvas.group
+ORIGINAL = {"group": celery.canvas.group, "chord": celery.canvas.chord}
+ORIGINAL_APPLY_CHORD = RedisBackend.__dict__["apply_chord"]
 
 
-def bound() -> list[object]:
-    objs = [getattr(importlib.import_module(m), a) for m, a in TARGETS]
-    return [*objs, Signature.TYPES["group"]]
+def bound(name: str) -> list[object]:
+    objs = [getattr(importlib.import_module(m), a) for m, a, _ in TARGETS if a == name]
+    return [*objs, Signature.TYPES[name]]
 
 
 def test_install_rebinds_everywhere_and_uninstall_restores(app):
@@ -24,20 +27,29 @@ def test_install_rebinds_everywhere_and_uninstall_restores(app):
     turbogroup.install()
     try:
         turbogroup.install()  # idempotent
-        assert all(obj is turbogroup.group for obj in bound())
-        assert celery.group is turbogroup.group
-        # Celery's own chord now wraps its header in ours.
-        c = celery.chord([app.add.s(1, 1), app.add.s(2, 2)], app.tsum.s())
+        assert all(obj is turbogroup.group for obj in bound("group"))
+        assert all(obj is turbogroup.chord for obj in bound("chord"))
+        assert celery.group is turbogroup.group and celery.chord is turbogroup.chord
+        assert RedisBackend.apply_chord.__turbogroup_wraps__ is ORIGINAL_APPLY_CHORD
+        # A chord of Celery's own class (imported before install) wraps
+        # its header in ours too.
+        c = ORIGINAL["chord"]([app.add.s(1, 1), app.add.s(2, 2)], app.tsum.s())
         c.freeze()
         assert type(c.tasks) is turbogroup.group
         assert type(Signature.from_dict(dict(celery.group(app.add.s(1, 1))))) is turbogroup.group
+        chord_dict = dict(celery.chord([app.add.s(1, 1)], app.tsum.s()))
+        assert type(Signature.from_dict(chord_dict)) is turbogroup.chord
     finally:
         turbogroup.uninstall()
     turbogroup.uninstall()  # idempotent
-    assert all(obj is ORIGINAL for obj in bound())
+    for name, original in ORIGINAL.items():
+        assert all(obj is original for obj in bound(name))
+    assert RedisBackend.__dict__["apply_chord"] is ORIGINAL_APPLY_CHORD
     assert not turbogroup.installed()
 
 
 def test_turbogroup_group_is_a_celery_group():
-    assert issubclass(turbogroup.group, ORIGINAL)
+    assert issubclass(turbogroup.group, ORIGINAL["group"])
+    assert issubclass(turbogroup.chord, ORIGINAL["chord"])
+    assert turbogroup.chord.__name__ == ORIGINAL["chord"].__name__ == "_chord"
     assert issubclass(turbogroup.GroupResult, celery.result.GroupResult)
