@@ -265,6 +265,23 @@ def test_plain_children_are_identical_to_what_celery_group_publishes(make_app, d
     assert ours == theirs
 
 
+def test_a_child_the_encoder_passes_on_keeps_its_place_in_the_queue(make_app, dispatch_reports):
+    app = make_app()
+    add = app.add
+
+    def children() -> list[Any]:
+        return [add.s(1, 1), add.s(2, 2), add.s(Level.HIGH, 3), add.s(4, 4), add.s(5, 5)]
+
+    def order(cls: type) -> list[Any]:
+        cls(children()).apply_async()
+        return [m["body"][0] for m in take_messages(app, app.queue_names[0])]
+
+    ours = order(group)
+    (report,) = dispatch_reports()
+    assert report.fallbacks == {"values of type Level are encoded by Celery": 1}
+    assert ours == order(celery_group) == [[1, 1], [2, 2], [1, 3], [4, 4], [5, 5]]
+
+
 def test_dispatch_progress_counts_confirmed_batches(make_app):
     app = make_app()
     seen = []

@@ -193,8 +193,8 @@ class AmqpFastDispatch:
 
     def check(self) -> None:
         """Check the alike children added since the last check: one the
-        encoder cannot render goes through Celery (its record then comes
-        after the others), one over the broker's size limit raises."""
+        encoder cannot render goes through Celery (its record in its
+        place), one over the broker's size limit raises."""
         entries, self.unchecked = self.unchecked, []
         bad: list[AlikeEntry] = []
         for template, positions in by_template([entry.template for entry in entries]):
@@ -214,10 +214,13 @@ class AmqpFastDispatch:
                     note_child(exc, entry.group_index, template.message["name"], True)
                     raise exc
         if bad:
-            dropped = {id(entry) for entry in bad}
-            self.producer.deferred[:] = [d for d in self.producer.deferred if id(d) not in dropped]
+            # Each is published through Celery, whose record takes the
+            # entry's place among the dispatch's records.
+            deferred = self.producer.deferred
+            where = {id(d): i for i, d in enumerate(deferred)}
             for entry in bad:
                 entry.fallback()
+                deferred[where[id(entry)]] = deferred.pop()
 
     def records(self, entries: list[Any]) -> list[Deferred]:
         """The records to send for a slice of the producer's records, alike

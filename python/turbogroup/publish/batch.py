@@ -23,8 +23,11 @@ step's, none of which was sent.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from celery import signals
@@ -102,6 +105,11 @@ class Batch:
         self.retry_policy = retry_policy or {}
         self._buffers = buffers_publishes(target.channel)
         self._json_envelope = isinstance(target.channel, RedisChannel)
+        # Every message's place in dispatch order: the fast path's and the
+        # records' are sent interleaved as the children came.
+        self._seq = itertools.count()
+        self._record_seqs: list[int] = []
+        self._pinned: int | None = None
         self.report = DispatchReport(type(target.channel).__module__.rpartition(".")[2])
         conn = target.connection
         self._errors = (*conn.connection_errors, BatchPublishError)
@@ -113,6 +121,20 @@ class Batch:
             headers, properties = record.args[4], record.args[5]
             json_dumps(headers)
             json_dumps(properties)
+        self._record_seqs.append(next(self._seq) if self._pinned is None else self._pinned)
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    @contextmanager
+    def pinned(self, seq: int) -> Iterator[None]:
+        """Records made meanwhile take place ``seq`` (a child the fast path
+        passes to Celery's publish when sealing keeps its place)."""
+        self._pinned = seq
+        try:
+            yield
+        finally:
+            self._pinned = None
 
     def published(self, task_id: str) -> None:
         del task_id
@@ -121,26 +143,58 @@ class Batch:
             self.seal()
 
     def seal(self) -> None:
-        """Close the messages built so far into steps (the fast path's
-        first: its fallbacks are recorded while it seals)."""
-        if self.fast is not None:
-            step = self.fast.seal()
-            if step is not None:
-                self.steps.append(step)
-                self.report.by_engine += len(step.ids)
+        """Close the messages built so far into a step (the fast path's
+        are sealed first: its fallbacks are recorded while it seals)."""
+        sealed = self.fast.seal() if self.fast is not None else []
         records = self.producer.take()
-        if records:
-            self._add_records(records)
-            self.report.by_celery += len(records)
+        seqs, self._record_seqs = self._record_seqs, []
+        self.report.by_engine += len(sealed)
+        self.report.by_celery += len(records)
+        if not sealed:
+            if records:
+                self._add_records(records)
+            return
+        # One step, sent in dispatch order: alternating slices of the fast
+        # path's messages and of recorded ones (those the fast path passed
+        # on while sealing were recorded last, in their children's places).
+        by_seq = sorted(zip(seqs, records), key=lambda pair: pair[0])
+        merged = heapq.merge(((m.seq, m) for m in sealed), by_seq, key=lambda pair: pair[0])
+        ids: list[str] = []
+        sends: list[Callable[[], None]] = []
+        for is_record, run in itertools.groupby(
+            (item for _, item in merged), key=lambda item: isinstance(item, Deferred)
+        ):
+            items = list(run)
+            ids += [item.task_id for item in items]
+            if is_record:
+                sends.append(partial(self._replay_all, items))
+            else:
+                sends.append(self.fast.sender(items))
+
+        def send(start: int) -> None:
+            del start  # the step is resent whole
+            for each in sends:
+                each()
+
+        self.steps.append(Step(ids, send, per_message=False))
+
+    def _replay_all(self, records: list[Deferred]) -> None:
+        target = self.target
+        if not self._buffers:
+            for record in records:
+                replay(target, record)
+            return
+        with target.batch(max_size=len(records) * 16):
+            for record in records:
+                replay(target, record)
 
     def _add_records(self, records: list[Deferred]) -> None:
         target = self.target
         if self._buffers:
 
             def send(start: int) -> None:
-                with target.batch(max_size=len(records) * 16):
-                    for record in records[start:]:
-                        replay(target, record)
+                del start  # one pipeline: resent whole
+                self._replay_all(records)
 
             self.steps.append(Step([r.task_id for r in records], send, per_message=False))
             return

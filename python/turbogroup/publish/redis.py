@@ -44,7 +44,6 @@ from turbogroup.publish.alike import (
     fast_path_allowed,
     repr_limits,
 )
-from turbogroup.publish.batch import Step
 
 logger = logging.getLogger("turbogroup.publish.redis")
 
@@ -70,6 +69,15 @@ class Alike(NamedTuple):
 
 
 Message = dict[str, Any] | Alike
+
+
+class Sealed(NamedTuple):
+    """A checked message of this path, with its place in dispatch order."""
+
+    seq: int
+    task_id: str
+    key: str
+    message: Message
 
 
 class Run(NamedTuple):
@@ -123,8 +131,13 @@ class RedisFastDispatch:
         # memo key -> (queue, message without ids and arguments, the options)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._keys = AlikeKeys(self.router)
-        # (task id, queue, message, how to publish it through Celery instead)
-        self.pending: list[tuple[str, str, Message, Callable[[], Any]]] = []
+        # (task id, queue, message, how to publish it through Celery instead,
+        # its place in the dispatch's order)
+        self.pending: list[tuple[str, str, Message, Callable[[], Any], int]] = []
+        # The bulk publisher numbers every message, ours and those Celery's
+        # publish records, so that they are sent in dispatch order.
+        self.sequence: Callable[[], int] = producer.owner.next_seq
+        self.pinned: Callable[[int], Any] = producer.owner.pinned
         # the encoder's reasons for the children it passed to Celery
         self.fallbacks: Counter[str] = Counter()
 
@@ -146,7 +159,7 @@ class RedisFastDispatch:
         built = self._build(sig, task, chord, args, kwargs, options)
         if built is None:
             return False
-        self.pending.append((*built, fallback))
+        self.pending.append((*built, fallback, self.sequence()))
         return True
 
     def _build(
@@ -194,7 +207,13 @@ class RedisFastDispatch:
         but for its id, index and arguments, already checked by the caller
         as ``_build`` checks them."""
         self.pending.append(
-            (task_id, qname, Alike(template, task_id, group_index, args, kwargs), fallback)
+            (
+                task_id,
+                qname,
+                Alike(template, task_id, group_index, args, kwargs),
+                fallback,
+                self.sequence(),
+            )
         )
 
     def _resolve(
@@ -351,32 +370,39 @@ class RedisFastDispatch:
                 self.producer.maybe_declare(queue, retry=self.retry, **self.retry_policy)
             self.declared.add(id(queue))
 
-    def seal(self) -> Step | None:
-        """Encode what is queued, to check it (a message the encoder cannot
-        render exactly is published through Celery instead, into the
-        dispatch's deferring producer), and return the step that pushes it.
+    def seal(self) -> list[Sealed]:
+        """Encode what is queued, to check it, and return what this path
+        sends, in dispatch order. A message the encoder cannot render
+        exactly is published through Celery instead, into the dispatch's
+        deferring producer, in its child's place in the order.
 
-        The bytes are not kept: the step encodes its messages again when it
-        is sent. Keeping a whole group's bytes until everything is checked
-        would cost ~1 KiB per task (1 GiB for a million), while a message
-        that is alike another is kept as its ids and arguments only.
+        The bytes are not kept: ``sender`` encodes the messages again. Keeping
+        a whole group's bytes until everything is checked would cost ~1 KiB
+        per task (1 GiB for a million), while a message that is alike
+        another is kept as its ids and arguments only.
         """
         if not self.pending:
-            return None
+            return []
         pending, self.pending = self.pending, []
-        encoded = self._check([message for _, _, message, _ in pending])
-        # What is sent, compactly: runs of one list key and one template,
-        # an alike message kept as its (id, index, args, kwargs) only.
-        runs: list[Run] = []
-        ids: list[str] = []
-        keys: dict[tuple[str, int], str] = {}
-        for (task_id, queue, message, fallback), data in zip(pending, encoded):
+        encoded = self._check([message for _, _, message, _, _ in pending])
+        sealed: list[Sealed] = []
+        keys: dict[tuple[str, Any], str] = {}
+        for (task_id, queue, message, fallback, seq), data in zip(pending, encoded):
             if data is not None:
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
                 self.fallbacks[data.reason] += 1
-                fallback()
+                with self.pinned(seq):
+                    fallback()
                 continue
-            key = self._list_key(queue, message, keys)
+            sealed.append(Sealed(seq, task_id, self._list_key(queue, message, keys), message))
+        return sealed
+
+    def sender(self, sealed: list[Sealed]) -> Callable[[], None]:
+        """What sends these sealed messages, in order: runs of one list key
+        and one template, an alike message kept as its (id, index, args,
+        kwargs) only."""
+        runs: list[Run] = []
+        for _, _, key, message in sealed:
             entry: Any
             if isinstance(message, Alike):
                 template, entry = message.template, message[1:]
@@ -385,17 +411,8 @@ class RedisFastDispatch:
             if not runs or runs[-1].key != key or runs[-1].template is not template:
                 runs.append(Run(key, template, []))
             runs[-1].messages.append(entry)
-            ids.append(task_id)
-        del encoded, pending
-        if not ids:
-            return None
         prepared = self._prepare(runs)
-
-        def push(start: int) -> None:
-            del start  # the runs are resent whole
-            self._push(prepared)
-
-        return Step(ids, push, per_message=False)
+        return lambda: self._push(prepared)
 
     def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, Any], str]) -> str:
         """The list kombu pushes ``message`` to, by kombu's own rules (the
