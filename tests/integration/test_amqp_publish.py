@@ -288,7 +288,11 @@ def test_dispatch_progress_counts_confirmed_batches(make_app):
     group(app.add.s(i, i) for i in range(2500)).apply_async(
         on_progress=lambda done, total: seen.append((done, total))
     )
-    assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    # Reported as acks are read (batches in flight: not per batch), rising,
+    # and the whole group once every message is confirmed.
+    assert seen[-1] == (2500, 2500)
+    assert all(total == 2500 for _, total in seen)
+    assert [done for done, _ in seen] == sorted({done for done, _ in seen})
     assert message_count(app, app.queue_names[0]) == 2500
 
 
@@ -355,6 +359,7 @@ def test_socket_dropped_mid_batch_never_leaves_a_missing_id_unreported(make_app,
 
 def test_connection_lost_between_batches_is_retried_without_duplicates(make_app, monkeypatch):
     app = make_app()
+    app.conf.turbogroup_confirm_window = 1  # stop and wait for each batch's acks
     sigs, ids = with_ids(app, 2500)
     # Before the first write of batch 2 every earlier message is acked, so
     # the failed message alone is republished on a new connection.
@@ -369,6 +374,7 @@ def test_connection_lost_between_batches_with_retry_off_names_every_unsent_id(
     make_app, monkeypatch
 ):
     app = make_app()
+    app.conf.turbogroup_confirm_window = 1
     sigs, ids = with_ids(app, 2500)
     hook_publishes(monkeypatch, 1000, drop_socket)
     with pytest.raises(PublishError) as info:

@@ -13,7 +13,12 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from turbogroup._compat import RedisChannel
-from turbogroup.publish.amqp import DEFAULT_MAX_MESSAGE_SIZE, publish_confirmed, uses_pyamqp
+from turbogroup.publish.amqp import (
+    DEFAULT_CONFIRM_WINDOW,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    publish_confirmed,
+    uses_pyamqp,
+)
 from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.memory import MemoryChannel, MemoryFastDispatch
@@ -53,11 +58,13 @@ def bulk_publisher(
         return nullcontext(producer.owner)
     retry, policy = merged_policy(app, options)
     if uses_pyamqp(producer.connection):
+        conf = app.conf
         return publish_confirmed(
             producer,
             retry=retry,
             retry_policy=policy,
-            max_message_size=app.conf.get("turbogroup_max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
+            max_message_size=conf.get("turbogroup_max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
+            window=int(conf.get("turbogroup_confirm_window", DEFAULT_CONFIRM_WINDOW)),
         )
     return publish_batch(producer, retry=retry, retry_policy=policy)
 

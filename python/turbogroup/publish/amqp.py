@@ -8,8 +8,10 @@ task missing). Here the group is all-or-nothing and confirmed:
 * every message is built first (``publish/deferred.py``): a child that
   raises, or a message larger than the broker accepts, leaves nothing sent;
 * then the messages go out on a dedicated channel in confirm mode
-  (``confirm.select``), pipelined: a batch is written without waiting, then
-  every ack of that batch is drained before the next batch starts; the
+  (``confirm.select``), pipelined: a batch is written without waiting, and
+  before the next batch the acks that arrived are read, waiting only while
+  more than the window's batches (``turbogroup_confirm_window``, 4 by
+  default; 1 waits for every ack of a batch) are unacknowledged; the
   channel's delivery tags (1, 2, 3, ... per channel in confirm mode) map
   back to the task ids;
 * ``apply_async`` returns only once every message is acked;
@@ -45,6 +47,8 @@ would know of. We therefore retry only where no duplicate is possible:
   raised while writing a message when every earlier message of the dispatch
   is acked: the failed write cannot have delivered a complete message, so
   the connection is re-established and that message alone written again.
+  With a window of 1 that holds at every batch's first message; with a
+  wider window, batches are in flight then, and the error is raised.
 
 Everything else (a nack, a channel error, a connection error with messages
 still unacknowledged, retries exhausted, no ack within the confirm timeout)
@@ -76,8 +80,11 @@ from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
 
 logger = logging.getLogger(__name__)
 
-# Tasks per batch: written back to back, then all their acks drained.
+# Tasks per batch: written back to back, then acks drained.
 DEFAULT_BATCH_SIZE = 1000
+# Batches written ahead of their acks (1: each batch's acks are drained
+# before the next batch is written).
+DEFAULT_CONFIRM_WINDOW = 4
 # Seconds without any frame from the broker while waiting for acks before the
 # batch is given up (RabbitMQ always acks or nacks a message it received, so
 # this only fires on a stalled broker), unless a message sets confirm_timeout.
@@ -125,10 +132,13 @@ class ConfirmBatch:
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        window: int = DEFAULT_CONFIRM_WINDOW,
     ) -> None:
         self._template = producer
         self._connection = conn = producer.connection
         self._size = size
+        # Unacknowledged messages allowed once a batch is written.
+        self._in_flight = max(window - 1, 0) * size
         self.max_message_size = max_message_size
         self._errors: tuple[type[BaseException], ...] = (
             *conn.connection_errors,
@@ -147,6 +157,7 @@ class ConfirmBatch:
         self._ids: list[str] = []  # every message of the dispatch, in order
         self._next = 0  # index in _ids of the next message to write
         self.confirmed = 0
+        self._reported = 0  # confirmed, as last told to on_sent
         self._channel: Any = None
         self._sender: Any = None
         # The declare lists replayed since the channel opened (by their
@@ -321,11 +332,17 @@ class ConfirmBatch:
         cacheable = all(getattr(e, "can_cache_declaration", False) for e in declare)
         return record, key if cacheable else None
 
-    def _drain(self) -> None:
+    def _progress(self, total: int) -> None:
+        if self.on_sent is not None and self.confirmed > self._reported:
+            self._reported = self.confirmed
+            self.on_sent(self.confirmed, total)
+
+    def _drain(self, allowed: int = 0) -> None:
+        """Read acks until at most ``allowed`` messages are unacknowledged."""
         timeout = self._confirm_timeout or DEFAULT_CONFIRM_TIMEOUT
         failures: tuple[type[BaseException], ...] = (*self._errors, OperationalError)
         try:
-            while self._pending:
+            while len(self._pending) > allowed:
                 connection = self._channel.connection if self._channel else None
                 if connection is None:
                     raise OperationalError("confirm channel closed before every ack arrived")
@@ -334,11 +351,13 @@ class ConfirmBatch:
             raise self._failed() from exc
         if self._nacked:
             raise self._failure()
-        self._order.clear()
+        order, pending = self._order, self._pending
+        while order and order[0] not in pending:
+            order.popleft()  # settled by single acks: only pending tags stay
 
     def flush(self) -> None:
-        """Write every built message, a batch at a time, each batch's acks
-        drained before the next."""
+        """Write every built message, a batch at a time, with up to the
+        window's batches unacknowledged; return once all are acked."""
         fast = self.fast
         if fast is not None:
             fast.check()  # the alike children added since the last check
@@ -346,6 +365,10 @@ class ConfirmBatch:
         self._ids = [record.task_id for record in records]
         report = self.report
         for start in range(0, len(records), self._size):
+            # The window: earlier batches' acks are read as this one is
+            # about to be written, up to the window's worth in flight.
+            self._drain(self._in_flight)
+            self._progress(len(records))
             chunk = records[start : start + self._size]
             if fast is not None:
                 built = fast.records(chunk)
@@ -357,9 +380,8 @@ class ConfirmBatch:
                 report.by_celery += len(chunk)
             for record in chunk:
                 self._write(record)
-            self._drain()
-            if self.on_sent is not None:
-                self.on_sent(self.confirmed, len(records))
+        self._drain()
+        self._progress(len(records))
         if fast is not None:
             report.fallbacks.update(fast.fallbacks)
         report.emit()
@@ -372,8 +394,9 @@ def publish_confirmed(
     retry: bool = True,
     retry_policy: dict[str, Any] | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    window: int = DEFAULT_CONFIRM_WINDOW,
 ) -> Iterator[ConfirmBatch]:
-    batch = ConfirmBatch(producer, size, retry, retry_policy, max_message_size)
+    batch = ConfirmBatch(producer, size, retry, retry_policy, max_message_size, window)
     try:
         yield batch  # a child that raised: nothing was written
         batch.flush()
