@@ -7,6 +7,7 @@ the task ids that were not confirmed sent.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from celery.exceptions import CeleryError
 from kombu.exceptions import OperationalError
@@ -25,17 +26,36 @@ class PublishError(TurbogroupError, OperationalError):
     ``unconfirmed_ids`` are exactly the task ids whose messages may not have
     reached the broker, in dispatch order: the failed batch's, and every
     message after it (never sent). ``confirmed`` counts the messages of this
-    dispatch confirmed before the failure.
+    dispatch confirmed before the failure. :meth:`resume` sends those
+    messages again.
     """
 
-    def __init__(self, unconfirmed_ids: list[str], confirmed: int) -> None:
+    def __init__(
+        self,
+        unconfirmed_ids: list[str],
+        confirmed: int,
+        resume: Callable[[], None] | None = None,
+    ) -> None:
         self.unconfirmed_ids = unconfirmed_ids
         self.confirmed = confirmed
+        self._resume = resume
         super().__init__(
             f"{len(unconfirmed_ids)} task message(s) not confirmed sent after "
             f"{confirmed} confirmed; unconfirmed ids: {', '.join(unconfirmed_ids[:10])}"
             + (" ..." if len(unconfirmed_ids) > 10 else "")
         )
+
+    def resume(self) -> None:
+        """Send the unconfirmed messages again: the very messages the
+        dispatch built (same ids, group and index), in order, and confirmed
+        as before. A message that did reach the broker before the failure
+        (its ack lost with the connection) is then queued twice: resuming
+        is the caller's at-least-once choice. Raises ``PublishError`` again,
+        resumable in turn, if this send fails too. Once per error."""
+        resume, self._resume = self._resume, None
+        if resume is None:
+            raise RuntimeError("nothing to resume: resumed already, or not a dispatch's error")
+        resume()
 
 
 class MessageTooLargeError(TurbogroupError, ValueError):

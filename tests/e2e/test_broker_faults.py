@@ -5,9 +5,9 @@ what it acknowledged survives a SIGKILL) is killed and restarted while the
 group's messages are being pushed. RabbitMQ: the broker closes the
 dispatching connection mid-way. Afterwards every task id is in the queue, or
 ``apply_async`` raised a ``PublishError`` whose ``unconfirmed_ids`` cover
-every id missing from the queue; re-dispatching exactly those (their ids are
-frozen) completes the group, and a real worker then drains the queue and
-every result is collected.
+every id missing from the queue; ``error.resume()`` sends exactly those
+messages again and completes the group, and a real worker then drains the
+queue and every result is collected.
 
 TURBOGROUP_FAULT_N sets the group size: 20,000 by default, so that the
 whole suite stays well inside CI's time (an in-process worker drains ~600
@@ -154,7 +154,7 @@ def dispatch_until_complete(
     app: Celery, sigs: list[Any], ids: list[str], queued: Callable[[], list[str]]
 ) -> tuple[PublishError | None, list[str]]:
     """The dispatch under test, then the recovery a caller does with the
-    error: re-dispatch exactly the unconfirmed children."""
+    error: ``resume()``, which sends exactly the unconfirmed messages."""
     error = None
     try:
         group(sigs).apply_async()
@@ -167,8 +167,7 @@ def dispatch_until_complete(
     else:
         assert missing <= set(error.unconfirmed_ids), "a missing id was not reported"
         assert error.confirmed + len(error.unconfirmed_ids) == len(ids)
-        position = {task_id: i for i, task_id in enumerate(ids)}
-        group([sigs[position[i]] for i in error.unconfirmed_ids]).apply_async()
+        error.resume()
         assert set(ids) <= set(queued())
     return error, in_queue
 
@@ -256,10 +255,13 @@ def test_amqp_connection_closed_mid_dispatch(amqp_url, redis_url) -> None:
         return channel
 
     Connection.channel = track  # type: ignore[method-assign]
-    killer = when(
-        lambda: message_count() >= N // 5,
-        lambda: close_from_broker(confirm_channels[-1]),
-    )
+    closed: list[bool] = []
+
+    def close() -> None:
+        close_from_broker(confirm_channels[-1])
+        closed.append(True)
+
+    killer = when(lambda: message_count() >= N // 5, close)
 
     def queued() -> list[str]:
         taken = []
@@ -275,6 +277,10 @@ def test_amqp_connection_closed_mid_dispatch(amqp_url, redis_url) -> None:
     finally:
         Connection.channel = original  # type: ignore[method-assign]
     killer.join(60)
+    assert closed, "the broker never closed the connection"
+    # Closed mid-dispatch: with unacknowledged messages in flight, that is
+    # never retried (a resend could duplicate silently), so it raised.
+    assert error is not None, "the connection was closed after the dispatch"
     print(
         f"\namqp connection closed mid-dispatch: N={N}, error={error!r:.80}, "
         f"queued on return={len(in_queue)}, distinct={len(set(in_queue))}"

@@ -384,6 +384,29 @@ def test_connection_lost_between_batches_with_retry_off_names_every_unsent_id(
     assert queued_ids(app, app.queue_names[0]) == ids[:1000]
 
 
+def test_resume_sends_exactly_the_unconfirmed_messages_again(make_app, monkeypatch):
+    app = make_app()
+    sigs, ids = with_ids(app, 3500)
+    written = hook_publishes(monkeypatch, 1500, drop_socket)
+    with pytest.raises(PublishError) as info:
+        group(sigs).apply_async(retry=False)
+    assert len(written) == 1501, "the socket was never dropped"
+    monkeypatch.undo()
+    error = info.value
+    first = queued_ids(app, app.queue_names[0])
+    error.resume()
+    again = queued_ids(app, app.queue_names[0])
+    # Every id queued; a confirmed one exactly once; a resent one at most
+    # twice (its ack may have been lost with the connection).
+    assert set(first) | set(again) == set(ids)
+    assert set(again) == set(error.unconfirmed_ids)
+    assert len(again) == len(error.unconfirmed_ids)
+    confirmed = [i for i in ids if i not in set(error.unconfirmed_ids)]
+    assert len(confirmed) == error.confirmed and set(confirmed) <= set(first)
+    with pytest.raises(RuntimeError):
+        error.resume()
+
+
 def test_pooled_producer_channel_is_not_left_in_confirm_mode(make_app):
     app = make_app()
     queue = app.queue_names[0]

@@ -245,3 +245,34 @@ def test_a_subscription_elsewhere_makes_the_results_first(env):
         assert isinstance(result._results, list)  # Celery's path, results made
     finally:
         app.backend.remove_pending_result(other)
+
+
+def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch):
+    import redis as redis_py
+
+    import turbogroup.publish.redis as fast_redis
+    from turbogroup.errors import PublishError
+
+    app, add, queue, broker = env
+    send = fast_redis.send_commands
+    calls = []
+
+    def failing_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise redis_py.ConnectionError("injected: the link dropped")
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(fast_redis, "send_commands", failing_second_batch)
+    with pytest.raises(PublishError) as info:
+        group(add.s(i, i) for i in range(3500)).apply_async(retry=False)
+    assert len(calls) == 2, "the fault was never injected"
+    error = info.value
+    assert error.confirmed == 1000 and len(error.unconfirmed_ids) == 2500
+    monkeypatch.undo()
+    error.resume()
+    headers = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+    assert len(headers) == 3500
+    assert sorted(h["group_index"] for h in headers) == list(range(3500))
+    assert len({h["group"] for h in headers}) == 1
+    assert {h["id"] for h in headers} >= set(error.unconfirmed_ids)

@@ -13,12 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from turbogroup._compat import RedisChannel
-from turbogroup.publish.amqp import (
-    DEFAULT_CONFIRM_WINDOW,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    publish_confirmed,
-    uses_pyamqp,
-)
+from turbogroup.publish.amqp import DEFAULT_CONFIRM_WINDOW, publish_confirmed, uses_pyamqp
 from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.memory import MemoryChannel, MemoryFastDispatch
@@ -63,10 +58,12 @@ def bulk_publisher(
             producer,
             retry=retry,
             retry_policy=policy,
-            max_message_size=conf.get("turbogroup_max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
+            max_message_size=conf.get("turbogroup_max_message_size"),
             window=int(conf.get("turbogroup_confirm_window", DEFAULT_CONFIRM_WINDOW)),
         )
-    return publish_batch(producer, retry=retry, retry_policy=policy)
+    return publish_batch(
+        producer, retry=retry, retry_policy=policy, reacquire=app.producer_or_acquire
+    )
 
 
 def fast_dispatch_class(channel: Any) -> type[RedisFastDispatch] | None:

@@ -67,6 +67,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from kombu import Producer
@@ -89,11 +90,24 @@ DEFAULT_CONFIRM_WINDOW = 4
 # batch is given up (RabbitMQ always acks or nacks a message it received, so
 # this only fires on a stalled broker), unless a message sets confirm_timeout.
 DEFAULT_CONFIRM_TIMEOUT = 60.0
-# RabbitMQ's default max_message_size from 3.8 to 3.13 (4.x lowers it to
-# 16 MiB): a bigger message closes the channel mid-dispatch, so it is refused
-# before anything is sent. Set ``turbogroup_max_message_size`` in the app's
-# config to the broker's value.
+# RabbitMQ's default max_message_size from 3.8 to 3.13; 4.x lowers it to
+# 16 MiB. A bigger message closes the channel mid-dispatch, so it is refused
+# before anything is sent. The default follows the version the server
+# announces; ``turbogroup_max_message_size`` in the app's config sets the
+# broker's own value.
 DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
+RABBITMQ_4_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+def default_max_message_size(server_properties: dict[Any, Any]) -> int:
+    """RabbitMQ's default limit for the server version it announced."""
+    version = server_properties.get("version") or server_properties.get(b"version") or b""
+    if isinstance(version, bytes):
+        version = version.decode("ascii", "replace")
+    major = str(version).split(".", 1)[0]
+    if major.isdigit() and int(major) >= 4:
+        return RABBITMQ_4_MAX_MESSAGE_SIZE
+    return DEFAULT_MAX_MESSAGE_SIZE
 
 
 def uses_pyamqp(connection: Any) -> bool:
@@ -131,7 +145,7 @@ class ConfirmBatch:
         size: int = DEFAULT_BATCH_SIZE,
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: int | None = None,
         window: int = DEFAULT_CONFIRM_WINDOW,
     ) -> None:
         self._template = producer
@@ -139,7 +153,9 @@ class ConfirmBatch:
         self._size = size
         # Unacknowledged messages allowed once a batch is written.
         self._in_flight = max(window - 1, 0) * size
-        self.max_message_size = max_message_size
+        # None: the server's default, known once connected (_open_channel)
+        self.max_message_size = max_message_size or DEFAULT_MAX_MESSAGE_SIZE
+        self._limit_set = max_message_size is not None
         self._errors: tuple[type[BaseException], ...] = (
             *conn.connection_errors,
             *conn.channel_errors,
@@ -164,6 +180,8 @@ class ConfirmBatch:
         # entities' ids): see _without_cached_declares.
         self._declared: set[tuple[int, ...]] = set()
         policy = retry_policy or {}
+        self._retry, self._policy, self._window = retry, policy, window
+        self._records: list[Any] = []  # as taken from the producer (see flush)
         # Now, before any message is built: a broker that is down fails the
         # dispatch at once, with the error Celery's first publish raises.
         with conn._reraise_as_library_errors():
@@ -185,6 +203,9 @@ class ConfirmBatch:
         # raised (Producer.__exit__ -> pool.replace) and is handed out again
         # closed; Celery's publishes reconnect through ensure, so do we.
         self._connection.connect()
+        if not self._limit_set:
+            server = getattr(self._connection.connection, "server_properties", None) or {}
+            self.max_message_size = default_max_message_size(server)
         channel = self._connection.channel()
         # With the transport option confirm_publish=True py-amqp makes every
         # basic_publish wait for its own ack; we pipeline, so publish plain.
@@ -259,7 +280,19 @@ class ConfirmBatch:
         self._pending.clear()
         self._order.clear()
         self._nacked.clear()
-        return PublishError(ids, self.confirmed)
+        return PublishError(ids, self.confirmed, partial(self._resume, ids))
+
+    def _resume(self, ids: list[str]) -> None:
+        """Write the messages of ``ids`` again, confirmed, on a new channel."""
+        wanted = set(ids)
+        records = [r for r in self._records if r.task_id in wanted]
+        if self.fast is not None:
+            records = self.fast.records(records)
+        with publish_confirmed(
+            self._template, self._size, self._retry, self._policy, self.max_message_size,
+            self._window,
+        ) as batch:  # fmt: skip
+            batch.producer.deferred.extend(records)
 
     # -- building ---------------------------------------------------------
 
@@ -361,7 +394,7 @@ class ConfirmBatch:
         fast = self.fast
         if fast is not None:
             fast.check()  # the alike children added since the last check
-        records = self.producer.take()
+        records = self._records = self.producer.take()
         self._ids = [record.task_id for record in records]
         report = self.report
         for start in range(0, len(records), self._size):
@@ -393,7 +426,7 @@ def publish_confirmed(
     size: int = DEFAULT_BATCH_SIZE,
     retry: bool = True,
     retry_policy: dict[str, Any] | None = None,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_message_size: int | None = None,
     window: int = DEFAULT_CONFIRM_WINDOW,
 ) -> Iterator[ConfirmBatch]:
     batch = ConfirmBatch(producer, size, retry, retry_policy, max_message_size, window)

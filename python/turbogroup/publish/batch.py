@@ -97,6 +97,8 @@ class Batch:
         self.fast: Any = None
         # on_sent(done, total): called as steps are sent (progress).
         self.on_sent: Any = None
+        # () -> context manager giving a producer, for resume() (see there)
+        self.reacquire: Callable[[], Any] | None = None
         self.steps: list[Step] = []
         self.confirmed = 0
         self._size = size
@@ -178,6 +180,24 @@ class Batch:
 
         self.steps.append(Step(ids, send, per_message=False))
 
+    def _resume(self, steps: list[Step]) -> None:
+        """Send ``steps`` (the failed one from where it stopped), on a
+        producer of the app's pool: the dispatch's went back to the pool
+        when the error was raised."""
+        if self.reacquire is None:
+            self._send_again(steps)
+            return
+        with self.reacquire() as producer:
+            self.target = producer
+            if self.fast is not None:
+                self.fast.channel = producer.channel
+            self._send_again(steps)
+
+    def _send_again(self, steps: list[Step]) -> None:
+        self.steps = steps
+        self.confirmed = 0
+        self.flush()
+
     def _replay_all(self, records: list[Deferred]) -> None:
         target = self.target
         if not self._buffers:
@@ -189,7 +209,6 @@ class Batch:
                 replay(target, record)
 
     def _add_records(self, records: list[Deferred]) -> None:
-        target = self.target
         if self._buffers:
 
             def send(start: int) -> None:
@@ -202,7 +221,7 @@ class Batch:
 
         def send_each(start: int) -> None:
             for record in records[start:]:
-                replay(target, record)
+                replay(self.target, record)  # read now: resume() may change it
                 step.done += 1
 
         step = Step([r.task_id for r in records], send_each, per_message=True)
@@ -223,7 +242,8 @@ class Batch:
             except Exception as exc:
                 confirmed = step.done if step.per_message else 0
                 unconfirmed = step.ids[confirmed:] + [i for s in steps[k + 1 :] for i in s.ids]
-                raise PublishError(unconfirmed, self.confirmed + confirmed) from exc
+                resume = partial(self._resume, steps[k:])
+                raise PublishError(unconfirmed, self.confirmed + confirmed, resume) from exc
             self.confirmed += len(step.ids)
             if self.on_sent is not None:
                 self.on_sent(self.confirmed, total)
@@ -238,8 +258,10 @@ def publish_batch(
     size: int = DEFAULT_BATCH_SIZE,
     retry: bool = True,
     retry_policy: dict[str, Any] | None = None,
+    reacquire: Callable[[], Any] | None = None,
 ) -> Iterator[Batch]:
     batch = Batch(producer, size, retry, retry_policy)
+    batch.reacquire = reacquire
     yield batch  # a child that raised: nothing was sent, nothing to undo
     batch.flush()
 
