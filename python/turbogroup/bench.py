@@ -26,7 +26,7 @@ from turbogroup.benchkit.transports import (
     reachable,
 )
 
-TRANSPORT_NAMES = ("memory", "redis", "amqp")
+TRANSPORT_NAMES = ("memory", "redis", "amqp", "amqp-quorum")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transports",
         default=None,
-        help="comma separated among memory,redis,amqp "
+        help="comma separated among memory,redis,amqp,amqp-quorum "
         "(default: memory,redis, plus amqp when RabbitMQ answers)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement")
@@ -83,7 +83,12 @@ def progress(message: str) -> None:
 
 
 def select_transports(args: argparse.Namespace, tag: str, notes: list[str]) -> list[Transport]:
-    urls = {"memory": "memory://", "redis": args.redis_url, "amqp": args.amqp_url}
+    urls = {
+        "memory": "memory://",
+        "redis": args.redis_url,
+        "amqp": args.amqp_url,
+        "amqp-quorum": args.amqp_url,  # the same broker, a quorum queue
+    }
     if args.transports is None:
         names = ["memory", "redis"] + (["amqp"] if reachable(args.amqp_url) else [])
     else:
@@ -138,8 +143,9 @@ def bench_transport(
                 timing = skip_by_prediction(last_ok(raw_series), n, args.max_seconds)
                 if timing is None:
                     timing = peers.run_peer(
-                        raw, raw_amqp.NAME, n, args.rounds, args.max_seconds, progress, "amqp"
-                    )
+                        raw, raw_amqp.NAME, n, args.rounds, args.max_seconds, progress,
+                        transport.name,
+                    )  # fmt: skip
                 raw_series.append(timing)
         if args.rss:
             report.rss[transport.name] = measure_rss(transport, series, args)

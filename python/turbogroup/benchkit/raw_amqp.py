@@ -107,7 +107,7 @@ class RawAmqpPeer:
 
 
 def is_amqp(transport: Transport) -> bool:
-    return transport.name == "amqp"
+    return transport.name in ("amqp", "amqp-quorum")
 
 
 __all__ = ["NAME", "RawAmqpPeer", "is_amqp"]

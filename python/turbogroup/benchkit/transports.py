@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -52,6 +53,17 @@ class Transport:
             broker_connection_retry_on_startup=False,
         )
 
+        if self.name == "amqp-quorum":
+            # RabbitMQ's replicated queue type (durable by definition)
+            app.conf.task_queues = [
+                Queue(
+                    self.queue,
+                    Exchange(self.queue),
+                    routing_key=self.queue,
+                    queue_arguments={"x-queue-type": "quorum"},
+                )
+            ]
+
         @app.task(name=TASK_NAME, shared=False)
         def add(x: int, y: int) -> int:
             return x + y
@@ -80,7 +92,7 @@ class Transport:
         with app.connection_for_write() as conn:
             channel = conn.default_channel
             channel.queue_delete(self.queue)
-            if self.name == "amqp":
+            if self.name.startswith("amqp"):
                 channel.exchange_delete(self.queue)
         if self.name == "redis":
             delete_redis_keys(self.url, f"*{self.queue}*")
