@@ -37,7 +37,10 @@ class MemoryFastDispatch(RedisFastDispatch):
             for queue, template, messages in runs
         ]
 
-    def _push(self, prepared: list[tuple[str, list[Any]]]) -> None:  # type: ignore[override]
+    def _push(  # type: ignore[override]
+        self, prepared: list[tuple[str, list[Any]]], marker: str, again: bool
+    ) -> None:
+        del marker, again  # putting on an in-process queue cannot half-fail
         channel = cast(MemoryChannel, self.channel)
         for queue, messages in prepared:
             _put_all(channel._queue_for(queue), messages)

@@ -37,6 +37,7 @@ from dateutil.parser import isoparse
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
+from turbogroup.ids import uuid
 from turbogroup.publish.alike import (
     AlikeKeys,
     by_template,
@@ -44,6 +45,7 @@ from turbogroup.publish.alike import (
     fast_path_allowed,
     repr_limits,
 )
+from turbogroup.publish.redis_wire import send_commands, step_landed
 
 logger = logging.getLogger("turbogroup.publish.redis")
 
@@ -140,6 +142,10 @@ class RedisFastDispatch:
         self.pinned: Callable[[int], Any] = producer.owner.pinned
         # the encoder's reasons for the children it passed to Celery
         self.fallbacks: Counter[str] = Counter()
+        # Steps sent so far, and the dispatch's tag, naming each step's
+        # landed marker (see _push).
+        self._steps = 0
+        self._tag = uuid()
 
     def add(
         self,
@@ -412,7 +418,16 @@ class RedisFastDispatch:
                 runs.append(Run(key, template, []))
             runs[-1].messages.append(entry)
         prepared = self._prepare(runs)
-        return lambda: self._push(prepared)
+        self._steps += 1
+        marker = f"turbogroup.sent.{self._tag}.{self._steps}"
+        attempts = 0
+
+        def send() -> None:
+            nonlocal attempts
+            attempts += 1
+            self._push(prepared, marker, attempts > 1)
+
+        return send
 
     def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, Any], str]) -> str:
         """The list kombu pushes ``message`` to, by kombu's own rules (the
@@ -431,8 +446,15 @@ class RedisFastDispatch:
         themselves: their bytes are built only when sent."""
         return runs
 
-    def _push(self, runs: list[Run]) -> None:
-        send_commands(self.channel, self._lpush_commands(runs))
+    def _push(self, runs: list[Run], marker: str, again: bool) -> None:
+        """One transaction: the step's LPUSHes and a marker key saying it
+        landed. Sent ``again`` (a retry, a resume), a step whose marker is
+        there is not pushed twice: exactly once, even when the connection
+        died after Redis applied the step but before its reply came."""
+        key = self.channel.global_keyprefix + marker
+        if again and step_landed(self.channel, key):
+            return
+        send_commands(self.channel, self._lpush_commands(runs), landed=key)
 
     def _lpush_commands(self, runs: list[Run]) -> list[bytes]:
         """A step's LPUSHes, one per run, as Redis protocol bytes; the
@@ -479,25 +501,3 @@ class RedisFastDispatch:
             for i, verdict in zip(positions, checked):
                 out[i] = verdict
         return out
-
-
-def send_commands(channel: RedisChannel, commands: list[bytes]) -> None:
-    """Send packed commands in one round trip: all written, then every
-    reply read (what a redis-py pipeline does, without re-packing the
-    bytes). A reply that is an error raises it."""
-    # The channel's own pool, as its conn_or_acquire() clients use; making
-    # such a client only to reach the pool costs ~40 µs per dispatch.
-    pool = channel.pool
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py 5 wants a command name (6+ warns on one)
-        connection = pool.get_connection("LPUSH")
-    try:
-        connection.send_packed_command(commands)
-        for _ in commands:
-            connection.read_response()
-    except BaseException:
-        connection.disconnect()  # replies may be left unread
-        raise
-    finally:
-        pool.release(connection)
