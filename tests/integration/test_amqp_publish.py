@@ -434,3 +434,19 @@ def test_pooled_producer_channel_is_not_left_in_confirm_mode(make_app):
             producer.connection.drain_events(timeout=0.5)
         assert acks == []  # a channel in confirm mode would have been acked
     assert message_count(app, queue) == 11
+
+
+def test_confirm_timeout_and_batch_size_come_from_the_app_config(make_app):
+    from turbogroup.publish import bulk_publisher
+
+    app = make_app()
+    app.conf.update(turbogroup_confirm_timeout=5.0, turbogroup_batch_size=250)
+    with app.producer_or_acquire() as producer:
+        with bulk_publisher(app, producer, {}) as batch:
+            assert batch.default_confirm_timeout == 5.0
+            assert batch._size == 250
+    seen = []
+    group(app.add.s(i, i) for i in range(600)).apply_async(
+        on_progress=lambda done, total: seen.append(done)
+    )
+    assert seen[-1] == 600 and message_count(app, app.queue_names[0]) == 600

@@ -276,3 +276,50 @@ def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch):
     assert sorted(h["group_index"] for h in headers) == list(range(3500))
     assert len({h["group"] for h in headers}) == 1
     assert {h["id"] for h in headers} >= set(error.unconfirmed_ids)
+
+
+def test_batch_size_comes_from_the_app_config(env, monkeypatch, dispatch_reports):
+    import turbogroup.publish.redis as fast_redis
+
+    app, add, queue, broker = env
+    app.conf.turbogroup_batch_size = 500
+    send = fast_redis.send_commands
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(fast_redis, "send_commands", counting)
+    group(add.s(i, i) for i in range(2250)).apply_async()
+    assert len(calls) == 5  # 500, 500, 500, 500, 250: one transaction each
+    assert broker.llen(queue) == 2250
+    (report,) = dispatch_reports()
+    assert report.by_engine == 2250
+    app.conf.turbogroup_batch_size = 0
+    with pytest.raises(ValueError, match="turbogroup_batch_size"):
+        group(add.s(i, i) for i in range(3)).apply_async()
+    assert broker.llen(queue) == 2250
+
+
+def test_a_publish_signal_receiver_is_warned_about_once(env, monkeypatch, caplog):
+    from celery import signals
+
+    from turbogroup import celery_guards
+
+    app, add, queue, broker = env
+    monkeypatch.setattr(celery_guards, "_warned", set())
+
+    def receiver(**kwargs):
+        pass
+
+    signals.before_task_publish.connect(receiver)
+    try:
+        with caplog.at_level("WARNING", logger="turbogroup"):
+            for _ in range(3):
+                group(add.s(i, i) for i in range(5)).apply_async()
+    finally:
+        signals.before_task_publish.disconnect(receiver)
+    warned = [r for r in caplog.records if "receiver is connected" in r.getMessage()]
+    assert len(warned) == 1
+    assert broker.llen(queue) == 15

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from turbogroup._compat import RedisChannel
 from turbogroup.publish.amqp import DEFAULT_CONFIRM_WINDOW, publish_confirmed, uses_pyamqp
-from turbogroup.publish.batch import bulk_publish_allowed, publish_batch
+from turbogroup.publish.batch import DEFAULT_BATCH_SIZE, bulk_publish_allowed, publish_batch
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.memory import MemoryChannel, MemoryFastDispatch
 from turbogroup.publish.redis import RedisFastDispatch
@@ -52,17 +52,22 @@ def bulk_publisher(
     if isinstance(producer, DeferringProducer):
         return nullcontext(producer.owner)
     retry, policy = merged_policy(app, options)
+    conf = app.conf
+    size = int(conf.get("turbogroup_batch_size", DEFAULT_BATCH_SIZE))
+    if size < 1:
+        raise ValueError(f"turbogroup_batch_size must be at least 1, not {size}")
     if uses_pyamqp(producer.connection):
-        conf = app.conf
         return publish_confirmed(
             producer,
+            size=size,
             retry=retry,
             retry_policy=policy,
             max_message_size=conf.get("turbogroup_max_message_size"),
             window=int(conf.get("turbogroup_confirm_window", DEFAULT_CONFIRM_WINDOW)),
+            confirm_timeout=conf.get("turbogroup_confirm_timeout"),
         )
     return publish_batch(
-        producer, retry=retry, retry_policy=policy, reacquire=app.producer_or_acquire
+        producer, size=size, retry=retry, retry_policy=policy, reacquire=app.producer_or_acquire
     )
 
 

@@ -138,6 +138,9 @@ class ConfirmBatch:
     fast: Any = None
     # on_sent(done, total): called as batches are confirmed (progress).
     on_sent: Any = None
+    # Seconds to wait for acks when no message set its own confirm_timeout
+    # (turbogroup_confirm_timeout).
+    default_confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT
 
     def __init__(
         self,
@@ -290,7 +293,7 @@ class ConfirmBatch:
             records = self.fast.records(records)
         with publish_confirmed(
             self._template, self._size, self._retry, self._policy, self.max_message_size,
-            self._window,
+            self._window, self.default_confirm_timeout,
         ) as batch:  # fmt: skip
             batch.producer.deferred.extend(records)
 
@@ -372,7 +375,7 @@ class ConfirmBatch:
 
     def _drain(self, allowed: int = 0) -> None:
         """Read acks until at most ``allowed`` messages are unacknowledged."""
-        timeout = self._confirm_timeout or DEFAULT_CONFIRM_TIMEOUT
+        timeout = self._confirm_timeout or self.default_confirm_timeout
         failures: tuple[type[BaseException], ...] = (*self._errors, OperationalError)
         try:
             while len(self._pending) > allowed:
@@ -428,8 +431,10 @@ def publish_confirmed(
     retry_policy: dict[str, Any] | None = None,
     max_message_size: int | None = None,
     window: int = DEFAULT_CONFIRM_WINDOW,
+    confirm_timeout: float | None = None,
 ) -> Iterator[ConfirmBatch]:
     batch = ConfirmBatch(producer, size, retry, retry_policy, max_message_size, window)
+    batch.default_confirm_timeout = confirm_timeout or DEFAULT_CONFIRM_TIMEOUT
     try:
         yield batch  # a child that raised: nothing was written
         batch.flush()

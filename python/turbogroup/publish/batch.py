@@ -35,7 +35,11 @@ from kombu.exceptions import BatchPublishError
 from kombu.utils.json import dumps as json_dumps
 
 from turbogroup._compat import RedisChannel
-from turbogroup.celery_guards import celery_retries_each_callback_publish, fast_path_enabled
+from turbogroup.celery_guards import (
+    celery_retries_each_callback_publish,
+    fast_path_enabled,
+    warn_once,
+)
 from turbogroup.errors import PublishError
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.report import DispatchReport
@@ -51,6 +55,11 @@ def bulk_publish_allowed(app: Any) -> bool:
     callback publish on its own, and only while the app may take the fast
     path at all (``celery_guards``)."""
     if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+        warn_once(
+            "a before_task_publish or after_task_publish receiver is connected (a tracer's "
+            "Celery instrumentation, for one): each task is published on its own, as Celery "
+            "publishes it, unbatched and unconfirmed"
+        )
         return False
     if celery_retries_each_callback_publish():
         return False
