@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Any
 
@@ -209,11 +209,9 @@ class Batch:
 
     def _replay_all(self, records: list[Deferred]) -> None:
         target = self.target
-        if not self._buffers:
-            for record in records:
-                replay(target, record)
-            return
-        with target.batch(max_size=len(records) * 16):
+        # One pipeline where kombu batches; message by message elsewhere.
+        sending = target.batch(max_size=len(records) * 16) if self._buffers else nullcontext()
+        with sending:
             for record in records:
                 replay(target, record)
 
