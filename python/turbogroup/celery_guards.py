@@ -23,13 +23,20 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cache
+from types import ModuleType
 from typing import Any
 
 import celery
 import celery.app.amqp
+import celery.app.base
+import celery.app.task
+import celery.canvas
 import kombu
+import kombu.messaging
 from celery import Celery, Signature
 from celery.app.amqp import AMQP
+from celery.app.task import Task
+from kombu import Producer
 
 logger = logging.getLogger("turbogroup")
 
@@ -103,23 +110,59 @@ def _sender_code() -> Any:
 
 
 _SENDER_CODE = _sender_code()
-# What Signature.apply_async runs in Celery 5.7.0, as imported: a patch or
-# wrapper put there later has other code.
-_SIGNATURE_APPLY_ASYNC_CODE = Signature.apply_async.__code__
+
+
+def defined_by(func: Any, module: ModuleType, name: str) -> bool:
+    """Whether ``func`` is the function ``name`` that ``module``'s source
+    defines. Decided by its code, not by identity with what was there when
+    turbogroup was imported: a tracer's wrapper (``functools.wraps`` copies
+    the name, not the code) is seen whichever was imported first."""
+    code = getattr(func, "__code__", None)
+    return code is not None and code.co_name == name and code.co_filename == module.__file__
+
+
+def _wrapped(owner: type, name: str, module: ModuleType) -> bool:
+    """Whether ``owner.name`` is not Celery's own code; says so once (a
+    tracer's wrapper is run per child, on the batched recording path)."""
+    func = getattr(owner, name, None)
+    if defined_by(func, module, name):
+        return False
+    where = getattr(func, "__module__", None) or "unknown"
+    code = getattr(func, "__code__", None)
+    warn_once(
+        f"{owner.__name__}.{name} is not Celery's own ({where}, "
+        f"{code.co_filename if code else 'no code'}): it runs for each child, whose message "
+        "is built by Celery's publish (batched, but not by the fast path)"
+    )
+    return True
+
+
+def task_apply_async_is_celerys(task_class: type) -> bool:
+    """Whether ``task_class.apply_async`` is ``celery.app.task.Task``'s, so
+    that a fast path may build the message it would publish."""
+    if _wrapped(Task, "apply_async", celery.app.task):
+        return False
+    return defined_by(getattr(task_class, "apply_async", None), celery.app.task, "apply_async")
 
 
 def publishing_is_celerys_own(app: Any) -> bool:
-    """Whether ``Signature.apply_async``, ``app.send_task`` and
-    ``app.amqp.send_task_message`` are Celery's own code: the fast paths
+    """Whether ``Signature.apply_async``, ``app.send_task``,
+    ``app.amqp.send_task_message`` and kombu's ``Producer.publish`` are
+    Celery's and kombu's own code: the fast paths
     build the messages those would publish, so anything else there (a
     test's mock, a tracer's wrapper, an app subclass's override) must run,
-    on Celery's per-message path."""
-    if getattr(Signature.apply_async, "__code__", None) is not _SIGNATURE_APPLY_ASYNC_CODE:
+    on Celery's path."""
+    if (
+        _wrapped(Signature, "apply_async", celery.canvas)
+        or _wrapped(Celery, "send_task", celery.app.base)
+        or _wrapped(Producer, "publish", kombu.messaging)
+    ):
         return False
     resolve = getattr(app, "_get_current_object", None)  # celery.local.Proxy
     if resolve is not None:
         app = resolve()
-    if "send_task" in vars(app) or getattr(type(app), "send_task", None) is not Celery.send_task:
+    send_task = getattr(type(app), "send_task", None)
+    if "send_task" in vars(app) or not defined_by(send_task, celery.app.base, "send_task"):
         return False
     amqp = app.amqp
     if type(amqp)._create_task_sender is not AMQP._create_task_sender:

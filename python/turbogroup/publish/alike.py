@@ -13,9 +13,8 @@ from celery.app.routes import MapRoute
 from celery.app.task import Task
 from celery.backends.base import BaseBackend
 
-from turbogroup.celery_guards import publishing_is_celerys_own
+from turbogroup.celery_guards import publishing_is_celerys_own, task_apply_async_is_celerys
 
-_TASK_APPLY_ASYNC = Task.apply_async
 # Options that make Celery read the clock per message.
 CLOCKED = frozenset({"countdown", "eta", "expires"})
 # Option values compared by value in a key; others by identity.
@@ -51,7 +50,7 @@ def celery_publishing_task(app: Any, sig: Any) -> Task | None:
     if type(sig) is not Signature:
         return None
     task = app.tasks.get(sig.task)
-    if task is None or type(task).apply_async is not _TASK_APPLY_ASYNC:
+    if task is None or not task_apply_async_is_celerys(type(task)):
         return None
     if task.__v2_compat__ or task._dump_pydantic_arguments is not None:
         return None
