@@ -8,8 +8,8 @@ them on its way to the broker -- ``Signature.apply_async`` (merge),
 ``send_task_message`` (queue, exchange, delivery mode) and kombu's
 ``Producer.publish`` (properties) -- and the message bytes come from
 ``_core.encode_task_messages``, which is tested against what Celery itself
-LPUSHes. Celery's own functions are called where they are cheap (merge,
-router, shadow name) so that their behaviour is reused, not copied.
+LPUSHes. The merge is Celery's own ``Signature._merge``; the rest is
+``publish/resolve.py``.
 
 A child takes Celery's own path (``sig.apply_async``) whenever anything is
 outside what this reproduces byte for byte: chains, chords and groups as
@@ -22,18 +22,12 @@ value the encoder reports as unsupported.
 from __future__ import annotations
 
 import logging
-import numbers
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from celery import Signature
 from celery.app.task import Task
-from celery.utils.functional import maybe_list
-from celery.utils.nodenames import anon_nodename
-from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
-from dateutil.parser import isoparse
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
@@ -46,18 +40,9 @@ from turbogroup.publish.alike import (
     repr_limits,
 )
 from turbogroup.publish.redis_wire import send_commands, step_landed
+from turbogroup.publish.resolve import MessageResolver
 
 logger = logging.getLogger("turbogroup.publish.redis")
-
-# send_task_message's and kombu Producer.publish's named parameters.
-PUBLISH_PARAMS = frozenset({
-    "exchange", "routing_key", "queue", "event_dispatcher", "retry", "retry_policy",
-    "serializer", "delivery_mode", "compression", "declare", "headers", "exchange_type",
-    "timeout", "confirm_timeout", "mandatory", "immediate", "priority", "content_type",
-    "content_encoding", "expiration",
-})  # fmt: skip
-# Options this path does not reproduce: Celery handles those children.
-UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
 
 
 class Alike(NamedTuple):
@@ -108,31 +93,18 @@ class RedisFastDispatch:
         retry_policy: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
-        self.retry = retry
-        self.retry_policy = retry_policy or {}
         self.producer = producer
         self.channel = channel
-        conf = app.conf
-        amqp = app.amqp
         self.enabled = fast_path_allowed(app, producer)
-        self.queues = amqp.queues
-        self.router = amqp.router
-        self.default_queue = amqp.default_queue
-        self.default_serializer = conf.task_serializer
-        self.default_delivery_mode = conf.task_default_delivery_mode
         self.limits = repr_limits(app)
-        self.thread_oid = app.thread_oid
-        self.origin = anon_nodename()
-        self.inherit_priority = conf.task_inherit_parent_priority
-        self.parent = app.current_worker_task
-        self.declared: set[int] = set()
+        self.resolver = MessageResolver(app, producer, channel, retry, retry_policy)
         # (queue, template) of the last child added, when its message is
         # the same as any other child's with the same task and options but
         # for ids and arguments (see add_alike).
         self.last_alike: tuple[str, dict[str, Any]] | None = None
         # memo key -> (queue, message without ids and arguments, the options)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
-        self._keys = AlikeKeys(self.router)
+        self._keys = AlikeKeys(app.amqp.router)
         # (task id, queue, message, how to publish it through Celery instead,
         # its place in the dispatch's order)
         self.pending: list[tuple[str, str, Message, Callable[[], Any], int]] = []
@@ -177,10 +149,10 @@ class RedisFastDispatch:
         args, kwargs, opts = sig._merge(args or (), kwargs or {}, opts)
         key = self._keys.key(task, opts)
         if key is None:
-            return self._resolve(task, args, kwargs, dict(opts))
+            return self.resolver.resolve(task, args, kwargs, dict(opts))
         memo = self._memo.get(key)
         if memo is None:
-            built = self._resolve(task, args, kwargs, dict(opts))
+            built = self.resolver.resolve(task, args, kwargs, dict(opts))
             if built is not None:
                 # the key's objects are kept alive with it: their ids stay theirs
                 self._memo[key] = (built[1], built[2], opts)
@@ -221,160 +193,6 @@ class RedisFastDispatch:
                 self.sequence(),
             )
         )
-
-    def _resolve(
-        self, task: Task, args: Any, kwargs: Any, opts: dict[str, Any]
-    ) -> tuple[str, str, dict[str, Any]] | None:
-        if UNSUPPORTED_OPTIONS.intersection(opts):
-            return None
-        # Task.apply_async
-        if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
-            return None  # Celery raises ValueError: let it
-        if task.typing:
-            check_arguments = getattr(task, "__header__", None)
-            if check_arguments is not None:
-                check_arguments(*(args or ()), **(kwargs or {}))
-        task_id = opts.pop("task_id", None)
-        opts.pop("producer", None)
-        link, link_error = opts.pop("link", None), opts.pop("link_error", None)
-        shadow = opts.pop("shadow", None) or task.shadow_name(args, kwargs, opts)
-        opts = dict(task._get_exec_options(), **opts)
-        opts.setdefault("ignore_result", task.ignore_result)
-        if (opts.get("serializer") or self.default_serializer) != "json":
-            return None
-        if opts.get("compression"):
-            return None
-        # send_task
-        if task_id is None:
-            return None  # a group's children are frozen; anything else: Celery
-        countdown, eta = opts.pop("countdown", None), opts.pop("eta", None)
-        expires = opts.pop("expires", None)
-        group_id, group_index = opts.pop("group_id", None), opts.pop("group_index", None)
-        retries, chord_opt = opts.pop("retries", 0), opts.pop("chord", None)
-        reply_to = opts.pop("reply_to", None)
-        time_limit = opts.pop("time_limit", None)
-        soft_time_limit = opts.pop("soft_time_limit", None)
-        root_id, parent_id = opts.pop("root_id", None), opts.pop("parent_id", None)
-        route_name, chain = opts.pop("route_name", None), opts.pop("chain", None)
-        replaced_task_nesting = opts.pop("replaced_task_nesting", 0)
-        for name in ("add_to_parent", "result_cls", "task_type"):
-            opts.pop(name, None)
-        ignore_result = opts.pop("ignore_result", None)
-        opts = self.router.route(opts, route_name or task.name, args, kwargs, task)
-        expiration = None
-        if expires is not None:
-            if isinstance(expires, datetime):
-                expires_s = subtract_datetimes(expires, self.app.now()).total_seconds()
-            elif isinstance(expires, str):
-                expires_s = subtract_datetimes(isoparse(expires), self.app.now()).total_seconds()
-            else:
-                expires_s = expires
-            if expires_s < 0:
-                return None  # Celery logs a warning first: let it
-            opts["expiration"] = expires_s
-        parent = self.parent
-        if parent and (not root_id or not parent_id):
-            if not root_id:
-                root_id = parent.request.root_id or parent.request.id
-            if not parent_id:
-                parent_id = parent.request.id
-            if self.inherit_priority:
-                opts.setdefault("priority", parent.request.delivery_info.get("priority"))
-        # as_task_v2 (which reads the clock again, as Celery does)
-        now = None
-        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
-            return None  # Celery raises TypeError: let it
-        if countdown:
-            now = now or self.app.now()
-            eta = maybe_make_aware(add_seconds_to_datetime(now, countdown), tz=self.app.timezone)
-        if isinstance(expires, numbers.Real):
-            now = now or self.app.now()
-            expires = maybe_make_aware(add_seconds_to_datetime(now, expires), tz=self.app.timezone)
-        if not isinstance(eta, str):
-            eta = eta and eta.isoformat()
-        if not isinstance(expires, str):
-            expires = expires and expires.isoformat()
-        stamped_headers = opts.pop("stamped_headers", None)
-        stamps = {header: opts.pop(header) for header in stamped_headers or []}
-        # send_task_message
-        queue = opts.pop("queue", None)
-        exchange = opts.pop("exchange", None)
-        routing_key = opts.pop("routing_key", None)
-        exchange_type = opts.pop("exchange_type", None)
-        delivery_mode = opts.pop("delivery_mode", None)
-        headers = opts.pop("headers", None)
-        if queue is None and exchange is None:
-            queue = self.default_queue
-        qname = queue
-        if queue is not None:
-            if isinstance(queue, str):
-                qname, queue = queue, self.queues[queue]
-            else:
-                qname = queue.name
-        if delivery_mode is None:
-            delivery_mode = getattr(getattr(queue, "exchange", None), "delivery_mode", None)
-            delivery_mode = delivery_mode or self.default_delivery_mode
-        if exchange_type is None:
-            exchange_type = getattr(getattr(queue, "exchange", None), "type", None) or "direct"
-        if not ((not exchange or not routing_key) and exchange_type == "direct"):
-            return None  # routed through an exchange's bindings: kombu does that
-        exchange, routing_key = "", qname
-        if qname in (getattr(self.channel, "_expires", None) or ()):
-            return None  # kombu also refreshes the queue's expiry: let it
-        self._declare(queue)
-        priority = opts.pop("priority", None)
-        expiration_s = opts.pop("expiration", None)
-        if expiration_s is not None:
-            expiration = str(int(expiration_s * 1000))
-        for name in PUBLISH_PARAMS:
-            opts.pop(name, None)
-        message = {
-            "task_id": task_id,
-            "name": task.name,
-            "args": args,
-            "kwargs": kwargs,
-            "shadow": shadow,
-            "eta": eta,
-            "expires": expires,
-            "group_id": group_id,
-            "group_index": group_index,
-            "retries": retries,
-            "time_limit": time_limit,
-            "soft_time_limit": soft_time_limit,
-            "root_id": root_id,
-            "parent_id": parent_id,
-            "argsrepr": opts.get("argsrepr"),
-            "kwargsrepr": opts.get("kwargsrepr"),
-            "origin": opts.get("origin") or self.origin,
-            "ignore_result": ignore_result,
-            "replaced_task_nesting": replaced_task_nesting,
-            "stamped_headers": stamped_headers,
-            "stamps": stamps,
-            "headers": headers,
-            "callbacks": maybe_list(link),
-            "errbacks": maybe_list(link_error),
-            "chain": chain,
-            "chord": chord_opt,
-            "reply_to": reply_to or self.thread_oid,
-            # What is left is what Celery and kombu put in the properties.
-            "properties": opts,
-            "delivery_mode": delivery_mode,
-            "expiration": expiration,
-            "priority": priority or 0,
-            "exchange": exchange,
-            "routing_key": routing_key,
-        }
-        return task_id, qname, message
-
-    def _declare(self, queue: Any) -> None:
-        # Celery declares the queue with every message; kombu caches it, so
-        # declaring once per dispatch sends exactly what Celery sends.
-        if queue is not None and id(queue) not in self.declared:
-            # As Celery's publish does: retried per the policy, a broker
-            # error surfacing as kombu's OperationalError.
-            with self.producer.connection._reraise_as_library_errors():
-                self.producer.maybe_declare(queue, retry=self.retry, **self.retry_policy)
-            self.declared.add(id(queue))
 
     def seal(self) -> list[Sealed]:
         """Encode what is queued, to check it, and return what this path

@@ -1,0 +1,219 @@
+"""A group child's options resolved into the message dict
+``_core.encode_task_messages`` takes, exactly as Celery 5.7.0 resolves them
+on its way to the broker: ``Task.apply_async`` (typing check, shadow, exec
+options), ``send_task`` (router, expiry, parent ids), ``as_task_v2`` (eta,
+reprs, root id), ``send_task_message`` (queue, exchange, delivery mode) and
+kombu's ``Producer.publish`` (properties). Celery's own functions are
+called where they are cheap (router, shadow name) so that their behaviour
+is reused, not copied. None means: Celery publishes this child.
+"""
+
+from __future__ import annotations
+
+import numbers
+from datetime import datetime
+from typing import Any
+
+from celery.app.task import Task
+from celery.utils.functional import maybe_list
+from celery.utils.nodenames import anon_nodename
+from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
+from dateutil.parser import isoparse
+
+# send_task_message's and kombu Producer.publish's named parameters.
+PUBLISH_PARAMS = frozenset({
+    "exchange", "routing_key", "queue", "event_dispatcher", "retry", "retry_policy",
+    "serializer", "delivery_mode", "compression", "declare", "headers", "exchange_type",
+    "timeout", "confirm_timeout", "mandatory", "immediate", "priority", "content_type",
+    "content_encoding", "expiration",
+})  # fmt: skip
+# Options this path does not reproduce: Celery handles those children.
+UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
+
+
+class MessageResolver:
+    """What Celery reads from the app for every message, read once per
+    dispatch; queues are declared once each, on the dispatch's producer."""
+
+    def __init__(
+        self,
+        app: Any,
+        producer: Any,
+        channel: Any,
+        retry: bool = True,
+        retry_policy: dict[str, Any] | None = None,
+    ) -> None:
+        conf = app.conf
+        amqp = app.amqp
+        self.app = app
+        self.producer = producer
+        self.channel = channel
+        self.retry = retry
+        self.retry_policy = retry_policy or {}
+        self.queues = amqp.queues
+        self.router = amqp.router
+        self.default_queue = amqp.default_queue
+        self.default_serializer = conf.task_serializer
+        self.default_delivery_mode = conf.task_default_delivery_mode
+        self.thread_oid = app.thread_oid
+        self.origin = anon_nodename()
+        self.inherit_priority = conf.task_inherit_parent_priority
+        self.parent = app.current_worker_task
+        self.declared: set[int] = set()
+
+    def resolve(
+        self, task: Task, args: Any, kwargs: Any, opts: dict[str, Any]
+    ) -> tuple[str, str, dict[str, Any]] | None:
+        if UNSUPPORTED_OPTIONS.intersection(opts):
+            return None
+        # Task.apply_async
+        if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
+            return None  # Celery raises ValueError: let it
+        if task.typing:
+            check_arguments = getattr(task, "__header__", None)
+            if check_arguments is not None:
+                check_arguments(*(args or ()), **(kwargs or {}))
+        task_id = opts.pop("task_id", None)
+        opts.pop("producer", None)
+        link, link_error = opts.pop("link", None), opts.pop("link_error", None)
+        shadow = opts.pop("shadow", None) or task.shadow_name(args, kwargs, opts)
+        opts = dict(task._get_exec_options(), **opts)
+        opts.setdefault("ignore_result", task.ignore_result)
+        if (opts.get("serializer") or self.default_serializer) != "json":
+            return None
+        if opts.get("compression"):
+            return None
+        # send_task
+        if task_id is None:
+            return None  # a group's children are frozen; anything else: Celery
+        countdown, eta = opts.pop("countdown", None), opts.pop("eta", None)
+        expires = opts.pop("expires", None)
+        group_id, group_index = opts.pop("group_id", None), opts.pop("group_index", None)
+        retries, chord_opt = opts.pop("retries", 0), opts.pop("chord", None)
+        reply_to = opts.pop("reply_to", None)
+        time_limit = opts.pop("time_limit", None)
+        soft_time_limit = opts.pop("soft_time_limit", None)
+        root_id, parent_id = opts.pop("root_id", None), opts.pop("parent_id", None)
+        route_name, chain = opts.pop("route_name", None), opts.pop("chain", None)
+        replaced_task_nesting = opts.pop("replaced_task_nesting", 0)
+        for name in ("add_to_parent", "result_cls", "task_type"):
+            opts.pop(name, None)
+        ignore_result = opts.pop("ignore_result", None)
+        opts = self.router.route(opts, route_name or task.name, args, kwargs, task)
+        expiration = None
+        if expires is not None:
+            if isinstance(expires, datetime):
+                expires_s = subtract_datetimes(expires, self.app.now()).total_seconds()
+            elif isinstance(expires, str):
+                expires_s = subtract_datetimes(isoparse(expires), self.app.now()).total_seconds()
+            else:
+                expires_s = expires
+            if expires_s < 0:
+                return None  # Celery logs a warning first: let it
+            opts["expiration"] = expires_s
+        parent = self.parent
+        if parent and (not root_id or not parent_id):
+            if not root_id:
+                root_id = parent.request.root_id or parent.request.id
+            if not parent_id:
+                parent_id = parent.request.id
+            if self.inherit_priority:
+                opts.setdefault("priority", parent.request.delivery_info.get("priority"))
+        # as_task_v2 (which reads the clock again, as Celery does)
+        now = None
+        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+            return None  # Celery raises TypeError: let it
+        if countdown:
+            now = now or self.app.now()
+            eta = maybe_make_aware(add_seconds_to_datetime(now, countdown), tz=self.app.timezone)
+        if isinstance(expires, numbers.Real):
+            now = now or self.app.now()
+            expires = maybe_make_aware(add_seconds_to_datetime(now, expires), tz=self.app.timezone)
+        if not isinstance(eta, str):
+            eta = eta and eta.isoformat()
+        if not isinstance(expires, str):
+            expires = expires and expires.isoformat()
+        stamped_headers = opts.pop("stamped_headers", None)
+        stamps = {header: opts.pop(header) for header in stamped_headers or []}
+        # send_task_message
+        queue = opts.pop("queue", None)
+        exchange = opts.pop("exchange", None)
+        routing_key = opts.pop("routing_key", None)
+        exchange_type = opts.pop("exchange_type", None)
+        delivery_mode = opts.pop("delivery_mode", None)
+        headers = opts.pop("headers", None)
+        if queue is None and exchange is None:
+            queue = self.default_queue
+        qname = queue
+        if queue is not None:
+            if isinstance(queue, str):
+                qname, queue = queue, self.queues[queue]
+            else:
+                qname = queue.name
+        if delivery_mode is None:
+            delivery_mode = getattr(getattr(queue, "exchange", None), "delivery_mode", None)
+            delivery_mode = delivery_mode or self.default_delivery_mode
+        if exchange_type is None:
+            exchange_type = getattr(getattr(queue, "exchange", None), "type", None) or "direct"
+        if not ((not exchange or not routing_key) and exchange_type == "direct"):
+            return None  # routed through an exchange's bindings: kombu does that
+        exchange, routing_key = "", qname
+        if qname in (getattr(self.channel, "_expires", None) or ()):
+            return None  # kombu also refreshes the queue's expiry: let it
+        self.declare(queue)
+        priority = opts.pop("priority", None)
+        expiration_s = opts.pop("expiration", None)
+        if expiration_s is not None:
+            expiration = str(int(expiration_s * 1000))
+        for name in PUBLISH_PARAMS:
+            opts.pop(name, None)
+        message = {
+            "task_id": task_id,
+            "name": task.name,
+            "args": args,
+            "kwargs": kwargs,
+            "shadow": shadow,
+            "eta": eta,
+            "expires": expires,
+            "group_id": group_id,
+            "group_index": group_index,
+            "retries": retries,
+            "time_limit": time_limit,
+            "soft_time_limit": soft_time_limit,
+            "root_id": root_id,
+            "parent_id": parent_id,
+            "argsrepr": opts.get("argsrepr"),
+            "kwargsrepr": opts.get("kwargsrepr"),
+            "origin": opts.get("origin") or self.origin,
+            "ignore_result": ignore_result,
+            "replaced_task_nesting": replaced_task_nesting,
+            "stamped_headers": stamped_headers,
+            "stamps": stamps,
+            "headers": headers,
+            "callbacks": maybe_list(link),
+            "errbacks": maybe_list(link_error),
+            "chain": chain,
+            "chord": chord_opt,
+            "reply_to": reply_to or self.thread_oid,
+            # What is left is what Celery and kombu put in the properties.
+            "properties": opts,
+            "delivery_mode": delivery_mode,
+            "expiration": expiration,
+            "priority": priority or 0,
+            "exchange": exchange,
+            "routing_key": routing_key,
+        }
+        return task_id, qname, message
+
+    def declare(self, queue: Any) -> None:
+        # Celery declares the queue with every message; kombu caches it, so
+        # declaring once per dispatch sends exactly what Celery sends.
+        if queue is not None and id(queue) not in self.declared:
+            # As Celery's publish does: retried per the policy, a broker
+            # error surfacing as kombu's OperationalError.
+            with self.producer.connection._reraise_as_library_errors():
+                self.producer.maybe_declare(queue, retry=self.retry, **self.retry_policy)
+            self.declared.add(id(queue))
+
+
+__all__ = ["PUBLISH_PARAMS", "UNSUPPORTED_OPTIONS", "MessageResolver"]
