@@ -15,7 +15,7 @@ import os
 import sys
 import uuid
 
-from turbogroup.benchkit import collect, dispatch, peers, raw_amqp, shapes
+from turbogroup.benchkit import collect, dispatch, peers, raw_amqp, shapes, tracing
 from turbogroup.benchkit.plot import matplotlib_available, write_plot
 from turbogroup.benchkit.report import LIBRARIES, Report, print_report, print_table
 from turbogroup.benchkit.timing import Timing, predicted_seconds
@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead: every canvas shape (chords, chains, nested, frozen, small groups) "
         "at the largest N, Redis broker and backend, install() and unchanged user code",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="instead: dispatch at the largest N with OpenTelemetry's and Sentry's Celery "
+        "integrations on, Celery against turbogroup, Redis broker",
     )
     parser.add_argument(
         "--rss",
@@ -228,6 +234,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.shapes:
         return bench_shapes(sizes[-1], args, tag)
+    if args.tracing:
+        return bench_tracing(sizes[-1], args, tag)
 
     for transport in transports:
         bench_transport(transport, sizes, args, report)
@@ -250,6 +258,20 @@ def bench_shapes(n: int, args: argparse.Namespace, tag: str) -> int:
         f"Dispatch by canvas shape, N={n} (best of {args.rounds}; Redis broker and backend)",
         shapes.HEADER,
         shapes.shape_rows(results),
+        print,
+    )
+    return 0
+
+
+def bench_tracing(n: int, args: argparse.Namespace, tag: str) -> int:
+    if not reachable(args.redis_url):
+        print(f"error: --tracing needs Redis, nothing answers at {args.redis_url}", file=sys.stderr)
+        return 2
+    rows = tracing.run_tracing(n, args.rounds, args.redis_url, tag)
+    print_table(
+        f"Dispatch with a tracer on, N={n} (best of {args.rounds}; Redis broker)",
+        tracing.HEADER,
+        rows,
         print,
     )
     return 0

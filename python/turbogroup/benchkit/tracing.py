@@ -1,0 +1,143 @@
+"""``python -m turbogroup bench --tracing``: dispatch with a tracer's Celery
+integration on, Celery's group against turbogroup's, on Redis.
+
+Each tracer patches Celery or connects its signals for the whole process,
+so every (tracer, implementation) pair runs in a fresh interpreter
+(``python -m turbogroup.benchkit.tracing TRACER IMPL N ROUNDS BROKER QUEUE``),
+the tracer set up before ``turbogroup.install()``:
+
+- ``opentelemetry``: ``CeleryInstrumentor`` with a ``BatchSpanProcessor``
+  exporting to memory, the group dispatched inside a span; each message
+  must carry ``traceparent``.
+- ``sentry``: ``sentry_sdk.init`` with ``CeleryIntegration``, a transport
+  that drops events, the group dispatched inside a transaction; each
+  message must carry ``sentry-trace`` and ``baggage``.
+
+A round whose queue does not hold N messages, each with the tracer's
+headers, is reported as failed rather than timed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+TRACERS = {"opentelemetry": ("traceparent",), "sentry": ("sentry-trace", "baggage")}
+HEADER = ["tracer", "N", "celery s", "turbogroup s", "ratio", "built by turbogroup/Celery"]
+
+
+def _opentelemetry() -> Any:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    CeleryInstrumentor().instrument(tracer_provider=provider)
+    tracer = provider.get_tracer("turbogroup-bench")
+    return lambda: tracer.start_as_current_span("dispatch")
+
+
+def _sentry() -> Any:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.transport import Transport
+
+    class Dropping(Transport):
+        def capture_envelope(self, envelope: Any) -> None:
+            del envelope  # nothing leaves the machine
+
+    sentry_sdk.init(
+        dsn="http://key@127.0.0.1:9/1",
+        transport=Dropping,
+        traces_sample_rate=1.0,
+        integrations=[CeleryIntegration()],
+        default_integrations=False,
+    )
+    return lambda: sentry_sdk.start_transaction(name="dispatch", op="bench")
+
+
+def measure(tracer: str, impl: str, n: int, rounds: int, broker: str, queue: str) -> dict:
+    """The rounds of one (tracer, implementation) pair, in this process."""
+    traced: Any = {"opentelemetry": _opentelemetry, "sentry": _sentry}[tracer]()
+    import redis
+    from celery import Celery
+    from celery.canvas import group as celery_group
+
+    import turbogroup
+
+    turbogroup.install()
+    reports: list[Any] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: reports.append(getattr(record, "turbogroup_dispatch", None))  # type: ignore[method-assign]
+    dispatch_log = logging.getLogger("turbogroup.dispatch")
+    dispatch_log.setLevel(logging.DEBUG)
+    dispatch_log.addHandler(handler)
+    app = Celery("tg_tracing_bench", broker=broker, set_as_current=False)
+    app.conf.task_default_queue = queue
+    add = app.task(name="tg_tracing_bench.add", shared=False)(_add)
+    group = celery_group if impl == "celery" else turbogroup.group
+    client = redis.Redis.from_url(broker)
+    seconds: list[float] = []
+    failures: list[str] = []
+    try:
+        for _ in range(rounds):
+            client.delete(queue)
+            sig = group([add.s(i, i) for i in range(n)], app=app)
+            span: AbstractContextManager[Any] = traced()
+            with span:
+                t0 = time.perf_counter()
+                sig.apply_async()
+                elapsed = time.perf_counter() - t0
+            headers = [json.loads(m)["headers"] for m in client.lrange(queue, 0, -1)]
+            carried = sum(all(h in each for h in TRACERS[tracer]) for each in headers)
+            if len(headers) != n or carried != n:
+                failures.append(f"{len(headers)} queued, {carried} with {TRACERS[tracer]}")
+            else:
+                seconds.append(elapsed)
+    finally:
+        client.delete(queue)
+    built = [(r.by_engine, r.by_celery) for r in reports if r is not None]
+    return {"seconds": seconds, "failures": failures, "built": built[-1] if built else None}
+
+
+def _add(x: int, y: int) -> int:
+    return x + y
+
+
+def run_tracing(n: int, rounds: int, broker: str, tag: str) -> list[list[str]]:
+    """One table row per tracer: best round of each side and the ratio."""
+    rows: list[list[str]] = []
+    for tracer in TRACERS:
+        sides = {}
+        for impl in ("celery", "turbogroup"):
+            out = subprocess.run(
+                [sys.executable, "-m", "turbogroup.benchkit.tracing",
+                 tracer, impl, str(n), str(rounds), broker, f"{tag}-{tracer}"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            sides[impl] = json.loads(out.stdout.splitlines()[-1])
+        celery_s, turbo_s = (min(sides[i]["seconds"], default=None) for i in sides)
+        ratio = f"{celery_s / turbo_s:.1f}x" if celery_s and turbo_s else "-"
+        failed = "; ".join(f"{i}: {f}" for i in sides for f in sides[i]["failures"])
+        built = sides["turbogroup"]["built"]
+        rows.append([
+            tracer, str(n),
+            f"{celery_s:.3f}" if celery_s else "failed",
+            f"{turbo_s:.3f}" if turbo_s else "failed",
+            ratio if not failed else f"{ratio} ({failed})",
+            f"{built[0]}/{built[1]}" if built else "Celery's path",
+        ])  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    tracer_name, impl_name, size, count, broker_url, queue_name = sys.argv[1:7]
+    result = measure(tracer_name, impl_name, int(size), int(count), broker_url, queue_name)
+    print(json.dumps(result))
