@@ -36,6 +36,7 @@ from turbogroup.publish.amqp_fast import AmqpFastDispatch
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.redis import RedisFastDispatch
+from turbogroup.publish.signals import child_publish
 from turbogroup.result import BatchedCollection, LazyResults, group_result_cls
 
 
@@ -87,7 +88,7 @@ def _dispatching(
     # pipelined on RabbitMQ, on a channel of its own).
     batch = (
         stack.enter_context(bulk_publisher(app, producer, options))
-        if bulk_publish_allowed(app)
+        if bulk_publish_allowed(app, producer)
         else None
     )
     if batch is not None:
@@ -324,14 +325,17 @@ class group(_celery_group):  # noqa: N801 - Celery's name
                     chord_size += _chord._descend(sig)
                     if chord_obj is not None and next_task is None:
                         app.backend.set_chord_size(group_id, chord_size)
-                    publish = partial(
-                        sig.apply_async,
-                        producer=producer,
-                        add_to_parent=False,
-                        chord=chord_obj,
-                        args=args,
-                        kwargs=kwargs,
-                        **options,
+                    publish = child_publish(
+                        partial(
+                            sig.apply_async,
+                            producer=producer,
+                            add_to_parent=False,
+                            chord=chord_obj,
+                            args=args,
+                            kwargs=kwargs,
+                            **options,
+                        ),
+                        batch,
                     )
                     sent_at_once = sent_at_once or isinstance(sig, _chain)
                     nothing_sent = batch is not None and not sent_at_once

@@ -80,7 +80,7 @@ def test_installed_celery_canvas_runs_through_turbogroup(tasks):
         turbogroup.uninstall()
 
 
-def test_publish_signals_fire_once_per_task_on_the_fallback_path(tasks):
+def test_publish_signals_fire_once_per_task_and_the_worker_runs_each(tasks):
     from celery import signals
 
     add = tasks["add"]

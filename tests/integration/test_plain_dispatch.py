@@ -302,24 +302,23 @@ def test_batch_size_comes_from_the_app_config(env, monkeypatch, dispatch_reports
     assert broker.llen(queue) == 2250
 
 
-def test_a_publish_signal_receiver_is_warned_about_once(env, monkeypatch, caplog):
+def test_a_publish_signal_receiver_gets_celerys_publish_batched(env, caplog, dispatch_reports):
+    """On Redis a receiver keeps the dispatch batched (Celery's publish
+    builds each message, test_opentelemetry_dispatch.py); no warning."""
     from celery import signals
 
-    from turbogroup import celery_guards
-
     app, add, queue, broker = env
-    monkeypatch.setattr(celery_guards, "_warned", set())
+    calls = []
 
-    def receiver(**kwargs):
-        pass
+    def receiver(headers=None, **kwargs):
+        calls.append(headers["id"])
 
     signals.before_task_publish.connect(receiver)
     try:
-        with caplog.at_level("WARNING", logger="turbogroup"):
-            for _ in range(3):
-                group(add.s(i, i) for i in range(5)).apply_async()
+        results = [group(add.s(i, i) for i in range(5)).apply_async() for _ in range(3)]
     finally:
         signals.before_task_publish.disconnect(receiver)
-    warned = [r for r in caplog.records if "receiver is connected" in r.getMessage()]
-    assert len(warned) == 1
+    assert not [r for r in caplog.records if "receiver is connected" in r.getMessage()]
+    assert calls == [r.id for res in results for r in res.results]
+    assert [(r.by_engine, r.by_celery) for r in dispatch_reports()] == [(0, 5)] * 3
     assert broker.llen(queue) == 15

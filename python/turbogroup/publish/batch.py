@@ -41,24 +41,30 @@ from turbogroup.celery_guards import (
     warn_once,
 )
 from turbogroup.errors import PublishError
+from turbogroup.publish.amqp import uses_pyamqp
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import retrying
+from turbogroup.publish.signals import Notice, hold_after_publish, publish_receivers
 
 DEFAULT_BATCH_SIZE = 1000
 
 
-def bulk_publish_allowed(app: Any) -> bool:
-    """Deferred, batched publishing is observably equivalent to Celery only
-    when nobody listens to the publish signals: ``after_task_publish`` would
-    fire before the message actually left. Nor while Celery retries each
-    callback publish on its own, and only while the app may take the fast
-    path at all (``celery_guards``)."""
-    if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+def bulk_publish_allowed(app: Any, producer: Any) -> bool:
+    """Deferred, batched publishing is observably equivalent to Celery
+    unless Celery retries each callback publish on its own, and only while
+    the app may take the fast path at all (``celery_guards``). With
+    ``before_task_publish``/``after_task_publish`` receivers (a tracer's
+    instrumentation) it is, on the transports whose ``after_task_publish``
+    is held until sent (``publish/signals.py``): all but RabbitMQ, where
+    each task is then published as Celery publishes it."""
+    if signals.task_sent.receivers:  # Celery's deprecated signal: its path
+        return False
+    if publish_receivers() and uses_pyamqp(producer.connection):
         warn_once(
             "a before_task_publish or after_task_publish receiver is connected (a tracer's "
-            "Celery instrumentation, for one): each task is published on its own, as Celery "
-            "publishes it, unbatched and unconfirmed"
+            "Celery instrumentation, for one): on RabbitMQ each task is then published on its "
+            "own, as Celery publishes it, unbatched and unconfirmed"
         )
         return False
     if celery_retries_each_callback_publish():
@@ -78,9 +84,18 @@ class Step:
     """Messages sent together: ``send(start)`` sends ``ids[start:]`` and
     returns how many of them are confirmed sent (all, unless it raises)."""
 
-    def __init__(self, ids: list[str], send: Callable[[int], None], per_message: bool) -> None:
+    def __init__(
+        self,
+        ids: list[str],
+        send: Callable[[int], None],
+        per_message: bool,
+        records: list[Deferred] | None = None,
+    ) -> None:
         self.ids = ids
         self.send = send
+        # Celery's publish's messages among them, in order: their held
+        # after_task_publish is sent once they are.
+        self.records = records or []
         # Without batches each message is confirmed by its own publish
         # returning: progress is tracked message by message.
         self.per_message = per_message
@@ -122,6 +137,9 @@ class Batch:
         self._record_seqs: list[int] = []
         self._pinned: int | None = None
         self.report = DispatchReport(type(target.channel).__module__.rpartition(".")[2])
+        # record id -> its held after_task_publish (publish/signals.py)
+        self.notices: dict[int, Notice] = {}
+        hold_after_publish()
         conn = target.connection
         self._errors = (*conn.connection_errors, BatchPublishError)
 
@@ -171,6 +189,7 @@ class Batch:
         by_seq = sorted(zip(seqs, records), key=lambda pair: pair[0])
         merged = heapq.merge(((m.seq, m) for m in sealed), by_seq, key=lambda pair: pair[0])
         ids: list[str] = []
+        in_step: list[Deferred] = []
         sends: list[Callable[[], None]] = []
         for is_record, run in itertools.groupby(
             (item for _, item in merged), key=lambda item: isinstance(item, Deferred)
@@ -178,6 +197,7 @@ class Batch:
             items = list(run)
             ids += [item.task_id for item in items]
             if is_record:
+                in_step += items
                 sends.append(partial(self._replay_all, items))
             else:
                 sends.append(self.fast.sender(items))
@@ -187,7 +207,7 @@ class Batch:
             for each in sends:
                 each()
 
-        self.steps.append(Step(ids, send, per_message=False))
+        self.steps.append(Step(ids, send, per_message=False, records=in_step))
 
     def _resume(self, steps: list[Step]) -> None:
         """Send ``steps`` (the failed one from where it stopped), on a
@@ -222,7 +242,8 @@ class Batch:
                 del start  # one pipeline: resent whole
                 self._replay_all(records)
 
-            self.steps.append(Step([r.task_id for r in records], send, per_message=False))
+            ids = [r.task_id for r in records]
+            self.steps.append(Step(ids, send, per_message=False, records=records))
             return
         step: Step
 
@@ -231,8 +252,16 @@ class Batch:
                 replay(self.target, record)  # read now: resume() may change it
                 step.done += 1
 
-        step = Step([r.task_id for r in records], send_each, per_message=True)
+        step = Step([r.task_id for r in records], send_each, per_message=True, records=records)
         self.steps.append(step)
+
+    def _announce(self, records: list[Deferred]) -> None:
+        """Send the held ``after_task_publish`` of these sent records."""
+        if self.notices:
+            for record in records:
+                notice = self.notices.pop(id(record), None)
+                if notice is not None:
+                    notice.send()
 
     def flush(self) -> None:
         """Seal what is left and send every step."""
@@ -248,10 +277,12 @@ class Batch:
                 retrying(attempt, self._errors, self.retry, self.retry_policy, "publishing a batch")
             except Exception as exc:
                 confirmed = step.done if step.per_message else 0
+                self._announce(step.records[:confirmed])
                 unconfirmed = step.ids[confirmed:] + [i for s in steps[k + 1 :] for i in s.ids]
                 resume = partial(self._resume, steps[k:])
                 raise PublishError(unconfirmed, self.confirmed + confirmed, resume) from exc
             self.confirmed += len(step.ids)
+            self._announce(step.records)
             if self.on_sent is not None:
                 self.on_sent(self.confirmed, total)
         if self.fast is not None:

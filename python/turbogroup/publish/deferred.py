@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 
 from kombu import Producer
 
+from turbogroup.publish.signals import recorded
+
 
 class Deferred(NamedTuple):
     """One recorded ``Producer._publish`` call."""
@@ -77,7 +79,11 @@ class DeferringProducer(Producer):
         # recorded policy instead, so build without it.
         self._retry = retry
         kwargs["retry"] = False
-        return super().publish(body, *args, **kwargs)
+        before = len(self.deferred)
+        result = super().publish(body, *args, **kwargs)
+        if len(self.deferred) > before:
+            recorded(self.deferred[-1], body, kwargs)
+        return result
 
     def _publish(
         self,
