@@ -139,21 +139,21 @@ def _wrapped(owner: type, name: str, module: ModuleType) -> bool:
 
 def task_apply_async_is_celerys(task_class: type) -> bool:
     """Whether ``task_class.apply_async`` is ``celery.app.task.Task``'s, so
-    that a fast path may build the message it would publish."""
-    if _wrapped(Task, "apply_async", celery.app.task):
-        return False
+    that a fast path may build the message it would publish (a wrapper on
+    ``Task`` itself is told once per dispatch, by ``publishing_is_celerys_own``)."""
     return defined_by(getattr(task_class, "apply_async", None), celery.app.task, "apply_async")
 
 
 def publishing_is_celerys_own(app: Any) -> bool:
-    """Whether ``Signature.apply_async``, ``app.send_task``,
-    ``app.amqp.send_task_message`` and kombu's ``Producer.publish`` are
-    Celery's and kombu's own code: the fast paths
+    """Whether ``Task.apply_async``, ``Signature.apply_async``,
+    ``app.send_task``, ``app.amqp.send_task_message`` and kombu's
+    ``Producer.publish`` are Celery's and kombu's own code: the fast paths
     build the messages those would publish, so anything else there (a
     test's mock, a tracer's wrapper, an app subclass's override) must run,
     on Celery's path."""
     if (
-        _wrapped(Signature, "apply_async", celery.canvas)
+        _wrapped(Task, "apply_async", celery.app.task)
+        or _wrapped(Signature, "apply_async", celery.canvas)
         or _wrapped(Celery, "send_task", celery.app.base)
         or _wrapped(Producer, "publish", kombu.messaging)
     ):
