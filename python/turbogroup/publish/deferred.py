@@ -79,10 +79,9 @@ class DeferringProducer(Producer):
         # recorded policy instead, so build without it.
         self._retry = retry
         kwargs["retry"] = False
-        before = len(self.deferred)
         result = super().publish(body, *args, **kwargs)
-        if len(self.deferred) > before:
-            recorded(self.deferred[-1], body, kwargs)
+        # kombu's publish ends in _publish, which recorded it (or raised)
+        recorded(self.deferred[-1], body, kwargs)
         return result
 
     def _publish(
