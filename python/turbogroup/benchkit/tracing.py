@@ -123,7 +123,8 @@ def run_tracing(n: int, rounds: int, broker: str, tag: str) -> list[list[str]]:
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             sides[impl] = json.loads(out.stdout.splitlines()[-1])
-        celery_s, turbo_s = (min(sides[i]["seconds"], default=None) for i in sides)
+        celery_s = min(sides["celery"]["seconds"], default=None)
+        turbo_s = min(sides["turbogroup"]["seconds"], default=None)
         ratio = f"{celery_s / turbo_s:.1f}x" if celery_s and turbo_s else "-"
         failed = "; ".join(f"{i}: {f}" for i in sides for f in sides[i]["failures"])
         built = sides["turbogroup"]["built"]
