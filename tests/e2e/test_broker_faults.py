@@ -36,7 +36,7 @@ from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 
 import turbogroup.publish.redis
-from tests.integration.test_amqp_publish import close_from_broker
+from tests.integration.test_amqp_publish import close_from_broker, hook_publishes
 from turbogroup import group
 from turbogroup.errors import PublishError
 from turbogroup.result import group_result_cls
@@ -136,20 +136,6 @@ def frozen_children(app: Celery, n: int) -> tuple[list[Any], list[str]]:
     return [app.add.s(i, i).set(task_id=ids[i]) for i in range(n)], ids
 
 
-def when(condition: Callable[[], bool], action: Callable[[], None]) -> threading.Thread:
-    """Run ``action`` once ``condition()`` holds (polled), in a thread."""
-
-    def run() -> None:
-        deadline = time.monotonic() + 300
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        action()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def dispatch_until_complete(
     app: Celery, sigs: list[Any], ids: list[str], queued: Callable[[], list[str]]
 ) -> tuple[PublishError | None, list[str]]:
@@ -230,7 +216,7 @@ def test_redis_killed_and_restarted_mid_dispatch(own_redis: OwnRedis, monkeypatc
 
 
 @pytest.mark.amqp
-def test_amqp_connection_closed_mid_dispatch(amqp_url, redis_url) -> None:
+def test_amqp_connection_closed_mid_dispatch(amqp_url, redis_url, monkeypatch) -> None:
     queue = f"turbogroup-fault-{uuid.uuid4().hex[:8]}"
     prefix = f"{queue}:"
     backend = f"{redis_url}/12"
@@ -238,30 +224,17 @@ def test_amqp_connection_closed_mid_dispatch(amqp_url, redis_url) -> None:
     sigs, ids = frozen_children(app, N)
     probe = Connection(amqp_url)
     probe_channel = probe.channel()
-
-    def message_count() -> int:
-        try:
-            return probe_channel.queue_declare(queue, passive=True).message_count
-        except probe.channel_errors:
-            return 0
-
-    # The dispatch's connection is the one with a channel in confirm mode.
-    confirm_channels: list[Any] = []
-    original = Connection.channel
-
-    def track(self: Connection) -> Any:
-        channel = original(self)
-        confirm_channels.append(channel)
-        return channel
-
-    Connection.channel = track  # type: ignore[method-assign]
+    # The close comes from inside the dispatch, just before the frame write
+    # of its (N/5)-th message: RabbitMQ has closed the connection when
+    # rabbitmqctl returns, so it is mid-dispatch for sure (a thread watching
+    # the queue's length could act after a fast dispatch had ended).
     closed: list[bool] = []
 
-    def close() -> None:
-        close_from_broker(confirm_channels[-1])
+    def close(channel: Any) -> None:
+        close_from_broker(channel)
         closed.append(True)
 
-    killer = when(lambda: message_count() >= N // 5, close)
+    hook_publishes(monkeypatch, N // 5, close)
 
     def queued() -> list[str]:
         taken = []
@@ -272,11 +245,8 @@ def test_amqp_connection_closed_mid_dispatch(amqp_url, redis_url) -> None:
             channel.close()  # unacked: requeued for the worker
         return taken
 
-    try:
-        error, in_queue = dispatch_until_complete(app, sigs, ids, queued)
-    finally:
-        Connection.channel = original  # type: ignore[method-assign]
-    killer.join(60)
+    error, in_queue = dispatch_until_complete(app, sigs, ids, queued)
+    monkeypatch.undo()
     assert closed, "the broker never closed the connection"
     # Closed mid-dispatch: with unacknowledged messages in flight, that is
     # never retried (a resend could duplicate silently), so it raised.
