@@ -24,7 +24,9 @@ from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.barrier import barrier
 from turbogroup.celery_guards import fast_path_enabled
-from turbogroup.collect.redis import RedisCollector, backend_for, reads_like_celery
+from turbogroup.collect.choose import collector_for
+from turbogroup.collect.collector import Collector
+from turbogroup.collect.redis import RedisCollector, reads_like_celery
 from turbogroup.collect.settle import fulfil_quietly
 from turbogroup.progress import ProgressFn, progress_reporter
 
@@ -272,7 +274,7 @@ class BatchedCollection(CeleryResultSet):
                 else:
                     self._on_full.add(result)
 
-    def _collector(self) -> RedisCollector | None:
+    def _collector(self) -> Collector | None:
         """The batched collector, with ``nodes`` (what it walks) set: the
         results, or for results still kept as ids their stand-ins
         (``LazyResults.nodes``); None on a backend Celery reads itself, or
@@ -285,14 +287,13 @@ class BatchedCollection(CeleryResultSet):
             if nodes is not None:
                 return RedisCollector(kept.backend, nodes)
         results = self.results
-        backend = backend_for(results) if results else None
-        return RedisCollector(backend, results) if backend is not None else None
+        return collector_for(results) if results else None
 
     def _states(
-        self, collector: RedisCollector, until: Callable[[Any], bool] | None = None
+        self, collector: Collector, until: Callable[[Any], bool] | None = None
     ) -> list[Any]:
         # ``until``: where Celery's all()/any() over the children stops
-        # reading them (see RedisCollector.states).
+        # reading them (see Collector.states).
         with gc_paused(len(collector.nodes)):
             return collector.states(collector.nodes, until)
 
@@ -454,7 +455,7 @@ class BatchedCollection(CeleryResultSet):
 
     def _batched(
         self,
-        collector: RedisCollector,
+        collector: Collector,
         celery_kwargs: dict[str, Any],
         on_progress: ProgressFn | None,
         progress: bool,

@@ -286,3 +286,19 @@ def test_a_repeated_task_id_is_handed_out_once_into_its_last_slot_like_celery(ba
             [1, 2, 1],
         )
     )
+
+
+def test_result_cache_max_fills_the_backend_cache_as_celery(redis_url, backend_app) -> None:
+    backend_app.conf.result_cache_max = 50
+    ids = store(backend_app, list(range(80)), failures={3})
+    ours, theirs = both(backend_app, ids)
+    assert ours.completed_count() == 79
+    ours_cache = list(backend_app.backend._cache)
+    backend_app.backend._cache.clear()
+    assert theirs.completed_count() == 79
+    assert ours_cache == list(backend_app.backend._cache)
+    assert len(ours_cache) == 50
+    # A cached meta is served without reading the key, as Celery does.
+    ours, _ = both(backend_app, ids)
+    backend_app.backend._cache[ours_cache[0]] = {"status": states.SUCCESS, "result": "cached"}
+    assert "cached" in ours.get(propagate=False, timeout=10)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import states
+from celery.backends.base import Backend, SyncBackendMixin
 from celery.result import AsyncResult
 from vine import promise
 
@@ -120,13 +121,21 @@ class Settler:
     """Applies fetched metas to their results exactly as Celery's
     per-result read does."""
 
-    def __init__(self, backend: RedisBackend) -> None:
+    def __init__(self, backend: Any) -> None:
         self.backend = backend
         self._kinds: dict[type, bool] = {}
         cls = type(backend)
-        self._plain_meta = cls.meta_from_decoded is RedisBackend.meta_from_decoded
-        self._celery_removal = (
-            ResultConsumer is not None
+        self._plain_meta = cls.meta_from_decoded is Backend.meta_from_decoded
+        # A synchronous backend's (the database's) removal returns the
+        # result and does nothing else; Redis's does nothing only while no
+        # channel is subscribed and no result registered.
+        self._sync_removal = (
+            isinstance(backend, SyncBackendMixin)
+            and cls.remove_pending_result is SyncBackendMixin.remove_pending_result
+        )
+        self._celery_removal = self._sync_removal or (
+            isinstance(backend, RedisBackend)
+            and ResultConsumer is not None
             and all(getattr(cls, name) is getattr(RedisBackend, name) for name in _REMOVAL_PATH)
             and type(backend.result_consumer).cancel_for is ResultConsumer.cancel_for
         )
@@ -168,8 +177,9 @@ class Settler:
         kinds = self._kinds
         # Tested before each result: a callback fired by an earlier one
         # may subscribe or register results.
-        subscribed = backend.result_consumer.subscribed_to if quick else None
-        registries = tuple(backend._pending_results) if quick else ()
+        tracked = quick and not self._sync_removal
+        subscribed = backend.result_consumer.subscribed_to if tracked else None
+        registries = tuple(backend._pending_results) if tracked else ()
         out: list[Any] = []
         append = out.append
         for node, meta in zip(nodes, decoded):
