@@ -16,6 +16,10 @@ REDIS_BROKER_DB = 11
 REDIS_BACKEND_DB = 12
 AMQP_HOST = os.environ.get("TURBOGROUP_TEST_AMQP_HOST", "127.0.0.1")
 AMQP_PORT = int(os.environ.get("TURBOGROUP_TEST_AMQP_PORT", "5672"))
+POSTGRES_HOST = os.environ.get("TURBOGROUP_TEST_POSTGRES_HOST", "127.0.0.1")
+POSTGRES_PORT = int(os.environ.get("TURBOGROUP_TEST_POSTGRES_PORT", "5432"))
+# Our own database, so tests never touch anybody else's tables.
+POSTGRES_DB = "turbogroup_test"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -44,6 +48,30 @@ def amqp_url() -> str:
             "start it (the README's test command does) before running these tests"
         )
     return f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}//"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A SQLAlchemy URL of turbogroup's own test database (created here
+    when missing); each test makes and drops its own tables in it."""
+    if not _reachable(POSTGRES_HOST, POSTGRES_PORT):
+        pytest.fail(
+            f"PostgreSQL is not running on {POSTGRES_HOST}:{POSTGRES_PORT}: "
+            "start it (the README's test command does) before running these tests"
+        )
+    import psycopg2
+
+    server = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}"
+    conn = psycopg2.connect(f"{server}/postgres")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (POSTGRES_DB,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {POSTGRES_DB}")
+    finally:
+        conn.close()
+    return f"{server}/{POSTGRES_DB}"
 
 
 @pytest.fixture

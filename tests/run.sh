@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: README.md's test command.
 #   bash tests/run.sh
-# Installs and starts Redis and RabbitMQ on loopback when they are not
-# running, builds the Rust extension, then runs every check: cargo fmt,
+# Installs and starts Redis, RabbitMQ and PostgreSQL on loopback when they
+# are not running, builds the Rust extension, then runs every check: cargo fmt,
 # clippy, cargo test, a valgrind leak check of the Rust core, ruff, mypy
 # (and stubtest for the compiled module), pytest
 # (unit, integration, compat, e2e, stress), then builds the wheel and sdist
@@ -55,9 +55,28 @@ ensure_rabbitmq() {
     wait_port 5672 rabbitmq-server 180
 }
 
+ensure_postgres() {
+    port_open 5432 && return 0
+    log "starting PostgreSQL on 127.0.0.1:5432"
+    if ! command -v pg_ctlcluster >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    # The tests connect as postgres over loopback without a password.
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! grep -q "turbogroup tests" "$hba"; then
+        sed -i '1i host all postgres 127.0.0.1/32 trust  # turbogroup tests' "$hba"
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    wait_port 5432 postgresql 60
+}
+
 ensure_packages
 ensure_redis
 ensure_rabbitmq
+ensure_postgres
 
 log "building and installing turbogroup with its test dependencies"
 python -m pip install --quiet ".[test]"
