@@ -27,6 +27,7 @@ from turbogroup.benchkit.transports import (
 )
 
 TRANSPORT_NAMES = ("memory", "redis", "amqp", "amqp-quorum")
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--collect",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time GroupResult.get()/completed_count() on the Redis result backend",
+        help="also time GroupResult.get()/completed_count() of stored results on the Redis "
+        "result backend, and on the database backend (--database-url)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="SQLAlchemy URL of a PostgreSQL database for the database-backend collection "
+        "(tables of its own, dropped afterwards); '' to skip",
     )
     parser.add_argument(
         "--peers", action="store_true", help="also time RQ and Dramatiq on the same Redis"
@@ -200,17 +208,34 @@ def bench_peers(sizes: list[int], args: argparse.Namespace, tag: str, report: Re
 
 
 def bench_collect(sizes: list[int], args: argparse.Namespace, tag: str, report: Report) -> None:
-    if not reachable(args.redis_url):
+    if reachable(args.redis_url):
+        collect_from(collect.RedisResults(args.redis_url, tag), sizes, args, report)
+    else:
         report.notes.append(f"collect: skipped, nothing answers at {args.redis_url}")
+    if not args.database_url:
         return
-    stored = collect.StoredResults(args.redis_url, tag)
+    if not reachable(args.database_url):
+        report.notes.append(f"collect (database): skipped, nothing answers at {args.database_url}")
+        return
+    try:
+        stored = collect.DatabaseResults(args.database_url, tag)
+    except ImportError as exc:
+        report.notes.append(f"collect (database): skipped, {exc}")
+        return
+    collect_from(stored, sizes, args, report)
+
+
+def collect_from(
+    stored: collect.StoredResults, sizes: list[int], args: argparse.Namespace, report: Report
+) -> None:
     try:
         for n in sizes:
-            progress(f"collect N={n}: storing {n} results")
+            progress(f"collect N={n} ({stored.backend_name}): storing {n} results")
             ids = stored.store(n)
             for op in collect.OPERATIONS:
                 for lib in collect.IMPLS:
-                    series = report.collect.setdefault((op, lib), [])
+                    label = f"{op} ({stored.backend_name})"
+                    series = report.collect.setdefault((label, lib), [])
                     timing = skip_by_prediction(last_ok(series), n, args.max_seconds)
                     if timing is None:
                         timing = collect.run_collect(
@@ -283,6 +308,6 @@ def write_plot_or_explain(report: Report, args: argparse.Namespace) -> int:
     if not matplotlib_available():
         print("\nno plot: matplotlib is not installed (pip install 'turbogroup[bench]')")
         return 0
-    write_plot(report.dispatch, args.plot, report.rounds)
+    write_plot(report.dispatch, args.plot, report.rounds, report.collect)
     print(f"\nplot written to {os.path.abspath(args.plot)}")
     return 0

@@ -1,6 +1,8 @@
-"""Collection of N results already stored on the Redis result backend:
-``GroupResult.get()`` and ``completed_count()``, Celery's ``GroupResult``
-vs turbogroup's, each round on fresh result objects (nothing cached)."""
+"""Collection of N results already stored on a result backend (Redis, or
+Celery's database backend on PostgreSQL): ``GroupResult.get()`` and
+``completed_count()``, Celery's ``GroupResult`` vs turbogroup's, each
+round on fresh result objects built from the ids (nothing cached), as a
+web request following a job up restores them."""
 
 from __future__ import annotations
 
@@ -21,8 +23,27 @@ STORE_CHUNK = 10_000
 
 
 class StoredResults:
+    """N results stored where ``app``'s backend keeps them."""
+
+    backend_name = ""
+    app: Celery
+
+    def store(self, n: int) -> list[str]:
+        raise NotImplementedError
+
+    def fresh(self, impl: str, ids: list[str]) -> Any:
+        results = [self.app.AsyncResult(i) for i in ids]
+        return IMPLS[impl](str(uuid.uuid4()), results, app=self.app)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class RedisResults(StoredResults):
     """An app whose Redis result backend keys all start with the run's tag,
     so cleanup is one prefix."""
+
+    backend_name = "redis"
 
     def __init__(self, redis_url: str, tag: str) -> None:
         self.redis_url, self.prefix = redis_url, f"{tag}-collect:"
@@ -46,13 +67,56 @@ class StoredResults:
             pipe.execute()
         return ids
 
-    def fresh(self, impl: str, ids: list[str]) -> Any:
-        results = [self.app.AsyncResult(i) for i in ids]
-        return IMPLS[impl](str(uuid.uuid4()), results, app=self.app)
+    def close(self) -> None:
+        super().close()
+        delete_redis_keys(self.redis_url, f"{self.prefix}*")
+
+
+class DatabaseResults(StoredResults):
+    """An app on Celery's database backend (SQLAlchemy), its tables named
+    for the run and dropped at the end. Reads go as in a web process: a
+    new engine per session, as Celery's session manager does outside a
+    forked worker."""
+
+    backend_name = "database"
+
+    def __init__(self, database_url: str, tag: str) -> None:
+        self.tables = {"task": f"{tag}_task".replace("-", "_"), "group": f"{tag}_group"}
+        self.tables["group"] = self.tables["group"].replace("-", "_")
+        self.app = Celery("turbogroup-bench-collect-db", set_as_current=False)
+        self.app.conf.update(
+            broker_url="memory://",
+            result_backend=f"db+{database_url}",
+            database_table_names=self.tables,
+        )
+
+    def store(self, n: int) -> list[str]:
+        """N successful results, each row written by Celery's own
+        ``_update_result`` (as the worker writes it), in one session."""
+        from celery.backends.database import session_cleanup
+
+        backend = self.app.backend
+        ids = [str(uuid.uuid4()) for _ in range(n)]
+        session = backend.ResultSession()
+        with session_cleanup(session):
+            for start in range(0, n, STORE_CHUNK):
+                for i in range(start, min(start + STORE_CHUNK, n)):
+                    row = backend.task_cls(ids[i])
+                    backend._update_result(row, i, states.SUCCESS)
+                    session.add(row)
+                session.commit()
+        return ids
 
     def close(self) -> None:
-        self.app.close()
-        delete_redis_keys(self.redis_url, f"{self.prefix}*")
+        from sqlalchemy import text
+
+        backend = self.app.backend
+        engine = backend.session_manager.get_engine(backend.url)
+        with engine.begin() as conn:
+            for table in self.tables.values():
+                conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
+        engine.dispose()
+        super().close()
 
 
 def collect_once(

@@ -103,7 +103,8 @@ def rss_rows(report: Report) -> list[list[str]]:
 
 def collect_rows(report: Report, sizes: list[int]) -> list[list[str]]:
     rows = []
-    for op in ("get", "completed_count"):
+    # Labels like "get (redis)", in the order they were measured.
+    for op in dict.fromkeys(label for label, _ in report.collect):
         celery = report.collect.get((op, "celery"), [])
         turbo = report.collect.get((op, "turbogroup"), [])
         for n in sizes:
@@ -152,7 +153,8 @@ def print_report(report: Report, sizes: list[int], out: Callable = print) -> Non
         )
     if report.collect:
         print_table(
-            f"Collection of N stored results (Redis result backend), µs per result, {best}",
+            f"Collection of N stored results, GroupResult made from the ids "
+            f"(result backend in brackets), µs per result, {best}",
             ["operation", "N", "celery", "turbogroup", "celery/turbo"],
             collect_rows(report, sizes),
             out,

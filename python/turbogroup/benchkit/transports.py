@@ -12,7 +12,7 @@ from kombu import Exchange, Queue
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-DEFAULT_PORTS = {"redis": 6379, "amqp": 5672}
+DEFAULT_PORTS = {"redis": 6379, "amqp": 5672, "postgresql": 5432}
 TASK_NAME = "turbogroup.bench.add"
 
 
