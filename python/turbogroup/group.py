@@ -28,6 +28,7 @@ from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
+from turbogroup.lazy import LazyResults
 from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.progress import DispatchProgress, ProgressFn
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher, fast_dispatch_class
@@ -37,7 +38,7 @@ from turbogroup.publish.batch import Batch
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.redis import RedisFastDispatch
 from turbogroup.publish.signals import child_publish
-from turbogroup.result import BatchedCollection, LazyResults, group_result_cls
+from turbogroup.result import BatchedCollection, group_result_cls
 
 
 def _task_name(sig: Any) -> str | None:

@@ -11,7 +11,7 @@ fast path (``publish/redis.py``, ``publish/amqp_fast.py``), which reports
 the message template it resolved (``last_alike``). The
 rest are queued as an id, an index and their arguments, exactly what their
 messages differ in, and their results are kept as ids until the group
-result's ``results`` are first touched (``turbogroup.result.LazyResults``).
+result's ``results`` are first touched (``turbogroup.lazy.LazyResults``).
 
 What Celery does per child that can be observed is still done per child:
 the arguments go through the clone's ``tuple()`` and ``_merge``, the
@@ -34,8 +34,8 @@ from celery.utils.functional import _regen
 from turbogroup._unroll import freeze_leaf
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
+from turbogroup.lazy import LazyResults
 from turbogroup.publish.alike import ATOMIC
-from turbogroup.result import LazyResults
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 

@@ -1,22 +1,22 @@
 """``GroupResult`` and ``ResultSet``: Celery's, with the ready barrier
-counting in Rust and, on the Redis result backend, collection in batches.
+counting in Rust and, on the Redis and database result backends,
+collection in batches.
 
-Every public method keeps Celery 5.7.0's semantics. On the Redis backend,
-``get``/``join_native``/``join`` and ``completed_count``/``ready``/
-``successful``/``failed``/``waiting`` read all pending results in one
-pipelined round trip per poll (see ``turbogroup.collect.redis``); on any
+Every public method keeps Celery 5.7.0's semantics. On those backends
+``get``/``join_native``/``join``, ``completed_count``/``ready``/
+``successful``/``failed``/``waiting`` and ``maybe_throw`` read all pending
+results in one bulk read per poll (see ``turbogroup.collect``); on any
 other backend Celery's own code runs.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, states
 from celery.exceptions import ImproperlyConfigured
-from celery.result import AsyncResult, EagerResult, assert_will_not_block, result_from_tuple
+from celery.result import AsyncResult, EagerResult, assert_will_not_block
 from celery.result import GroupResult as CeleryGroupResult
 from celery.result import ResultSet as CeleryResultSet
 
@@ -26,8 +26,8 @@ from turbogroup.barrier import barrier
 from turbogroup.celery_guards import fast_path_enabled
 from turbogroup.collect.choose import collector_for
 from turbogroup.collect.collector import Collector
-from turbogroup.collect.redis import RedisCollector, reads_like_celery
-from turbogroup.collect.settle import fulfil_quietly
+from turbogroup.collect.redis import RedisCollector
+from turbogroup.lazy import LazyResults
 from turbogroup.progress import ProgressFn, progress_reporter
 
 
@@ -77,151 +77,6 @@ def _ready_barrier(results: Any) -> Any:
             b.add_noincr(result)
     b.finalized = True
     return b
-
-
-class LazyResults:
-    """A dispatched group's results, kept as their task ids until first
-    touched (measured: 100k ``AsyncResult`` objects cost ~1 KiB
-    and several µs each, and most groups are only collected).
-
-    ``materialize()`` makes each ``AsyncResult`` as ``Signature.freeze``
-    would have (``make`` is the child's ``Task.AsyncResult``) and attaches
-    it to the group's ready barrier as the dispatch would have. It runs
-    once, under a lock: attaching twice would count a child twice.
-
-    Until then the group can be collected from the ids (``nodes()``): on
-    Celery's Redis backend, while nothing is subscribed or registered (so
-    that fulfilling a result would do nothing but fire its callbacks), a
-    ready meta is kept on the child's stand-in and counted on the ready
-    barrier once, which is all that caching it on the result and firing
-    its ``on_ready`` would do, since only the barrier is attached to it. A
-    result made later gets that meta as its cache, already fulfilled.
-    """
-
-    __slots__ = (
-        "_attach",
-        "_backends",
-        "_entries",
-        "_lock",
-        "_made",
-        "_makers",
-        "_nodes",
-        "_on_child_ready",
-    )
-
-    def __init__(
-        self,
-        attach: Callable[[Any], Any] | None,
-        on_child_ready: Callable[[], Any] | None = None,
-    ) -> None:
-        self._entries: list[str] = []  # task ids, in group order
-        self._makers: list[tuple[int, Callable[[str], Any]]] = []
-        self._attach = attach
-        self._on_child_ready = on_child_ready
-        self._lock = threading.Lock()
-        self._made: list[Any] | None = None
-        self._nodes: list[LazyNode] | None = None
-        self._backends: dict[int, Any] = {}
-
-    def add_id(self, task_id: str, make: Callable[[str], Any]) -> None:
-        if not self._makers or self._makers[-1][1] is not make:
-            self._makers.append((len(self._entries), make))
-            backend = getattr(make, "keywords", {}).get("backend")
-            self._backends[id(backend)] = backend
-        self._entries.append(task_id)
-
-    def __len__(self) -> int:
-        return len(self._entries) if self._made is None else len(self._made)
-
-    @property
-    def backend(self) -> Any:
-        """The backend every result will have, or None."""
-        if len(self._backends) != 1:
-            return None
-        return next(iter(self._backends.values()))
-
-    def nodes(self) -> list[LazyNode] | None:
-        """Stand-ins the collector can read and settle, or None where the
-        results must be made (module docstring's conditions)."""
-        with self._lock:
-            if self._made is not None or self._on_child_ready is None:
-                return None
-            backend = self.backend
-            if not (
-                isinstance(backend, RedisBackend)
-                and reads_like_celery(type(backend))
-                and not backend.result_consumer.subscribed_to
-                and not any(backend._pending_results)
-            ):
-                return None
-            if self._nodes is None:
-                self._nodes = [LazyNode(task_id, self, backend) for task_id in self._entries]
-            return self._nodes
-
-    def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
-        """``_maybe_set_cache`` of a ready meta, for the result not made yet."""
-        backend = node._backend
-        meta = backend.meta_from_decoded(meta)
-        children = meta.get("children")
-        if children:  # AsyncResult._set_cache
-            app = backend.app
-            meta["children"] = [result_from_tuple(child, app) for child in children]
-        with self._lock:
-            if node._cache is not None:
-                return node._cache  # settled meanwhile by another thread
-            node._cache = meta
-            fire = self._on_child_ready if self._made is None else None
-        if fire is not None:
-            fire()
-        return meta
-
-    def materialize(self) -> list[Any]:
-        with self._lock:
-            if self._made is None:
-                # Many new objects at once: a cyclic GC pass every few
-                # hundred of them would walk the whole heap again and again.
-                with gc_paused(len(self._entries)):
-                    self._made = self._make()
-                self._entries = []
-            return self._made
-
-    def _make(self) -> list[Any]:
-        made, attach, nodes = list(self._entries), self._attach, self._nodes
-        ends = [start for start, _ in self._makers[1:]] + [len(made)]
-        for (first, make), end in zip(self._makers, ends):
-            for i in range(first, end):
-                made[i] = result = make(made[i])
-                cached = nodes[i]._cache if nodes is not None else None
-                if cached is None:
-                    if attach is not None:
-                        attach(result)
-                elif not fulfil_quietly(result, cached):
-                    result._cache = cached
-        return made
-
-
-class LazyNode:
-    """A child kept as its id, as the collector sees a result: ``id``,
-    ``_cache``, ``_maybe_set_cache`` and ``_get_task_meta``, with
-    Celery's meaning (see ``LazyResults``)."""
-
-    __slots__ = ("_backend", "_cache", "_owner", "id")
-
-    def __init__(self, task_id: str, owner: LazyResults, backend: Any) -> None:
-        self.id = task_id
-        self._cache: dict[str, Any] | None = None
-        self._owner = owner
-        self._backend = backend
-
-    def _maybe_set_cache(self, meta: dict[str, Any] | None) -> Any:
-        if meta and meta["status"] in states.READY_STATES:
-            return self._owner.settle(self, meta)
-        return meta
-
-    def _get_task_meta(self) -> Any:
-        if self._cache is None:
-            return self._maybe_set_cache(self._backend.get_task_meta(self.id))
-        return self._cache
 
 
 class BatchedCollection(CeleryResultSet):
@@ -296,6 +151,32 @@ class BatchedCollection(CeleryResultSet):
         # reading them (see Collector.states).
         with gc_paused(len(collector.nodes)):
             return collector.states(collector.nodes, until)
+
+    def maybe_throw(
+        self, callback: Callable[[str, Any], Any] | None = None, propagate: bool = True
+    ) -> None:
+        """Celery's loop of ``result.maybe_throw`` over the results, with
+        every uncached result read first in one bulk read (stopping at the
+        first failure to raise, as Celery's loop stops). Celery calls this
+        on a chord's or chain's parent group at each poll of ``get()``."""
+        results = self.results
+        collector = collector_for(results) if results and fast_path_enabled(self.app) else None
+        if collector is None or any(isinstance(r, CeleryResultSet) for r in results):
+            return super().maybe_throw(callback=callback, propagate=propagate)
+        stop = (lambda state: state in states.PROPAGATE_STATES) if propagate else None
+        with gc_paused(len(results)):
+            metas = collector.fetch(results, stop)
+        for result, meta in zip(results, metas):
+            if result._cache is not None:
+                result.maybe_throw(callback=callback, propagate=propagate)
+                continue
+            # Not ready: what AsyncResult.maybe_throw does with the meta
+            # its own read would have given (never raises).
+            if callback is not None:
+                callback(result.id, meta["result"])
+        for result in results[len(metas) :]:
+            result.maybe_throw(callback=callback, propagate=propagate)
+        return None
 
     def completed_count(self) -> int:
         collector = self._collector()

@@ -302,3 +302,24 @@ def test_result_cache_max_fills_the_backend_cache_as_celery(redis_url, backend_a
     ours, _ = both(backend_app, ids)
     backend_app.backend._cache[ours_cache[0]] = {"status": states.SUCCESS, "result": "cached"}
     assert "cached" in ours.get(propagate=False, timeout=10)
+
+
+def test_maybe_throw_equals_celerys_in_one_round_trip(backend_app, monkeypatch) -> None:
+    ids = store(backend_app, list(range(500)), failures={300, 400}, pending={10, 20})
+    ours, theirs = both(backend_app, ids)
+    seen: dict[str, list] = {"ours": [], "theirs": []}
+    ours.maybe_throw(callback=lambda i, v: seen["ours"].append((i, repr(v))), propagate=False)
+    theirs.maybe_throw(callback=lambda i, v: seen["theirs"].append((i, repr(v))), propagate=False)
+    assert seen["ours"] == seen["theirs"]
+    ours, theirs = both(backend_app, ids)
+    trips = RoundTrips(monkeypatch)
+    with pytest.raises(ValueError, match="boom 300"):
+        ours.maybe_throw()
+    assert trips.count == 1
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="boom 300"):
+        theirs.maybe_throw()
+    # Celery's loop stops at the failure: so does what is read and cached.
+    assert [r._cache is not None for r in ours.results] == [
+        r._cache is not None for r in theirs.results
+    ]

@@ -104,7 +104,7 @@ def _fulfil_success(node: AsyncResult, meta: dict[str, Any]) -> bool:
 def fulfil_quietly(node: AsyncResult, meta: dict[str, Any]) -> bool:
     """Cache ``meta`` on a result just made, its ``on_ready`` marked
     fulfilled, as ``_maybe_set_cache`` did when the meta was read for it
-    (``turbogroup.result.LazyResults``: its ``remove_pending_result`` did
+    (``turbogroup.lazy.LazyResults``: its ``remove_pending_result`` did
     nothing then, and nothing is attached to the new promise). False, with
     nothing done, when the promise is not vine's own."""
     return _fulfil_success(node, meta)
