@@ -8,6 +8,9 @@ rebuilt from a dict or cloned). Rebinding all of them makes ``celery.group``,
 use ours. Both are subclasses of Celery's classes, so Celery's own
 ``isinstance`` checks keep holding.
 
+Celery's ``chord_unlock`` task, which completes chords on backends without
+native chord support, gets our ``GroupResult`` too (``unlock.py``).
+
 One backend method is wrapped as well, because a chord reaches it even
 when the user's ``chord`` was imported before ``install()`` (a name bound
 to Celery's class): the Redis backend's ``apply_chord``, which would
@@ -22,6 +25,7 @@ from typing import Any
 
 from celery.canvas import Signature
 
+from turbogroup import unlock
 from turbogroup._compat import RedisBackend
 from turbogroup.chord import chord
 from turbogroup.collect.subscriptions import header_results_unregistered
@@ -72,6 +76,7 @@ def install() -> None:
             if original is not None:  # absent from a stand-in (no redis-py)
                 _saved_methods[cls, method] = original
                 setattr(cls, method, wrap(original))
+        unlock.start()
 
 
 def uninstall() -> None:
@@ -84,6 +89,7 @@ def uninstall() -> None:
         Signature.TYPES.update(_saved_types)
         for (cls, method), original in _saved_methods.items():
             setattr(cls, method, original)
+        unlock.stop()
         _saved.clear()
         _saved_types.clear()
         _saved_methods.clear()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 
+import celery
 import pytest
 from celery.backends.database import DatabaseBackend
 from celery.canvas import group as celery_group
 from celery.contrib.testing.worker import start_worker
 
+import turbogroup
 from tests.conftest import REDIS_BROKER_DB
 from tests.e2e.conftest import _delete_prefixed, make_worker_app
 from tests.integration.test_collect_database import drop_tables
@@ -85,3 +87,24 @@ def test_chord_on_the_database_backend_gives_the_sum(db_worker_app):
     t = db_worker_app.tasks_by_name
     res = chord([t["add"].s(i, i) for i in range(60)], t["tsum"].s()).apply_async()
     assert res.get(timeout=TIMEOUT) == sum(i + i for i in range(60))
+
+
+def test_installed_chord_unlock_reads_the_header_in_bulk(db_worker_app, read_counts):
+    """The worker's chord_unlock (this backend has no native chords) polls
+    and joins the header through turbogroup's GroupResult once installed,
+    even on an app finalized before install(); the client's get() of the
+    body checks the header for failures in bulk at each poll."""
+    t = db_worker_app.tasks_by_name
+    assert db_worker_app.finalized
+    turbogroup.install()
+    try:
+        res = celery.chord([t["add"].s(i, i) for i in range(60)], t["tsum"].s()).apply_async()
+        assert res.get(timeout=TIMEOUT) == sum(i + i for i in range(60))
+    finally:
+        turbogroup.uninstall()
+    # With Celery, chord_unlock reads each header result at least twice
+    # (its last ready(), then the join) and the client's get() once per
+    # poll: 120 one-result reads and more. Here the header is read in bulk;
+    # the one-result reads left are the client's polls of the body.
+    assert read_counts["bulk"] >= 2
+    assert read_counts["celery"] < 30, read_counts

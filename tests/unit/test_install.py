@@ -53,3 +53,35 @@ def test_turbogroup_group_is_a_celery_group():
     assert issubclass(turbogroup.chord, ORIGINAL["chord"])
     assert turbogroup.chord.__name__ == ORIGINAL["chord"].__name__ == "_chord"
     assert issubclass(turbogroup.GroupResult, celery.result.GroupResult)
+
+
+def unlock_group_result(app: celery.Celery) -> object:
+    run = type(app.tasks["celery.chord_unlock"]).run
+    names = run.__code__.co_varnames[: run.__code__.co_argcount]
+    return run.__defaults__[names.index("GroupResult") - (len(names) - len(run.__defaults__))]
+
+
+def test_chord_unlock_builds_our_group_result_while_installed() -> None:
+    before = celery.Celery("finalized-before", set_as_current=False)
+    before.finalize()
+    own = celery.Celery("own-group-result", set_as_current=False)
+    own.GroupResult = type("OwnGroupResult", (celery.result.GroupResult,), {})
+    own.finalize()
+    assert unlock_group_result(before) is before.GroupResult
+    turbogroup.install()
+    try:
+        after = celery.Celery("finalized-after", set_as_current=False)
+        after.finalize()
+        for app in (before, after):
+            cls = unlock_group_result(app)
+            assert issubclass(cls, turbogroup.GroupResult) and cls.app is app
+        assert unlock_group_result(own) is own.GroupResult  # the app's own: kept
+    finally:
+        turbogroup.uninstall()
+    for app in (before, after):
+        assert unlock_group_result(app) is app.GroupResult
+    later = celery.Celery("finalized-after-uninstall", set_as_current=False)
+    later.finalize()
+    assert unlock_group_result(later) is later.GroupResult
+    for app in (before, own, after, later):
+        app.close()
