@@ -1,5 +1,7 @@
 """The app that ``benches/chord_latency.py`` runs a worker for (its queue,
-database numbers and key prefix come from the environment)."""
+database numbers, key prefix and result backend come from the
+environment). With TG_CHORD_INSTALL=1 the worker runs turbogroup.install(),
+as a user's worker does when the app module calls it."""
 
 from __future__ import annotations
 
@@ -7,19 +9,32 @@ import os
 
 from celery import Celery
 
+import turbogroup
+
 REDIS = os.environ.get("TG_CHORD_REDIS", "redis://127.0.0.1:6379")
 PREFIX = os.environ.get("TG_CHORD_PREFIX", "tg-chord:")
+# A SQLAlchemy URL: results in Celery's database backend, tables of the run.
+DATABASE = os.environ.get("TG_CHORD_DATABASE", "")
+TABLES = {"task": f"{PREFIX[:-1]}_task", "group": f"{PREFIX[:-1]}_group"}
+TABLES = {k: v.replace("-", "_") for k, v in TABLES.items()}
 
 app = Celery("tg_chord")
 app.conf.update(
     broker_url=f"{REDIS}/10",
-    result_backend=f"{REDIS}/12",
     broker_transport_options={"global_keyprefix": PREFIX},
-    result_backend_transport_options={"global_keyprefix": PREFIX},
     task_default_queue=f"{PREFIX}celery",
     result_expires=3600,
     worker_hijack_root_logger=False,
 )
+if DATABASE:
+    app.conf.update(result_backend=f"db+{DATABASE}", database_table_names=TABLES)
+else:
+    app.conf.update(
+        result_backend=f"{REDIS}/12",
+        result_backend_transport_options={"global_keyprefix": PREFIX},
+    )
+if os.environ.get("TG_CHORD_INSTALL") == "1":
+    turbogroup.install()
 
 
 @app.task(name="tg_chord.add")
