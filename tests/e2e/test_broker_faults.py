@@ -35,7 +35,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 
-import turbogroup.publish.redis
+import turbogroup.publish.redis_wire
 from tests.integration.test_amqp_publish import close_from_broker, hook_publishes
 from turbogroup import group
 from turbogroup.errors import PublishError
@@ -175,16 +175,16 @@ def test_redis_killed_and_restarted_mid_dispatch(own_redis: OwnRedis, monkeypatc
     kill_before = max(N // 1000 // 5, 1)
     executed = 0
     restarted: list[threading.Thread] = []
-    send_commands = turbogroup.publish.redis.send_commands
+    write_transaction = turbogroup.publish.redis_wire._write_transaction
 
-    def send_with_fault(*args: Any, **kwargs: Any) -> Any:
+    def write_with_fault(*args: Any, **kwargs: Any) -> Any:
         nonlocal executed
         executed += 1
         if executed == kill_before:
             own_redis.kill()
             restarted.append(threading.Thread(target=restart_later, daemon=True))
             restarted[0].start()
-        return send_commands(*args, **kwargs)
+        return write_transaction(*args, **kwargs)
 
     def restart_later() -> None:
         time.sleep(0.5)
@@ -198,7 +198,7 @@ def test_redis_killed_and_restarted_mid_dispatch(own_redis: OwnRedis, monkeypatc
             client.close()
         return [json.loads(m)["headers"]["id"] for m in raw]
 
-    monkeypatch.setattr(turbogroup.publish.redis, "send_commands", send_with_fault)
+    monkeypatch.setattr(turbogroup.publish.redis_wire, "_write_transaction", write_with_fault)
     with caplog.at_level(logging.WARNING, logger="turbogroup.publish"):
         error, in_queue = dispatch_until_complete(app, sigs, ids, queued)
     monkeypatch.undo()

@@ -247,31 +247,38 @@ def test_a_subscription_elsewhere_makes_the_results_first(env):
         app.backend.remove_pending_result(other)
 
 
-def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch):
+@pytest.mark.parametrize("window", [1, 8])
+def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch, window):
     import redis as redis_py
 
-    import turbogroup.publish.redis as fast_redis
+    import turbogroup.publish.redis_wire as wire
     from turbogroup.errors import PublishError
 
     app, add, queue, broker = env
-    send = fast_redis.send_commands
+    app.conf.turbogroup_confirm_window = window
+    write = wire._write_transaction
     calls = []
 
     def failing_second_batch(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise redis_py.ConnectionError("injected: the link dropped")
-        return send(*args, **kwargs)
+        return write(*args, **kwargs)
 
-    monkeypatch.setattr(fast_redis, "send_commands", failing_second_batch)
+    monkeypatch.setattr(wire, "_write_transaction", failing_second_batch)
     with pytest.raises(PublishError) as info:
         group(add.s(i, i) for i in range(3500)).apply_async(retry=False)
     assert len(calls) == 2, "the fault was never injected"
     error = info.value
-    assert error.confirmed == 1000 and len(error.unconfirmed_ids) == 2500
+    # One step at a time, the first one's reply was read before the second
+    # was written; pipelined, the link dropped before any reply was read,
+    # so the first one is not confirmed, though it landed.
+    confirmed = 1000 if window == 1 else 0
+    assert error.confirmed == confirmed and len(error.unconfirmed_ids) == 3500 - confirmed
     monkeypatch.undo()
     error.resume()
     headers = [json.loads(m)["headers"] for m in broker.lrange(queue, 0, -1)]
+    # Exactly once: the landed step's marker kept resume() from pushing it.
     assert len(headers) == 3500
     assert sorted(h["group_index"] for h in headers) == list(range(3500))
     assert len({h["group"] for h in headers}) == 1
@@ -279,27 +286,42 @@ def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch):
 
 
 def test_batch_size_comes_from_the_app_config(env, monkeypatch, dispatch_reports):
-    import turbogroup.publish.redis as fast_redis
+    import turbogroup.publish.redis_wire as wire
 
     app, add, queue, broker = env
     app.conf.turbogroup_batch_size = 500
-    send = fast_redis.send_commands
-    calls = []
+    write, read = wire._write_transaction, wire._read_transaction
+    events = []
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return send(*args, **kwargs)
+    def counting_write(*args, **kwargs):
+        events.append("write")
+        return write(*args, **kwargs)
 
-    monkeypatch.setattr(fast_redis, "send_commands", counting)
+    def counting_read(*args, **kwargs):
+        events.append("read")
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(wire, "_write_transaction", counting_write)
+    monkeypatch.setattr(wire, "_read_transaction", counting_read)
     group(add.s(i, i) for i in range(2250)).apply_async()
-    assert len(calls) == 5  # 500, 500, 500, 500, 250: one transaction each
+    # 500, 500, 500, 500, 250: one transaction each, all written before the
+    # first reply is read (the default window is wider than five).
+    assert events == ["write"] * 5 + ["read"] * 5
     assert broker.llen(queue) == 2250
     (report,) = dispatch_reports()
     assert report.by_engine == 2250
+    app.conf.turbogroup_confirm_window = 2
+    events.clear()
+    group(add.s(i, i) for i in range(2250)).apply_async()
+    assert events == ["write", "write", "read", "write", "read", "write", "read", "write"] + [
+        "read",
+        "read",
+    ]
+    assert broker.llen(queue) == 4500
     app.conf.turbogroup_batch_size = 0
     with pytest.raises(ValueError, match="turbogroup_batch_size"):
         group(add.s(i, i) for i in range(3)).apply_async()
-    assert broker.llen(queue) == 2250
+    assert broker.llen(queue) == 4500
 
 
 def test_a_publish_signal_receiver_gets_celerys_publish_batched(env, caplog, dispatch_reports):

@@ -2,7 +2,7 @@
 
 :func:`bulk_publisher` picks the strategy for the producer's transport, in
 one place: publisher-confirmed pipelining on RabbitMQ (``publish/amqp.py``),
-batches everywhere else (``publish/batch.py``; one round trip per batch on
+batches everywhere else (``publish/batch.py``; pipelined transactions on
 Redis, message by message on transports kombu does not batch). Both build
 every message of the group before sending any (``publish/deferred.py``).
 """
@@ -14,7 +14,12 @@ from typing import Any, Protocol
 
 from turbogroup._compat import RedisChannel
 from turbogroup.publish.amqp import DEFAULT_CONFIRM_WINDOW, publish_confirmed, uses_pyamqp
-from turbogroup.publish.batch import DEFAULT_BATCH_SIZE, bulk_publish_allowed, publish_batch
+from turbogroup.publish.batch import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WINDOW,
+    bulk_publish_allowed,
+    publish_batch,
+)
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.memory import MemoryChannel, MemoryFastDispatch
 from turbogroup.publish.redis import RedisFastDispatch
@@ -67,7 +72,12 @@ def bulk_publisher(
             confirm_timeout=conf.get("turbogroup_confirm_timeout"),
         )
     return publish_batch(
-        producer, size=size, retry=retry, retry_policy=policy, reacquire=app.producer_or_acquire
+        producer,
+        size=size,
+        retry=retry,
+        retry_policy=policy,
+        reacquire=app.producer_or_acquire,
+        window=int(conf.get("turbogroup_confirm_window", DEFAULT_WINDOW)),
     )
 
 

@@ -6,19 +6,24 @@ message is built (``publish/deferred.py``; on Redis the fast path encodes it
 in Rust) and kept; every ``size`` children the messages built so far are
 sealed into a *step*. Nothing is sent, so a child that raises leaves the
 broker untouched. Phase two, when the loop has finished, sends the steps in
-order: on Redis one round trip per step (the fast path's multi-value LPUSHes,
-then kombu's ``Producer.batch()`` pipeline for the rest); on transports kombu
-does not batch, message by message.
+order. On Redis a step of the fast path's messages alone is one MULTI/EXEC
+transaction of multi-value LPUSHes that also sets a marker key saying it
+landed, and consecutive such steps are pipelined on one connection,
+``window`` of them written ahead of their replies (a slow link then costs a
+round trip per window, not per step); a step holding messages Celery's
+publish built goes alone, through kombu's ``Producer.batch()`` pipeline for
+those. On transports kombu does not batch, message by message.
 
 A step that fails with a connection error is sent again per the group's
 ``retry``/``retry_policy`` (over ``task_publish_retry``/
-``task_publish_retry_policy``, as Celery merges them). A pipeline that broke
-mid-way may already have queued some of its messages, so a resent step can
-queue a message twice: delivery is at least once, as with Celery's own
-retries. When the retries run out, :class:`~turbogroup.errors.PublishError`
-lists exactly the ids not confirmed sent: the failed step's (those of a
-transport without batches from the message that failed) and every later
-step's, none of which was sent.
+``task_publish_retry_policy``, as Celery merges them), from the first step
+whose reply was not read; a fast-path step whose marker shows it landed is
+not pushed again, so those are queued exactly once. (A step through kombu's
+pipeline that broke mid-way may be queued twice when resent: at least
+once, as with Celery's own retries.) When the retries run out,
+:class:`~turbogroup.errors.PublishError` lists exactly the ids not
+confirmed sent: the failed step's (those of a transport without batches
+from the message that failed) and every later step's.
 """
 
 from __future__ import annotations
@@ -43,11 +48,14 @@ from turbogroup.celery_guards import (
 from turbogroup.errors import PublishError
 from turbogroup.publish.amqp import uses_pyamqp
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
+from turbogroup.publish.redis_wire import send_transactions
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import retrying
 from turbogroup.publish.signals import Notice, hold_after_publish, publish_receivers
 
 DEFAULT_BATCH_SIZE = 1000
+#: Steps written ahead of their replies on Redis (``turbogroup_confirm_window``).
+DEFAULT_WINDOW = 8
 
 
 def bulk_publish_allowed(app: Any, producer: Any) -> bool:
@@ -90,9 +98,13 @@ class Step:
         send: Callable[[int], None],
         per_message: bool,
         records: list[Deferred] | None = None,
+        pipelined: Any = None,
     ) -> None:
         self.ids = ids
         self.send = send
+        # The fast path's FastSend when the step is its messages alone: then
+        # it is pipelined with its neighbours (publish/redis_wire.py).
+        self.pipelined = pipelined
         # Celery's publish's messages among them, in order: their held
         # after_task_publish is sent once they are.
         self.records = records or []
@@ -115,8 +127,10 @@ class Batch:
         size: int = DEFAULT_BATCH_SIZE,
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
         self.target = target
+        self.window = window
         self.producer = DeferringProducer(target, self)
         self.fast: Any = None
         # on_sent(done, total): called as steps are sent (progress).
@@ -207,7 +221,8 @@ class Batch:
             for each in sends:
                 each()
 
-        self.steps.append(Step(ids, send, per_message=False, records=in_step))
+        alone = sends[0] if len(sends) == 1 and getattr(self.fast, "pipelines", False) else None
+        self.steps.append(Step(ids, send, per_message=False, records=in_step, pipelined=alone))
 
     def _resume(self, steps: list[Step]) -> None:
         """Send ``steps`` (the failed one from where it stopped), on a
@@ -264,30 +279,61 @@ class Batch:
                     notice.send()
 
     def flush(self) -> None:
-        """Seal what is left and send every step."""
+        """Seal what is left and send every step: consecutive steps of the
+        fast path's messages alone pipelined, ``window`` in flight."""
         self.seal()
         steps, self.steps = self.steps, []
         total = self.confirmed + sum(len(step.ids) for step in steps)
-        for k, step in enumerate(steps):
+        k = 0
+        while k < len(steps):
+            run = [steps[k]]
+            if steps[k].pipelined is not None and self.window > 1:
+                while k + len(run) < len(steps) and steps[k + len(run)].pipelined is not None:
+                    run.append(steps[k + len(run)])
+            self._send_run(steps, k, run, total)
+            k += len(run)
+        if self.fast is not None:
+            self.report.fallbacks.update(self.fast.fallbacks)
+        self.report.emit()
 
-            def attempt(step: Step = step) -> None:
-                step.send(step.done if step.per_message else 0)
+    def _send_run(self, steps: list[Step], k: int, run: list[Step], total: int) -> None:
+        """Send ``run`` (``steps[k:k + len(run)]``): one step, or steps to
+        pipeline. Each is confirmed once its reply is read; on an error
+        that outlives the retries, PublishError lists the first
+        unconfirmed step's ids and every later step's."""
+        applied = 0  # of the run's steps, how many are confirmed
 
-            try:
-                retrying(attempt, self._errors, self.retry, self.retry_policy, "publishing a batch")
-            except Exception as exc:
-                confirmed = step.done if step.per_message else 0
-                self._announce(step.records[:confirmed])
-                unconfirmed = step.ids[confirmed:] + [i for s in steps[k + 1 :] for i in s.ids]
-                resume = partial(self._resume, steps[k:])
-                raise PublishError(unconfirmed, self.confirmed + confirmed, resume) from exc
+        def confirm_next() -> None:
+            nonlocal applied
+            step = run[applied]
+            applied += 1
             self.confirmed += len(step.ids)
             self._announce(step.records)
             if self.on_sent is not None:
                 self.on_sent(self.confirmed, total)
-        if self.fast is not None:
-            self.report.fallbacks.update(self.fast.fallbacks)
-        self.report.emit()
+
+        def attempt() -> None:
+            rest = run[applied:]
+            if len(run) == 1:
+                step = rest[0]
+                step.send(step.done if step.per_message else 0)
+                confirm_next()
+                return
+            transactions = (step.pipelined.transaction() for step in rest)
+            send_transactions(self.fast.channel, transactions, self.window, confirm_next)
+
+        try:
+            retrying(attempt, self._errors, self.retry, self.retry_policy, "publishing a batch")
+        except Exception as exc:
+            if applied >= len(run):
+                raise  # every step confirmed: a progress callback raised
+            step = run[applied]
+            confirmed = step.done if step.per_message else 0
+            self._announce(step.records[:confirmed])
+            failed = k + applied
+            unconfirmed = step.ids[confirmed:] + [i for s in steps[failed + 1 :] for i in s.ids]
+            resume = partial(self._resume, steps[failed:])
+            raise PublishError(unconfirmed, self.confirmed + confirmed, resume) from exc
 
 
 @contextmanager
@@ -297,8 +343,9 @@ def publish_batch(
     retry: bool = True,
     retry_policy: dict[str, Any] | None = None,
     reacquire: Callable[[], Any] | None = None,
+    window: int = DEFAULT_WINDOW,
 ) -> Iterator[Batch]:
-    batch = Batch(producer, size, retry, retry_policy)
+    batch = Batch(producer, size, retry, retry_policy, window)
     batch.reacquire = reacquire
     yield batch  # a child that raised: nothing was sent, nothing to undo
     batch.flush()

@@ -25,6 +25,8 @@ from turbogroup.publish.redis import Message, RedisFastDispatch, Run
 class MemoryFastDispatch(RedisFastDispatch):
     """``RedisFastDispatch`` whose batches are put on in-memory queues."""
 
+    pipelines = False  # nothing to wait for: each step is put at once
+
     def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, Any], str]) -> str:
         del message, keys  # kombu's memory channel has one queue per name
         return queue

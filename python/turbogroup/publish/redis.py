@@ -39,7 +39,7 @@ from turbogroup.publish.alike import (
     fast_path_allowed,
     repr_limits,
 )
-from turbogroup.publish.redis_wire import send_commands, step_landed
+from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed
 from turbogroup.publish.resolve import MessageResolver
 
 logger = logging.getLogger("turbogroup.publish.redis")
@@ -81,8 +81,32 @@ def _priority(message: Message) -> Any:
     return (message.template if isinstance(message, Alike) else message)["priority"]
 
 
+class FastSend:
+    """One step's fast-path messages: calling it sends them (a round trip
+    of their own); ``transaction()`` gives them to be pipelined with other
+    steps' (``publish/batch.py``). Either way, a second attempt pushes
+    nothing if the first one landed."""
+
+    __slots__ = ("_attempts", "_dispatch", "_marker", "_prepared")
+
+    def __init__(self, dispatch: RedisFastDispatch, prepared: Any, marker: str) -> None:
+        self._dispatch, self._prepared, self._marker = dispatch, prepared, marker
+        self._attempts = 0
+
+    def __call__(self) -> None:
+        self._attempts += 1
+        self._dispatch._push(self._prepared, self._marker, self._attempts > 1)
+
+    def transaction(self) -> Transaction:
+        self._attempts += 1
+        return self._dispatch._transaction(self._prepared, self._marker, self._attempts > 1)
+
+
 class RedisFastDispatch:
     """Builds the messages of one group dispatch and pushes them in batches."""
+
+    #: Whether its steps can be pipelined (``FastSend.transaction``).
+    pipelines = True
 
     def __init__(
         self,
@@ -221,7 +245,7 @@ class RedisFastDispatch:
             sealed.append(Sealed(seq, task_id, self._list_key(queue, message, keys), message))
         return sealed
 
-    def sender(self, sealed: list[Sealed]) -> Callable[[], None]:
+    def sender(self, sealed: list[Sealed]) -> FastSend:
         """What sends these sealed messages, in order: runs of one list key
         and one template, an alike message kept as its (id, index, args,
         kwargs) only."""
@@ -235,17 +259,8 @@ class RedisFastDispatch:
             if not runs or runs[-1].key != key or runs[-1].template is not template:
                 runs.append(Run(key, template, []))
             runs[-1].messages.append(entry)
-        prepared = self._prepare(runs)
         self._steps += 1
-        marker = f"turbogroup.sent.{self._tag}.{self._steps}"
-        attempts = 0
-
-        def send() -> None:
-            nonlocal attempts
-            attempts += 1
-            self._push(prepared, marker, attempts > 1)
-
-        return send
+        return FastSend(self, self._prepare(runs), f"turbogroup.sent.{self._tag}.{self._steps}")
 
     def _list_key(self, queue: str, message: Message, keys: dict[tuple[str, Any], str]) -> str:
         """The list kombu pushes ``message`` to, by kombu's own rules (the
@@ -264,15 +279,23 @@ class RedisFastDispatch:
         themselves: their bytes are built only when sent."""
         return runs
 
+    def _transaction(self, runs: list[Run], marker: str, again: bool) -> Transaction:
+        """``_push``'s transaction, to be pipelined with others' (None when
+        sent ``again`` and its marker says it landed)."""
+        key = self.channel.global_keyprefix + marker
+        if again and step_landed(self.channel, key):
+            return None
+        return self._lpush_commands(runs), key
+
     def _push(self, runs: list[Run], marker: str, again: bool) -> None:
         """One transaction: the step's LPUSHes and a marker key saying it
         landed. Sent ``again`` (a retry, a resume), a step whose marker is
         there is not pushed twice: exactly once, even when the connection
         died after Redis applied the step but before its reply came."""
-        key = self.channel.global_keyprefix + marker
-        if again and step_landed(self.channel, key):
-            return
-        send_commands(self.channel, self._lpush_commands(runs), landed=key)
+        transaction = self._transaction(runs, marker, again)
+        if transaction is not None:
+            commands, key = transaction
+            send_commands(self.channel, commands, landed=key)
 
     def _lpush_commands(self, runs: list[Run]) -> list[bytes]:
         """A step's LPUSHes, one per run, as Redis protocol bytes; the

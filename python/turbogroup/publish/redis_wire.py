@@ -1,10 +1,12 @@
 """The Redis fast path's wire: packed commands sent on a connection of
 the channel's own pool, in one round trip, optionally as one transaction
-that records that it landed."""
+that records that it landed; or several such transactions pipelined, a
+window of them written ahead of their replies."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,15 +46,62 @@ def send_commands(channel: RedisChannel, commands: list[bytes], landed: str | No
             for _ in commands:
                 connection.read_response()
             return
-        head = connection.pack_command("MULTI")
-        tail = connection.pack_command("SET", landed, "1", "EX", LANDED_MARKER_SECONDS)
-        tail += connection.pack_command("EXEC")
-        connection.send_packed_command([*head, *commands, *tail])
-        for _ in range(len(commands) + 2):  # OK, then QUEUED for each
-            connection.read_response()
-        for reply in connection.read_response():  # EXEC: one reply per command
-            if isinstance(reply, Exception):
-                raise reply
+        _write_transaction(connection, commands, landed)
+        _read_transaction(connection, len(commands))
+
+
+#: A transaction to pipeline: its commands and its landed marker's key; None
+#: for one already applied (found by its marker), which only takes its turn.
+Transaction = tuple[list[bytes], str] | None
+
+
+def send_transactions(
+    channel: RedisChannel,
+    transactions: Iterable[Transaction],
+    window: int,
+    on_applied: Callable[[], None],
+) -> None:
+    """Send each transaction as ``send_commands(..., landed=...)`` would, in
+    order on one connection, with up to ``window`` of them written before
+    the first one's replies are read: a slow link costs about one round
+    trip per window, not one per transaction. ``on_applied()`` is called
+    once per transaction, in order, as soon as its EXEC reply is read (or
+    its turn comes, for None); an error raises with the later ones
+    unconfirmed (each may have landed: its marker tells)."""
+    with _connection(channel) as connection:
+        in_flight: deque[int | None] = deque()  # commands per transaction
+        for transaction in transactions:
+            if len(in_flight) >= window:
+                _settle(connection, in_flight.popleft(), on_applied)
+            if transaction is None:
+                in_flight.append(None)
+                continue
+            commands, landed = transaction
+            _write_transaction(connection, commands, landed)
+            in_flight.append(len(commands))
+        while in_flight:
+            _settle(connection, in_flight.popleft(), on_applied)
+
+
+def _settle(connection: Any, commands: int | None, on_applied: Callable[[], None]) -> None:
+    if commands is not None:
+        _read_transaction(connection, commands)
+    on_applied()
+
+
+def _write_transaction(connection: Any, commands: list[bytes], landed: str) -> None:
+    head = connection.pack_command("MULTI")
+    tail = connection.pack_command("SET", landed, "1", "EX", LANDED_MARKER_SECONDS)
+    tail += connection.pack_command("EXEC")
+    connection.send_packed_command([*head, *commands, *tail])
+
+
+def _read_transaction(connection: Any, commands: int) -> None:
+    for _ in range(commands + 2):  # OK, then QUEUED for each
+        connection.read_response()
+    for reply in connection.read_response():  # EXEC: one reply per command
+        if isinstance(reply, Exception):
+            raise reply
 
 
 def step_landed(channel: RedisChannel, key: str) -> bool:
@@ -62,4 +111,10 @@ def step_landed(channel: RedisChannel, key: str) -> bool:
         return bool(connection.read_response())
 
 
-__all__ = ["LANDED_MARKER_SECONDS", "send_commands", "step_landed"]
+__all__ = [
+    "LANDED_MARKER_SECONDS",
+    "Transaction",
+    "send_commands",
+    "send_transactions",
+    "step_landed",
+]
