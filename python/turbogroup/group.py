@@ -9,7 +9,6 @@ name the Celery quirk kept where one is).
 from __future__ import annotations
 
 import itertools
-from collections.abc import MutableSequence
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
@@ -19,15 +18,15 @@ from celery.canvas import Signature, _chain, _chord
 from celery.canvas import group as _celery_group
 from celery.result import GroupResult as _CeleryGroupResult
 from celery.utils import abstract
-from celery.utils.functional import _regen, regen
+from celery.utils.functional import _regen
 
 from turbogroup._gc import THRESHOLD as GC_PAUSE_THRESHOLD
 from turbogroup._gc import gc_paused
-from turbogroup._unroll import freeze_leaf, freeze_unroll
+from turbogroup._unroll import freeze_leaf
 from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.errors import note_child
-from turbogroup.ids import uuid
+from turbogroup.freezing import GroupFreezing, LazilyFrozen
 from turbogroup.lazy import LazyResults
 from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.progress import DispatchProgress, ProgressFn
@@ -56,13 +55,6 @@ def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
     except Exception as exc:
         note_child(exc, position, _task_name(sig), nothing_sent)
         raise
-
-
-class LazilyFrozen(_regen):
-    """A generator group's children after ``freeze``: each is frozen only
-    when its result is first read, so one may look unfrozen when
-    dispatched (a chord header's are). The plain path takes them only once
-    every one is frozen."""
 
 
 def _unproxied(app: Any) -> Any:
@@ -106,7 +98,7 @@ def adopt(sig: Any, cls: type) -> Any:
     return sig
 
 
-class group(_celery_group):  # noqa: N801 - Celery's name
+class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
     """Creates a group of tasks to be executed in parallel.
 
     Same constructor, options and results as ``celery.group``; see
@@ -444,116 +436,6 @@ class group(_celery_group):  # noqa: N801 - Celery's name
         if batch.fast is None:
             batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
         return batch.fast if batch.fast.app is app else None
-
-    def _freeze_gid(self, options: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
-        options = {
-            **self.options,
-            **{
-                k: v
-                for k, v in options.items()
-                if k not in self._IMMUTABLE_OPTIONS or k not in self.options
-            },
-        }
-        # Celery: options.pop('task_id', uuid()) -- an explicit task_id of
-        # None stays None.
-        group_id = options.pop("task_id") if "task_id" in options else uuid()
-        options["group_id"] = group_id
-        return options, group_id, options.get("root_id")
-
-    def _freeze_group_tasks(
-        self,
-        _id: str | None = None,
-        group_id: str | None = None,
-        chord: Any = None,
-        root_id: str | None = None,
-        parent_id: str | None = None,
-        group_index: int | None = None,
-    ) -> tuple[str, Any]:
-        opts = self.options
-        try:
-            gid = opts["task_id"]
-        except KeyError:
-            gid = opts["task_id"] = uuid()
-        if group_id:
-            opts["group_id"] = group_id
-        if chord:
-            opts["chord"] = chord
-        if group_index is not None:
-            opts["group_index"] = group_index
-        root_id = opts.setdefault("root_id", root_id)
-        parent_id = opts.setdefault("parent_id", parent_id)
-        if isinstance(self.tasks, _regen):
-            # A generator group is frozen lazily: one tee freezes (yielding
-            # results), the other replaces the consumed generator.
-            tasks1, tasks2 = itertools.tee(self._unroll_tasks(self.tasks))
-            results = regen(self._freeze_tasks(tasks1, group_id, chord, root_id, parent_id))
-            self.tasks = LazilyFrozen(tasks2)
-        else:
-            new_tasks: list[Signature] = []
-            results = freeze_unroll(
-                self.tasks, self._app, new_tasks, group_id, chord, root_id, parent_id
-            )
-            if isinstance(self.tasks, MutableSequence):
-                self.tasks[:] = new_tasks
-            else:
-                self.tasks = new_tasks
-        return gid, results
-
-    def freeze(
-        self,
-        _id: str | None = None,
-        group_id: str | None = None,
-        chord: Any = None,
-        root_id: str | None = None,
-        parent_id: str | None = None,
-        group_index: int | None = None,
-    ) -> Any:
-        return group_result_cls(self.app)(
-            *self._freeze_group_tasks(
-                _id=_id,
-                group_id=group_id,
-                chord=chord,
-                root_id=root_id,
-                parent_id=parent_id,
-                group_index=group_index,
-            )
-        )
-
-    _freeze = freeze
-
-    def _freeze_tasks(
-        self,
-        tasks: Any,
-        group_id: str | None,
-        chord: Any,
-        root_id: str | None,
-        parent_id: str | None,
-    ) -> Any:
-        # Empty chains are dropped here as in _prepared (celery #9772).
-        yield from (
-            freeze_leaf(
-                task,
-                group_id=group_id,
-                chord=chord,
-                root_id=root_id,
-                parent_id=parent_id,
-                group_index=group_index,
-            )
-            for group_index, task in enumerate(tasks)
-            if not (isinstance(task, _chain) and not task.tasks)
-        )
-
-    def _freeze_unroll(
-        self,
-        new_tasks: list[Signature],
-        group_id: str | None,
-        chord: Any,
-        root_id: str | None,
-        parent_id: str | None,
-    ) -> Any:
-        yield from freeze_unroll(
-            self.tasks, self._app, new_tasks, group_id, chord, root_id, parent_id
-        )
 
 
 __all__ = ["adopt", "group"]
