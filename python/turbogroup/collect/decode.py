@@ -54,10 +54,22 @@ def decode_json_batch(payloads: Sequence[bytes | None]) -> tuple[list[Any], list
     joined = b"".join(p for p in payloads if p is not None)
     if _TAG not in joined and _ESCAPE not in joined:
         return values, []
-    return _decode_one_by_one(payloads)
+    # Somewhere a tag or an escape: the parsed values of the payloads that
+    # hold one are searched (nothing is parsed again).
+    needs_kombu = [
+        i
+        for i, payload in enumerate(payloads)
+        if payload is not None
+        and (_TAG in payload or _ESCAPE in payload)
+        and _has_tagged(values[i])
+    ]
+    for i in needs_kombu:
+        values[i] = None
+    return values, needs_kombu
 
 
 def _decode_one_by_one(payloads: Sequence[bytes | None]) -> tuple[list[Any], list[int]]:
+    """A batch with a payload jiter refuses: each parsed on its own."""
     values: list[Any] = []
     needs_kombu: list[int] = []
     for i, payload in enumerate(payloads):
