@@ -166,16 +166,18 @@ class BatchedCollection(CeleryResultSet):
         stop = (lambda state: state in states.PROPAGATE_STATES) if propagate else None
         with gc_paused(len(results)):
             metas = collector.fetch(results, stop)
+        # metas stops at the first failure to raise, which raises below.
         for result, meta in zip(results, metas):
             if result._cache is not None:
                 result.maybe_throw(callback=callback, propagate=propagate)
                 continue
-            # Not ready: what AsyncResult.maybe_throw does with the meta
-            # its own read would have given (never raises).
+            # What AsyncResult.maybe_throw does with the meta its own read
+            # would have given (the result did not cache it).
+            state, value = meta["status"], meta["result"]
+            if state in states.PROPAGATE_STATES and propagate:
+                result.throw(value, result._to_remote_traceback(meta.get("traceback")))
             if callback is not None:
-                callback(result.id, meta["result"])
-        for result in results[len(metas) :]:
-            result.maybe_throw(callback=callback, propagate=propagate)
+                callback(result.id, value)
         return None
 
     def completed_count(self) -> int:
