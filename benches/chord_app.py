@@ -15,8 +15,8 @@ REDIS = os.environ.get("TG_CHORD_REDIS", "redis://127.0.0.1:6379")
 PREFIX = os.environ.get("TG_CHORD_PREFIX", "tg-chord:")
 # A SQLAlchemy URL: results in Celery's database backend, tables of the run.
 DATABASE = os.environ.get("TG_CHORD_DATABASE", "")
-TABLES = {"task": f"{PREFIX[:-1]}_task", "group": f"{PREFIX[:-1]}_group"}
-TABLES = {k: v.replace("-", "_") for k, v in TABLES.items()}
+_NAME = PREFIX[:-1].replace("-", "_")  # a plain SQL identifier
+TABLES = {"task": f"{_NAME}_task", "group": f"{_NAME}_group"}
 
 app = Celery("tg_chord")
 app.conf.update(

@@ -81,8 +81,8 @@ class DatabaseResults(StoredResults):
     backend_name = "database"
 
     def __init__(self, database_url: str, tag: str) -> None:
-        self.tables = {"task": f"{tag}_task".replace("-", "_"), "group": f"{tag}_group"}
-        self.tables["group"] = self.tables["group"].replace("-", "_")
+        name = tag.replace("-", "_")  # a plain SQL identifier
+        self.tables = {"task": f"{name}_task", "group": f"{name}_group"}
         self.app = Celery("turbogroup-bench-collect-db", set_as_current=False)
         self.app.conf.update(
             broker_url="memory://",
