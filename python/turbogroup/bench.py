@@ -231,7 +231,7 @@ def collect_from(
     try:
         for n in sizes:
             progress(f"collect N={n} ({stored.backend_name}): storing {n} results")
-            ids = stored.store(n)
+            saved = (stored.save(stored.store(n)), n)
             for op in collect.OPERATIONS:
                 for lib in collect.IMPLS:
                     label = f"{op} ({stored.backend_name})"
@@ -239,7 +239,7 @@ def collect_from(
                     timing = skip_by_prediction(last_ok(series), n, args.max_seconds)
                     if timing is None:
                         timing = collect.run_collect(
-                            stored, lib, op, ids, args.rounds, args.max_seconds, progress
+                            stored, lib, op, saved, args.rounds, args.max_seconds, progress
                         )
                     series.append(timing)
     finally:

@@ -8,8 +8,10 @@ rebuilt from a dict or cloned). Rebinding all of them makes ``celery.group``,
 use ours. Both are subclasses of Celery's classes, so Celery's own
 ``isinstance`` checks keep holding.
 
-Celery's ``chord_unlock`` task, which completes chords on backends without
-native chord support, gets our ``GroupResult`` too (``unlock.py``).
+``app.GroupResult``, which makes restored results and the ones Celery
+builds for chords and chains, is our ``GroupResult`` (``app_results.py``);
+so is the one Celery's ``chord_unlock`` task builds, which completes chords
+on backends without native chord support (``unlock.py``).
 
 One backend method is wrapped as well, because a chord reaches it even
 when the user's ``chord`` was imported before ``install()`` (a name bound
@@ -25,7 +27,7 @@ from typing import Any
 
 from celery.canvas import Signature
 
-from turbogroup import unlock
+from turbogroup import app_results, unlock
 from turbogroup._compat import RedisBackend
 from turbogroup.chord import chord
 from turbogroup.collect.subscriptions import header_results_unregistered
@@ -76,6 +78,7 @@ def install() -> None:
             if original is not None:  # absent from a stand-in (no redis-py)
                 _saved_methods[cls, method] = original
                 setattr(cls, method, wrap(original))
+        app_results.start()
         unlock.start()
 
 
@@ -89,6 +92,7 @@ def uninstall() -> None:
         Signature.TYPES.update(_saved_types)
         for (cls, method), original in _saved_methods.items():
             setattr(cls, method, original)
+        app_results.stop()
         unlock.stop()
         _saved.clear()
         _saved_types.clear()

@@ -60,7 +60,10 @@ def _ready_barrier(results: Any) -> Any:
     """
     if not isinstance(results, (list, tuple)) or not results:
         return barrier(results)  # lazy (regen) or empty: exactly vine's rules
-    if not fast_path_enabled(getattr(results[0], "app", None)):
+    # A nested set's app may be current_app's, which need not be set: only
+    # a plain result's is read (and only plain results are attached below).
+    app = next((r.app for r in results if isinstance(r, AsyncResult)), None)
+    if not fast_path_enabled(app):
         return barrier(results)  # Celery's own path, subscriptions included
     b = barrier(size=len(results))
     # vine marks the barrier finalized only after attaching every member:
@@ -405,19 +408,28 @@ def group_result_cls(app: Celery) -> type[CeleryGroupResult]:
     """The result class a group of ``app`` returns.
 
     ``app.GroupResult`` is normally Celery's class bound to the app; then we
-    return ours, bound the same way (and pickled the same way, through
-    ``app.GroupResult``). An app that set its own ``GroupResult`` keeps it.
-    The class is kept on the app, as Celery keeps its own bound classes: a
-    mapping from apps to classes bound to them would keep every app alive.
+    return ours, bound the same way (:func:`bound_group_result`). An app
+    that set its own ``GroupResult`` keeps it.
     """
     current = app.GroupResult
     if not _is_celery_default(current, app):
         return current
-    cls = app.__dict__.get("_turbogroup_GroupResult")
+    return bound_group_result(app)
+
+
+def bound_group_result(app: Celery) -> type[CeleryGroupResult]:
+    """Our ``GroupResult`` bound to ``app`` as Celery binds its own (and
+    pickled the same way, through ``app.GroupResult``). The class is kept
+    on the app, as Celery keeps its own bound classes: a mapping from apps
+    to classes bound to them would keep every app alive."""
+    cls = app.__dict__.get(BOUND_ATTRIBUTE)
     if cls is None:
         cls = app.subclass_with_self(GroupResult, reverse="GroupResult")
-        app.__dict__["_turbogroup_GroupResult"] = cls
+        app.__dict__[BOUND_ATTRIBUTE] = cls
     return cls
+
+
+BOUND_ATTRIBUTE = "_turbogroup_GroupResult"
 
 
 def _is_celery_default(cls: Any, app: Any) -> bool:

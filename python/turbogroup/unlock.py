@@ -25,7 +25,7 @@ from typing import Any
 
 from celery import _state
 
-from turbogroup.result import _is_celery_default, group_result_cls
+from turbogroup.result import BOUND_ATTRIBUTE, _is_celery_default, group_result_cls
 
 UNLOCK_TASK = "celery.chord_unlock"
 _PARAMETER = "GroupResult"
@@ -54,14 +54,22 @@ def _default_index(run: FunctionType) -> int | None:
     return index if index >= 0 else None
 
 
+def _unlock_default(app: Any) -> tuple[FunctionType, int] | None:
+    """``app``'s chord_unlock function and the index of its ``GroupResult``
+    default, if it has them."""
+    run = _unlock_function(app)
+    index = _default_index(run) if run is not None else None
+    return None if run is None or index is None else (run, index)
+
+
 def batch_unlock(app: Any) -> bool:
     """Make ``app``'s chord_unlock build turbogroup's ``GroupResult``;
     False where it is not Celery's default to replace."""
     with _lock:
-        run = _unlock_function(app)
-        index = _default_index(run) if run is not None else None
-        if run is None or index is None or run in _originals:
+        found = _unlock_default(app)
+        if found is None or found[0] in _originals:
             return False
+        run, index = found
         defaults = list(run.__defaults__ or ())
         if not _is_celery_default(defaults[index], app):
             return False
@@ -91,7 +99,8 @@ def start() -> None:
 
 
 def stop() -> None:
-    """From ``uninstall()``: every chord_unlock gets Celery's defaults back."""
+    """From ``uninstall()``, after ``app_results.stop()``: every
+    chord_unlock gets Celery's defaults back."""
     _state._on_app_finalizers.discard(_on_app_finalize)
     for app in list(_state._get_active_apps()):
         app.on_after_finalize.disconnect(_after_finalize, dispatch_uid=_RECEIVER_UID)
@@ -99,3 +108,13 @@ def stop() -> None:
         for run, defaults in list(_originals.items()):
             run.__defaults__ = defaults
         _originals.clear()
+        # An app finalized while installed bound ours as its default
+        # (``app_results``): it gets the class Celery binds now.
+        for app in list(_state._get_active_apps()):
+            found = _unlock_default(app)
+            if found is not None:
+                unlock, index = found
+                bound = list(unlock.__defaults__ or ())
+                if bound[index] is app.__dict__.get(BOUND_ATTRIBUTE):
+                    bound[index] = app.GroupResult
+                    unlock.__defaults__ = tuple(bound)

@@ -12,6 +12,7 @@ from celery.canvas import Signature
 
 import turbogroup
 from turbogroup.install import TARGETS
+from turbogroup.result import group_result_cls
 
 ORIGINAL = {"group": celery.canvas.group, "chord": celery.canvas.chord}
 ORIGINAL_APPLY_CHORD = RedisBackend.__dict__["apply_chord"]
@@ -85,3 +86,47 @@ def test_chord_unlock_builds_our_group_result_while_installed() -> None:
     assert unlock_group_result(later) is later.GroupResult
     for app in (before, own, after, later):
         app.close()
+
+
+def test_app_group_result_is_ours_while_installed() -> None:
+    """Restored results and the ones an app builds from ids are made by
+    ``app.GroupResult``: ours while installed, Celery's again after."""
+    held = celery.Celery("held-before", set_as_current=False)
+    celerys = held.GroupResult  # read before install: swapped, then given back
+    fresh = celery.Celery("not-read-before", set_as_current=False)
+    own = celery.Celery("own-group-result", set_as_current=False)
+    own.GroupResult = type("OwnGroupResult", (celery.result.GroupResult,), {})
+    turbogroup.install()
+    try:
+        made = celery.Celery("made-while-installed", set_as_current=False)
+        for app in (held, fresh, made):
+            cls = app.GroupResult
+            assert issubclass(cls, turbogroup.GroupResult) and cls.app is app
+            assert cls.__name__ == "GroupResult"
+            # restoring goes through result_from_tuple -> app.GroupResult
+            restored = celery.result.result_from_tuple(
+                ((("gid", None), [(("t1", None), None)])), app
+            )
+            assert type(restored) is cls and restored.results[0].id == "t1"
+            assert group_result_cls(app) is cls
+        assert own.GroupResult.__name__ == "OwnGroupResult"  # the app's own: kept
+    finally:
+        turbogroup.uninstall()
+    assert held.GroupResult is celerys
+    for app in (fresh, made):
+        assert app.GroupResult.__bases__ == (celery.result.GroupResult,)
+    for app in (held, fresh, made, own):
+        app.close()
+
+
+def test_chord_unlock_of_an_app_finalized_while_installed_is_celerys_after() -> None:
+    turbogroup.install()
+    try:
+        app = celery.Celery("finalized-while-installed", set_as_current=False)
+        app.finalize()
+        assert issubclass(unlock_group_result(app), turbogroup.GroupResult)
+    finally:
+        turbogroup.uninstall()
+    assert unlock_group_result(app) is app.GroupResult
+    assert app.GroupResult.__bases__ == (celery.result.GroupResult,)
+    app.close()

@@ -1,13 +1,17 @@
 """Collection of N results already stored on a result backend (Redis, or
 Celery's database backend on PostgreSQL): ``GroupResult.get()`` and
-``completed_count()``, Celery's ``GroupResult`` vs turbogroup's, each
-round on fresh result objects built from the ids (nothing cached), as a
-web request following a job up restores them."""
+``completed_count()``, Celery's ``GroupResult`` vs turbogroup's. Each round
+restores the saved group with ``app.GroupResult.restore(gid)`` (nothing
+cached), as a web request following a job up does: plain Celery for one
+side, ``turbogroup.install()`` in effect for the other, the user's code the
+same."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery, states
@@ -15,9 +19,10 @@ from celery.result import GroupResult as CeleryGroupResult
 
 from turbogroup.benchkit.timing import Progress, Timing, run_rounds, time_cap
 from turbogroup.benchkit.transports import delete_redis_keys
+from turbogroup.install import install, installed, uninstall
 from turbogroup.result import GroupResult as TurboGroupResult
 
-IMPLS: dict[str, type] = {"celery": CeleryGroupResult, "turbogroup": TurboGroupResult}
+IMPLS = ("celery", "turbogroup")
 OPERATIONS = ("get", "completed_count")
 STORE_CHUNK = 10_000
 
@@ -31,9 +36,21 @@ class StoredResults:
     def store(self, n: int) -> list[str]:
         raise NotImplementedError
 
-    def fresh(self, impl: str, ids: list[str]) -> Any:
+    def save(self, ids: list[str]) -> str:
+        """The id of a group of ``ids`` saved on the backend, by Celery."""
+        group_id = str(uuid.uuid4())
         results = [self.app.AsyncResult(i) for i in ids]
-        return IMPLS[impl](str(uuid.uuid4()), results, app=self.app)
+        CeleryGroupResult(group_id, results, app=self.app).save()
+        return group_id
+
+    def restore(self, impl: str, group_id: str) -> Any:
+        """The saved group as the user's ``app.GroupResult.restore`` gives
+        it, with ``impl``'s class (checked, so a bench of the wrong class
+        cannot pass)."""
+        res = self.app.GroupResult.restore(group_id)
+        if isinstance(res, TurboGroupResult) != (impl == "turbogroup"):
+            raise AssertionError(f"{impl}: restore gave {type(res).__mro__}")
+        return res
 
     def close(self) -> None:
         self.app.close()
@@ -119,12 +136,31 @@ class DatabaseResults(StoredResults):
         super().close()
 
 
+@contextmanager
+def user_setup(impl: str) -> Iterator[None]:
+    """Plain Celery, or ``turbogroup.install()`` in effect."""
+    if installed():
+        raise RuntimeError("the collection bench needs install() not in effect")
+    if impl == "celery":
+        yield
+        return
+    install()
+    try:
+        yield
+    finally:
+        uninstall()
+
+
 def collect_once(
-    stored: StoredResults, impl: str, operation: str, ids: list[str], max_seconds: float | None
+    stored: StoredResults,
+    impl: str,
+    operation: str,
+    saved: tuple[str, int],
+    max_seconds: float | None,
 ) -> float:
-    res = stored.fresh(impl, ids)
-    n = len(ids)
-    with time_cap(max_seconds):
+    group_id, n = saved
+    with user_setup(impl), time_cap(max_seconds):
+        res = stored.restore(impl, group_id)
         t0 = time.perf_counter()
         value = res.get(timeout=max_seconds) if operation == "get" else res.completed_count()
         elapsed = time.perf_counter() - t0
@@ -138,16 +174,19 @@ def run_collect(
     stored: StoredResults,
     impl: str,
     operation: str,
-    ids: list[str],
+    saved: tuple[str, int],
     rounds: int,
     max_seconds: float | None,
     progress: Progress,
 ) -> Timing:
+    """``rounds`` timed ``operation`` calls on the group ``saved`` (its id
+    and size), restored afresh for each."""
+    n = saved[1]
     return run_rounds(
-        len(ids),
+        n,
         rounds,
         max_seconds,
-        lambda: (collect_once(stored, impl, operation, ids, max_seconds), None),
-        f"collect N={len(ids)} {impl} {operation}",
+        lambda: (collect_once(stored, impl, operation, saved, max_seconds), None),
+        f"collect N={n} {impl} {operation}",
         progress,
     )

@@ -42,7 +42,7 @@ def write_plot(dispatch: Series, path: str, rounds: int, collection: Series | No
             axes[1][0],
             swapped,
             rounds,
-            "Collection of N stored results, GroupResult made from the ids",
+            "Collection of N stored results, restored group",
             "results in the group (N)",
         )
     fig.tight_layout()

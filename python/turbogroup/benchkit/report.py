@@ -153,7 +153,7 @@ def print_report(report: Report, sizes: list[int], out: Callable = print) -> Non
         )
     if report.collect:
         print_table(
-            f"Collection of N stored results, GroupResult made from the ids "
+            f"Collection of N stored results, group restored by app.GroupResult.restore "
             f"(result backend in brackets), µs per result, {best}",
             ["operation", "N", "celery", "turbogroup", "celery/turbo"],
             collect_rows(report, sizes),
