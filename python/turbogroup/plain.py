@@ -35,7 +35,7 @@ from turbogroup._unroll import freeze_leaf
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults
-from turbogroup.publish.alike import ATOMIC
+from turbogroup.publish.alike import ATOMIC, AlikeChild
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 
@@ -139,6 +139,7 @@ class PlainDispatch:
         # kind -> (queue, template, Task, Task.AsyncResult), or None when
         # that kind's messages are not alike (each goes the whole way)
         self._kinds: dict[tuple[Any, ...], tuple[str, dict[str, Any], Any, Any] | None] = {}
+        self._fallback = self._celery_publish  # one bound method for every child
 
     def run(self, tasks: Any) -> None:
         kinds = self._kinds
@@ -181,13 +182,7 @@ class PlainDispatch:
             return
         task_id = _get(_get(task, "options"), "task_id") or uuid()
         self.fast.add_alike(
-            qname,
-            template,
-            task_id,
-            position,
-            args,
-            kwargs,
-            partial(self._celery_publish, task, position, task_id),
+            qname, AlikeChild(template, task_id, position, args, kwargs, task, self._fallback)
         )
         self.results.add_id(task_id, make)
         self.batch.published(task_id)

@@ -30,6 +30,7 @@ from celery import Signature
 from turbogroup import _core
 from turbogroup.errors import MessageTooLargeError, note_child
 from turbogroup.publish.alike import (
+    AlikeChild,
     AlikeKeys,
     by_template,
     celery_publishing_task,
@@ -49,17 +50,6 @@ class Template(NamedTuple):
     message: dict[str, Any]  # for _core.amqp_alike_parts
     root_follows_id: bool
     body_is_str: bool
-
-
-class AlikeEntry(NamedTuple):
-    """An alike child, waiting in the deferring producer's records."""
-
-    task_id: str
-    template: Template
-    group_index: int
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    fallback: Callable[[], Any]
 
 
 def record_for(t: Template, task_id: str, group_index: int, parts: tuple[Any, ...]) -> Deferred:
@@ -100,7 +90,7 @@ class AmqpFastDispatch:
         self.limits = repr_limits(app)
         self._keys = AlikeKeys(amqp.router)
         self.last_alike: tuple[None, Template] | None = None
-        self.unchecked: list[AlikeEntry] = []
+        self.unchecked: list[AlikeChild] = []
         # the encoder's reasons for the children it passed to Celery
         self.fallbacks: Counter[str] = Counter()
 
@@ -174,20 +164,12 @@ class AmqpFastDispatch:
         )
         return template if same else None
 
-    def add_alike(
-        self,
-        qname: Any,
-        template: Template,
-        task_id: str,
-        group_index: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        fallback: Callable[[], Any],
-    ) -> None:
+    def add_alike(self, qname: Any, child: AlikeChild) -> None:
+        """Queue a child whose message is ``child.template``'s (a
+        ``last_alike``) but for its id, index and arguments."""
         del qname  # routing is the template's
-        entry = AlikeEntry(task_id, template, group_index, args, kwargs, fallback)
-        self.producer.deferred.append(entry)
-        self.unchecked.append(entry)
+        self.producer.deferred.append(child)
+        self.unchecked.append(child)
         if len(self.unchecked) >= CHECK_EVERY:
             self.check()
 
@@ -196,10 +178,10 @@ class AmqpFastDispatch:
         encoder cannot render goes through Celery (its record in its
         place), one over the broker's size limit raises."""
         entries, self.unchecked = self.unchecked, []
-        bad: list[AlikeEntry] = []
+        bad: list[AlikeChild] = []
         for template, positions in by_template([entry.template for entry in entries]):
             run = [entries[i] for i in positions]
-            items = [(e.task_id, e.group_index, e.args, e.kwargs) for e in run]
+            items = [e.fields for e in run]
             sizes = _core.amqp_alike_parts(template.message, items, check=True, **self.limits)
             for entry, size in zip(run, sizes):
                 if isinstance(size, _core.Unsupported):
@@ -211,6 +193,7 @@ class AmqpFastDispatch:
                         f"broker's max_message_size ({self.max_message_size} bytes; set "
                         "turbogroup_max_message_size to the broker's own limit)"
                     )
+                    assert entry.group_index is not None  # a plain dispatch's child
                     note_child(exc, entry.group_index, template.message["name"], True)
                     raise exc
         if bad:
@@ -219,19 +202,16 @@ class AmqpFastDispatch:
             deferred = self.producer.deferred
             where = {id(d): i for i, d in enumerate(deferred)}
             for entry in bad:
-                entry.fallback()
+                entry.through_celery()
                 deferred[where[id(entry)]] = deferred.pop()
 
     def records(self, entries: list[Any]) -> list[Deferred]:
         """The records to send for a slice of the producer's records, alike
         children built now (they were checked)."""
         out: list[Any] = list(entries)
-        templates = [e.template if type(e) is AlikeEntry else None for e in entries]
+        templates = [e.template if type(e) is AlikeChild else None for e in entries]
         for template, at in by_template(templates):
-            items = [
-                (entries[i].task_id, entries[i].group_index, entries[i].args, entries[i].kwargs)
-                for i in at
-            ]
+            items = [entries[i].fields for i in at]
             parts = _core.amqp_alike_parts(template.message, items, **self.limits)
             for i, item, part in zip(at, items, parts):
                 if isinstance(part, _core.Unsupported):  # checked before
@@ -240,4 +220,4 @@ class AmqpFastDispatch:
         return out
 
 
-__all__ = ["AlikeEntry", "AmqpFastDispatch", "Template", "record_for"]
+__all__ = ["AmqpFastDispatch", "Template", "record_for"]

@@ -33,6 +33,7 @@ from turbogroup import _core
 from turbogroup._compat import RedisChannel
 from turbogroup.ids import uuid
 from turbogroup.publish.alike import (
+    AlikeChild,
     AlikeKeys,
     by_template,
     celery_publishing_task,
@@ -45,17 +46,7 @@ from turbogroup.publish.resolve import MessageResolver
 logger = logging.getLogger("turbogroup.publish.redis")
 
 
-class Alike(NamedTuple):
-    """A message equal to ``template`` but for its ids and arguments."""
-
-    template: dict[str, Any]
-    task_id: str
-    group_index: int | None
-    args: Any
-    kwargs: Any
-
-
-Message = dict[str, Any] | Alike
+Message = dict[str, Any] | AlikeChild
 
 
 class Sealed(NamedTuple):
@@ -78,7 +69,7 @@ class Run(NamedTuple):
 
 
 def _priority(message: Message) -> Any:
-    return (message.template if isinstance(message, Alike) else message)["priority"]
+    return (message.template if isinstance(message, AlikeChild) else message)["priority"]
 
 
 class FastSend:
@@ -131,7 +122,9 @@ class RedisFastDispatch:
         self._keys = AlikeKeys(app.amqp.router)
         # (task id, queue, message, how to publish it through Celery instead,
         # its place in the dispatch's order)
-        self.pending: list[tuple[str, str, Message, Callable[[], Any], int]] = []
+        # (task id, queue, message, Celery's publish of it or None for an
+        # alike child, which knows its own, sequence number)
+        self.pending: list[tuple[str, str, Message, Callable[[], Any] | None, int]] = []
         # The bulk publisher numbers every message, ours and those Celery's
         # publish records, so that they are sent in dispatch order.
         self.sequence: Callable[[], int] = producer.owner.next_seq
@@ -193,30 +186,13 @@ class RedisFastDispatch:
         qname, template, _ = memo
         self.last_alike = (qname, template)
         task_id = opts["task_id"]
-        return task_id, qname, Alike(template, task_id, opts.get("group_index"), args, kwargs)
+        return task_id, qname, AlikeChild(template, task_id, opts.get("group_index"), args, kwargs)
 
-    def add_alike(
-        self,
-        qname: str,
-        template: dict[str, Any],
-        task_id: str,
-        group_index: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        fallback: Callable[[], Any],
-    ) -> None:
-        """Queue a child whose message is ``template`` (a ``last_alike``)
-        but for its id, index and arguments, already checked by the caller
-        as ``_build`` checks them."""
-        self.pending.append(
-            (
-                task_id,
-                qname,
-                Alike(template, task_id, group_index, args, kwargs),
-                fallback,
-                self.sequence(),
-            )
-        )
+    def add_alike(self, qname: str, child: AlikeChild) -> None:
+        """Queue a child whose message is ``child.template`` (a
+        ``last_alike``) but for its id, index and arguments, already
+        checked by the caller as ``_build`` checks them."""
+        self.pending.append((child.task_id, qname, child, None, self.sequence()))
 
     def seal(self) -> list[Sealed]:
         """Encode what is queued, to check it, and return what this path
@@ -240,7 +216,7 @@ class RedisFastDispatch:
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
                 self.fallbacks[data.reason] += 1
                 with self.pinned(seq):
-                    fallback()
+                    (fallback or cast(AlikeChild, message).through_celery)()
                 continue
             sealed.append(Sealed(seq, task_id, self._list_key(queue, message, keys), message))
         return sealed
@@ -252,8 +228,8 @@ class RedisFastDispatch:
         runs: list[Run] = []
         for _, _, key, message in sealed:
             entry: Any
-            if isinstance(message, Alike):
-                template, entry = message.template, message[1:]
+            if isinstance(message, AlikeChild):
+                template, entry = message.template, message.fields
             else:
                 template, entry = None, message
             if not runs or runs[-1].key != key or runs[-1].template is not template:
@@ -328,14 +304,14 @@ class RedisFastDispatch:
         """None, or ``Unsupported``, per message: alike messages are encoded
         together, per template, and no bytes are kept."""
         out: list[Any] = [None] * len(messages)
-        templates = [m.template if isinstance(m, Alike) else None for m in messages]
+        templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
         whole = [i for i, template in enumerate(templates) if template is None]
         if whole:
             wholes = [cast(dict[str, Any], messages[i]) for i in whole]
             for i, data in zip(whole, _core.encode_task_messages(wholes, **self.limits)):
                 out[i] = data if isinstance(data, _core.Unsupported) else None
         for template, positions in by_template(templates):
-            items = [cast(Alike, messages[i])[1:] for i in positions]
+            items = [cast(AlikeChild, messages[i]).fields for i in positions]
             checked = _core.encode_alike_messages(template, items, check=True, **self.limits)
             if checked.count(None) == len(checked):
                 continue  # the usual case: all encodable, out is all None
