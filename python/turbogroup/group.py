@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf
 from turbogroup.barrier import barrier
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
+from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
 from turbogroup.freezing import GroupFreezing, LazilyFrozen
 from turbogroup.lazy import LazyResults
@@ -69,12 +71,10 @@ def _then(p: Any, result: Any) -> None:
     result.then(p, weak=True)
 
 
-def _dispatching(
-    stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]
-) -> tuple[Any, Any, bool, RedisFastDispatch | None]:
-    """Enter what a dispatch publishes through: (producer, bulk publisher
-    or None, whether results need no subscription, the Redis fast path or
-    None). A dispatch nested in another joins the outer one's."""
+def _dispatching(stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]) -> Sending:
+    """Enter what a dispatch publishes through (its fast path: Redis's or
+    the memory transport's, or None). A dispatch nested in another joins
+    the outer one's."""
     producer = stack.enter_context(app.producer_or_acquire(producer))
     # The strategy for the transport (publish/__init__.py): every
     # message built first, then sent in batches (confirmed and
@@ -87,7 +87,7 @@ def _dispatching(
     if batch is not None:
         producer = batch.producer
     lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
-    return producer, batch, lazy_results, group._fast_path(app, batch)
+    return Sending(producer, batch, group._fast_path(app, batch), lazy_results)
 
 
 def adopt(sig: Any, cls: type) -> Any:
@@ -157,9 +157,8 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         if (progress or on_progress is not None) and not nested:
             reporter = DispatchProgress(progress, on_progress)
         try:
-            result = self._dispatch(
-                tasks, app, producer, reporter, group_id, root_id, args, kwargs, options
-            )
+            call = GroupCall(group_id, root_id, args, kwargs, options)
+            result = self._dispatch(tasks, app, producer, reporter, call)
             if reporter is not None and reporter.last is None:
                 # Published one by one (no bulk publisher): all sent now.
                 reporter(len(result), len(result))
@@ -178,11 +177,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         app: Any,
         producer: Any,
         reporter: DispatchProgress | None,
-        group_id: str,
-        root_id: str | None,
-        args: Any,
-        kwargs: Any,
-        options: dict[str, Any],
+        call: GroupCall,
     ) -> Any:
         p = barrier()
         # A generator group's size is unknown until dispatched (and _regen
@@ -190,31 +185,27 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         size = GC_PAUSE_THRESHOLD if isinstance(self.tasks, _regen) else len(self.tasks)
         result_cls = group_result_cls(app)
         with gc_paused(size), ExitStack() as stack:
-            producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
-            if batch is not None and reporter is not None:
-                batch.on_sent = reporter
-            lazy = self._apply_plain(
-                app,
-                fast,
-                batch,
-                producer,
-                p,
-                lazy_results,
-                group_id,
-                root_id,
-                args,
-                kwargs,
-                options,
-            )
+            sending = _dispatching(stack, app, producer, call.options)
+            if sending.batch is not None and reporter is not None:
+                sending.batch.on_sent = reporter
+            lazy = self._apply_plain(app, sending, p, call)
             if lazy is None:
                 results: Any = list(
-                    self._apply_tasks(tasks, producer, app, p, args=args, kwargs=kwargs, **options)
+                    self._apply_tasks(
+                        tasks,
+                        sending.producer,
+                        app,
+                        p,
+                        args=call.args,
+                        kwargs=call.kwargs,
+                        **call.options,
+                    )
                 )
             elif issubclass(result_cls, BatchedCollection):
                 results = lazy
             else:  # an app's own GroupResult class takes a list
                 results = lazy.materialize()
-        result = result_cls(group_id, results, ready_barrier=p)
+        result = result_cls(call.group_id, results, ready_barrier=p)
         p.finalize()
 
         # group(A.s() | group(B.s(), C.s())): a single child whose result is
@@ -297,7 +288,8 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
     ) -> Any:
         app = app or self.app
         with ExitStack() as stack:
-            producer, batch, lazy_results, fast = _dispatching(stack, app, producer, options)
+            sending = _dispatching(stack, app, producer, options)
+            producer, batch, fast = sending.producer, sending.batch, sending.fast
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
             chord_size = 0
@@ -348,7 +340,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
                     raise
                 if p and not p.cancelled and not p.ready:
                     p.size += 1
-                    if lazy_results:
+                    if sending.lazy_results:
                         # Fulfilled when the result is read (collection or
                         # a child's own get), with no SUBSCRIBE per task.
                         res.on_ready.then(p)
@@ -363,18 +355,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
                 yield res
 
     def _apply_plain(
-        self,
-        app: Any,
-        fast: RedisFastDispatch | AmqpFastDispatch | None,
-        batch: Any,
-        producer: Any,
-        p: Any,
-        lazy_results: bool,
-        group_id: str,
-        root_id: str | None,
-        args: Any,
-        kwargs: Any,
-        options: dict[str, Any],
+        self, app: Any, sending: Sending, p: Any, call: GroupCall
     ) -> LazyResults | None:
         """Dispatch through ``turbogroup.plain`` when every child is a plain
         task signature and the fast path is on; None when it does not apply.
@@ -384,8 +365,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         other effect: on Redis (no subscription, see _apply_tasks) or on a
         backend whose ``add_pending_result`` does nothing.
         """
-        if fast is None:
-            fast = self._amqp_fast_path(app, batch)
+        fast = sending.fast or self._amqp_fast_path(app, sending.batch)
         tasks = self.tasks
         if (
             fast is None
@@ -393,6 +373,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
             or not plain_children(tasks, lazily_frozen=type(tasks) is LazilyFrozen)
         ):
             return None
+        lazy_results = sending.lazy_results
         backend = app.backend
         if not lazy_results and (
             type(backend).add_pending_result is not SyncBackendMixin.add_pending_result
@@ -406,9 +387,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
             # what a child's on_ready would have called
             on_child_ready = p if lazy_results else None
         lazy = LazyResults(attach, on_child_ready)
-        PlainDispatch(fast, batch, producer, group_id, root_id, args, kwargs, options, lazy).run(
-            self.tasks
-        )
+        PlainDispatch(replace(sending, fast=fast), call, lazy).run(self.tasks)
         if counted:
             p.size += len(lazy)
         return lazy

@@ -32,6 +32,7 @@ from celery.canvas import Signature
 from celery.utils.functional import _regen
 
 from turbogroup._unroll import freeze_leaf
+from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults
@@ -115,26 +116,15 @@ class PlainDispatch:
     """One dispatch of plain children into ``fast`` (see the module
     docstring); ``results`` holds what ``apply_async`` returns, lazily."""
 
-    def __init__(
-        self,
-        fast: Any,  # RedisFastDispatch or AmqpFastDispatch
-        batch: Any,
-        producer: Any,
-        group_id: str,
-        root_id: str | None,
-        args: Any,
-        kwargs: Any,
-        options: dict[str, Any],
-        results: LazyResults,
-    ) -> None:
-        self.fast = fast
-        self.batch = batch
-        self.producer = producer
-        self.group_id = group_id
-        self.root_id = root_id
-        self.args = args
-        self.kwargs = kwargs
-        self.options = options
+    def __init__(self, sending: Sending, call: GroupCall, results: LazyResults) -> None:
+        self.fast = sending.fast  # RedisFastDispatch or AmqpFastDispatch
+        self.batch = sending.batch
+        self.producer = sending.producer
+        self.group_id = call.group_id
+        self.root_id = call.root_id
+        self.args = call.args
+        self.kwargs = call.kwargs
+        self.options = call.options
         self.results = results
         # kind -> (queue, template, Task, Task.AsyncResult), or None when
         # that kind's messages are not alike (each goes the whole way)
