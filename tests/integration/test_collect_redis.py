@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+import redis.connection
 from celery import states, uuid
 from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -43,22 +44,20 @@ def both(app, ids):
 
 
 class RoundTrips:
-    """Counts requests this process sends to Redis (a pipeline is one)."""
+    """Counts requests this process writes to Redis: each write of one or
+    more packed commands (a command, a pipeline, a batch of MGETs)."""
 
     def __init__(self, monkeypatch):
         self.count = 0
-        original_pipe, original_cmd = redis.client.Pipeline.execute, redis.Redis.execute_command
+        original = redis.connection.AbstractConnection.send_packed_command
 
-        def pipe_execute(pipe, *a, **k):
+        def send_packed_command(connection, *a, **k):
             self.count += 1
-            return original_pipe(pipe, *a, **k)
+            return original(connection, *a, **k)
 
-        def execute_command(client, *a, **k):
-            self.count += 1
-            return original_cmd(client, *a, **k)
-
-        monkeypatch.setattr(redis.client.Pipeline, "execute", pipe_execute)
-        monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
+        monkeypatch.setattr(
+            redis.connection.AbstractConnection, "send_packed_command", send_packed_command
+        )
 
 
 def test_get_returns_every_value_in_order_like_celery(backend_app):
@@ -323,3 +322,50 @@ def test_maybe_throw_equals_celerys_in_one_round_trip(backend_app, monkeypatch) 
     assert [r._cache is not None for r in ours.results] == [
         r._cache is not None for r in theirs.results
     ]
+
+
+class DropOnce:
+    """Closes the connection under the first reply read after the batched
+    MGETs are written, as a broken link would."""
+
+    def __init__(self, monkeypatch):
+        self.dropped = 0
+        original = redis.connection.AbstractConnection.read_response
+
+        def read_response(connection, *a, **k):
+            if not self.dropped:
+                self.dropped += 1
+                connection.disconnect()
+                raise redis.ConnectionError("dropped by the test")
+            return original(connection, *a, **k)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", read_response)
+
+
+def test_a_dropped_connection_mid_read_raises_like_celery_then_reads_again(
+    backend_app, monkeypatch
+) -> None:
+    ids = store(backend_app, list(range(2500)))
+    ours, _ = both(backend_app, ids)
+    drop = DropOnce(monkeypatch)
+    with pytest.raises(redis.ConnectionError, match="dropped by the test"):
+        ours.get(timeout=10)
+    assert drop.dropped == 1
+    assert ours.get(timeout=10) == list(range(2500))  # the pool recovers
+
+
+def test_a_dropped_connection_is_retried_by_the_connection_retry_policy(
+    backend_app, monkeypatch
+) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    ids = store(backend_app, list(range(2500)))
+    ours, _ = both(backend_app, ids)
+    pool = backend_app.backend.client.connection_pool
+    connection = pool.get_connection()
+    pool.release(connection)
+    monkeypatch.setattr(connection, "retry", Retry(NoBackoff(), 1))
+    drop = DropOnce(monkeypatch)
+    assert ours.get(timeout=10) == list(range(2500))
+    assert drop.dropped == 1

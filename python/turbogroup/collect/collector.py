@@ -22,7 +22,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
 from celery import states
@@ -45,6 +46,8 @@ FEW_PENDING_INTERVAL = 0.01
 _cache_of = attrgetter("_cache")
 _id_of = attrgetter("id")
 _backend_of = attrgetter("backend")
+_status_of = itemgetter("status")
+_result_of = itemgetter("result")
 
 
 def shared_backend(results: Sequence[Any]) -> Any:
@@ -59,10 +62,10 @@ def shared_backend(results: Sequence[Any]) -> Any:
     for kind in kinds:
         if not issubclass(kind, AsyncResult) or issubclass(kind, EagerResult):
             return None
-    # Backends are kept alive by their results, so their ids are stable.
-    if len(set(map(id, map(_backend_of, results)))) != 1:
+    backend = results[0].backend
+    if not all(map(is_, map(_backend_of, results), repeat(backend))):
         return None
-    return results[0].backend
+    return backend
 
 
 def leaves(results: Iterable[Any]) -> Iterable[Any]:
@@ -73,9 +76,18 @@ def leaves(results: Iterable[Any]) -> Iterable[Any]:
             yield node
 
 
+def _all_ready(metas: list[dict[str, Any]], propagate: bool) -> bool:
+    """Every meta is ready, and none is one ``propagate`` would raise."""
+    found = set(map(_status_of, metas))
+    return found <= states.READY_STATES and not (propagate and found & states.PROPAGATE_STATES)
+
+
 def _repeated_ids(results: Sequence[Any], indexes: list[int]) -> set[int]:
     """Those of ``indexes`` whose result's id appears again later."""
-    ids = [results[i].id for i in indexes]
+    if len(indexes) == len(results):  # every one: read at C speed
+        ids = list(map(_id_of, results))
+    else:
+        ids = [results[i].id for i in indexes]
     if len(set(ids)) == len(ids):
         return set()
     last = {task_id: i for task_id, i in zip(ids, indexes)}
@@ -114,11 +126,12 @@ class Collector:
         stops after the first node whose status satisfies it (see
         :meth:`Settler.settle`)."""
         caches = list(map(_cache_of, nodes))
-        missing = [i for i, meta in enumerate(caches) if meta is None]
         backend_cache = self._backend_cache
-        if len(missing) == len(nodes) and backend_cache is None:
+        missing: list[int] = []
+        if caches.count(None) == len(nodes) and backend_cache is None:
             decoded = self._read(nodes)
         else:
+            missing = [i for i, meta in enumerate(caches) if meta is None]
             # Cached nodes are not read, as Celery's _get_task_meta does not.
             decoded = [NOT_FETCHED] * len(nodes)
             if backend_cache is not None:
@@ -197,7 +210,10 @@ class Collector:
         interval = 0.5 if interval is None else interval
         acc: list[Any] = [None] * len(results)
         total = len(results)
-        pending = [i for i, node in enumerate(results) if not isinstance(node, ResultSet)]
+        if any(issubclass(kind, ResultSet) for kind in set(map(type, results))):
+            pending = [i for i, node in enumerate(results) if not isinstance(node, ResultSet)]
+        else:
+            pending = list(range(total))
         done = 0
         cursor = 0  # in_order: next index to hand out
         ready_values: dict[int, tuple[dict[str, Any], Any]] = {}
@@ -235,9 +251,18 @@ class Collector:
             poll_started = time.monotonic()
             arrived: list[int] = []
             if pending:
-                metas = self.fetch([results[i] for i in pending])
+                everything = len(pending) == total  # pending is then range(total)
+                metas = self.fetch(results if everything else [results[i] for i in pending])
                 still = []
-                if direct:
+                if direct and not repeated and _all_ready(metas, propagate):
+                    # The usual first poll of stored results: all at once.
+                    if everything:
+                        acc = list(map(_result_of, metas))
+                    else:
+                        for i, value in zip(pending, map(_result_of, metas)):
+                            acc[i] = value
+                    done += len(pending)
+                elif direct:
                     # hand_out inlined for the common case, same order.
                     handed = 0
                     for i, meta in zip(pending, metas):

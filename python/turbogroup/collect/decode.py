@@ -48,10 +48,13 @@ def decode_json_batch(payloads: Sequence[bytes | None]) -> tuple[list[Any], list
     # The common batch: every payload parses, and none holds a tag or an
     # escape anywhere (one search over them all instead of two per payload).
     try:
-        values = [None if p is None else from_json(p) for p in payloads]
+        if None in payloads:
+            values = [None if p is None else from_json(p) for p in payloads]
+        else:  # every result stored: at C speed
+            values = list(map(from_json, payloads))
     except ValueError:
         return _decode_one_by_one(payloads)
-    joined = b"".join(p for p in payloads if p is not None)
+    joined = b"".join(filter(None, payloads))
     if _TAG not in joined and _ESCAPE not in joined:
         return values, []
     # Somewhere a tag or an escape: the parsed values of the payloads that

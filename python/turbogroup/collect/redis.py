@@ -6,7 +6,8 @@ and waiting for pub/sub messages (``join_native``), or by one GET per task
 the client output buffer and Redis drops the connection.
 
 Here every read is one pipelined round trip of MGETs over all the tasks
-still pending, 1000 keys per MGET, inside the shared polling loop of
+still pending, 1000 keys per MGET (each reply decoded as it arrives, while
+Redis serves the next), inside the shared polling loop of
 ``turbogroup.collect.collector``. Polling needs no per-task state on the
 server or in the client, survives any group size, and costs one round trip
 per poll. (Keyspace notifications would push instead, but need server
@@ -22,19 +23,28 @@ when Celery fetches them one by one, and in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Any
 
 from kombu.serialization import registry
-from kombu.utils.encoding import ensure_bytes
+from kombu.utils.encoding import bytes_to_str, ensure_bytes
 from kombu.utils.json import loads as kombu_json_loads
 
 from turbogroup._compat import RedisBackend
 from turbogroup.collect.collector import Collector
 from turbogroup.collect.decode import decode_json_batch
 from turbogroup.collect.subscriptions import quick_fulfilment
+from turbogroup.publish.redis_wire import pooled_connection
+
+_pack_command: Callable[[Any], bytes] | None
+try:
+    import hiredis
+
+    _pack_command = hiredis.pack_command
+except ImportError:  # redis-py packs in Python then
+    _pack_command = None
 
 MGET_CHUNK = 1000
 
@@ -83,22 +93,33 @@ class RedisCollector(Collector):
         super().__init__(backend, nodes)
         self._bulk_json = _decodes_plain_kombu_json(backend)
         # Celery's _get_key_for(task_keyprefix, id): the prefix (with any
-        # global_keyprefix) then the id, as bytes.
-        self._key_prefix = ensure_bytes(backend.task_keyprefix)
+        # global_keyprefix) then the id, UTF-8 encoded.
+        self._key_prefix = bytes_to_str(ensure_bytes(backend.task_keyprefix))
 
     def _read(self, nodes: Sequence[Any]) -> list[Any]:
-        return self._decode(self._mget(list(map(_id_of, nodes))))
+        # str keys: hiredis writes them as the UTF-8 bytes Celery's are.
+        keys = list(map(self._key_prefix.__add__, map(_id_of, nodes)))
+        chunks = [keys[start : start + MGET_CHUNK] for start in range(0, len(keys), MGET_CHUNK)]
+        with pooled_connection(self.backend.client.connection_pool) as connection:
+            # As a redis-py pipeline retries its round trip: the whole read
+            # again, on the connection's own retry policy.
+            return connection.retry.call_with_retry(
+                lambda: self._read_on(connection, chunks),
+                lambda _error: connection.disconnect(),
+            )
 
-    def _mget(self, task_ids: Sequence[str]) -> list[bytes | None]:
-        prefix = self._key_prefix
-        keys = [prefix + task_id.encode() for task_id in task_ids]
-        pipe = self.backend.client.pipeline(transaction=False)
-        for start in range(0, len(keys), MGET_CHUNK):
-            pipe.mget(keys[start : start + MGET_CHUNK])
-        out: list[bytes | None] = []
-        for part in pipe.execute():
-            out.extend(part)
-        return out
+    def _read_on(self, connection: Any, chunks: list[list[str]]) -> list[Any]:
+        """Every MGET written at once, then each reply decoded as it is
+        read, so Redis serves the next ones while this decodes."""
+        commands = [("MGET", *chunk) for chunk in chunks]
+        if _pack_command is not None:  # redis-py's own packer, minus a copy of every key
+            connection.send_packed_command([_pack_command(c) for c in commands])
+        else:
+            connection.send_packed_command(connection.pack_commands(commands))
+        values: list[Any] = []
+        for _ in chunks:
+            values.extend(self._decode(connection.read_response()))
+        return values
 
     def _decode(self, payloads: list[bytes | None]) -> list[Any]:
         """``backend.decode`` of every payload (``meta_from_decoded`` is

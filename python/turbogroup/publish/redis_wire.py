@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from turbogroup._compat import RedisChannel
@@ -17,11 +17,16 @@ from turbogroup._compat import RedisChannel
 LANDED_MARKER_SECONDS = 3600
 
 
-@contextmanager
-def _connection(channel: RedisChannel) -> Iterator[Any]:
+def _connection(channel: RedisChannel) -> AbstractContextManager[Any]:
     # The channel's own pool, as its conn_or_acquire() clients use; making
     # such a client only to reach the pool costs ~40 µs per dispatch.
-    pool = channel.pool
+    return pooled_connection(channel.pool)
+
+
+@contextmanager
+def pooled_connection(pool: Any) -> Iterator[Any]:
+    """A connection of a redis-py pool, disconnected if anything fails
+    while it is held (replies may be left unread), then given back."""
     try:
         connection = pool.get_connection()
     except TypeError:  # redis-py 5 wants a command name (6+ warns on one)
