@@ -19,7 +19,7 @@ What it cannot promise is handed back to the caller for kombu's decoder:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from jiter import from_json
 
@@ -51,7 +51,7 @@ def decode_json_batch(payloads: Sequence[bytes | None]) -> tuple[list[Any], list
         if None in payloads:
             values = [None if p is None else from_json(p) for p in payloads]
         else:  # every result stored: at C speed
-            values = list(map(from_json, payloads))
+            values = list(map(from_json, cast(Sequence[bytes], payloads)))
     except ValueError:
         return _decode_one_by_one(payloads)
     joined = b"".join(filter(None, payloads))
