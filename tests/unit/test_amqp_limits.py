@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from turbogroup.publish.amqp import (
+from turbogroup.publish.amqp_wire import (
     DEFAULT_MAX_MESSAGE_SIZE,
     RABBITMQ_4_MAX_MESSAGE_SIZE,
     default_max_message_size,

@@ -62,7 +62,6 @@ which is not in confirm mode.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -75,6 +74,12 @@ from kombu.exceptions import OperationalError
 
 from turbogroup.celery_guards import keep_confirms_while_closing
 from turbogroup.errors import MessageTooLargeError, PublishError
+from turbogroup.publish.amqp_wire import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    coalesced_writes,
+    default_max_message_size,
+    uses_pyamqp,
+)
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay, settings_of
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
@@ -90,39 +95,6 @@ DEFAULT_CONFIRM_WINDOW = 4
 # batch is given up (RabbitMQ always acks or nacks a message it received, so
 # this only fires on a stalled broker), unless a message sets confirm_timeout.
 DEFAULT_CONFIRM_TIMEOUT = 60.0
-# RabbitMQ's default max_message_size from 3.8 to 3.13; 4.x lowers it to
-# 16 MiB. A bigger message closes the channel mid-dispatch, so it is refused
-# before anything is sent. The default follows the version the server
-# announces; ``turbogroup_max_message_size`` in the app's config sets the
-# broker's own value.
-DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
-RABBITMQ_4_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-
-
-def default_max_message_size(server_properties: dict[Any, Any]) -> int:
-    """RabbitMQ's default limit for the server version it announced."""
-    version = server_properties.get("version") or server_properties.get(b"version") or b""
-    if isinstance(version, bytes):
-        version = version.decode("ascii", "replace")
-    major = str(version).split(".", 1)[0]
-    if major.isdigit() and int(major) >= 4:
-        return RABBITMQ_4_MAX_MESSAGE_SIZE
-    return DEFAULT_MAX_MESSAGE_SIZE
-
-
-def uses_pyamqp(connection: Any) -> bool:
-    """True for a kombu connection on the py-amqp transport (``amqp://``,
-    ``pyamqp://``, ``amqps://``), the one whose channels we drive here.
-
-    A connection on that transport has imported its module, so it is looked
-    up, not imported: an import per dispatch took the import lock on every
-    call, and the first ones from several threads at once queued on it."""
-    module = sys.modules.get("kombu.transport.pyamqp")
-    return (
-        connection is not None
-        and module is not None
-        and isinstance(connection.transport, module.Transport)
-    )
 
 
 class ConfirmBatch:
@@ -353,6 +325,35 @@ class ConfirmBatch:
         self._order.append(self._tag)
         self._next += 1
 
+    def _send(self, chunk: list[Deferred]) -> None:
+        """Write a batch's messages, their frames gathered into a few
+        system calls (``amqp_wire``)."""
+        alone = 0
+        if self._channel is None or (not self._pending and not self._nacked):
+            # A write that fails with nothing unacknowledged is retried
+            # (``_write``): the first one goes out on its own to find out,
+            # as every write did before gathering.
+            self._write(chunk[0])
+            alone = 1
+        with coalesced_writes(self._channel.connection) as gathering:
+            try:
+                for record in chunk[alone:]:
+                    if self._sends_declare(record):
+                        gathering.flush()
+                        with gathering.paused():
+                            self._write(record)
+                    else:
+                        self._write(record)
+                gathering.flush()
+            except self._errors as exc:
+                raise self._failed() from exc
+
+    def _sends_declare(self, record: Deferred) -> bool:
+        """Whether writing ``record`` may declare entities (a method that
+        waits for its reply), as only its kind's first message does."""
+        declare = record.args[10]
+        return bool(declare) and tuple(map(id, declare)) not in self._declared
+
     def _without_cached_declares(self, record: Deferred) -> tuple[Deferred, Any]:
         """``record`` without its ``declare`` when the same entities were
         declared on this channel already and kombu caches them: its
@@ -374,11 +375,14 @@ class ConfirmBatch:
             self.on_sent(self.confirmed, total)
 
     def _drain(self, allowed: int = 0) -> None:
-        """Read acks until at most ``allowed`` messages are unacknowledged."""
+        """Read acks until at most ``allowed`` messages are unacknowledged
+        (none once one was nacked: RabbitMQ confirms asynchronously, so a
+        nack may come before earlier messages' acks, and a message it
+        queued must not be reported unconfirmed)."""
         timeout = self._confirm_timeout or self.default_confirm_timeout
         failures: tuple[type[BaseException], ...] = (*self._errors, OperationalError)
         try:
-            while len(self._pending) > allowed:
+            while len(self._pending) > (0 if self._nacked else allowed):
                 connection = self._channel.connection if self._channel else None
                 if connection is None:
                     raise OperationalError("confirm channel closed before every ack arrived")
@@ -414,8 +418,7 @@ class ConfirmBatch:
                 chunk = built
             else:
                 report.by_celery += len(chunk)
-            for record in chunk:
-                self._write(record)
+            self._send(chunk)
         self._drain()
         self._progress(len(records))
         if fast is not None:
