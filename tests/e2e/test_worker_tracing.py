@@ -13,9 +13,10 @@ import pytest
 from celery import _state
 from celery.canvas import group as celery_group
 
+from tests.otel import instrumented
 from turbogroup import group as turbo_group
 
-otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+pytest.importorskip("opentelemetry.sdk.trace")
 pytestmark = pytest.mark.redis
 N = 40
 
@@ -25,21 +26,12 @@ def traced(worker_app):
     """The worker's app current (the instrumentation finds tasks by name
     in it), and the instrumentation on for this test only, spans kept in
     memory."""
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     previous = _state.get_current_app()
     worker_app.set_current()
-    exporter = InMemorySpanExporter()
-    provider = otel_sdk.TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = CeleryInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
     try:
-        yield provider.get_tracer("tg-e2e"), exporter
+        with instrumented("tg-e2e") as tracer_and_exporter:
+            yield tracer_and_exporter
     finally:
-        instrumentor.uninstrument()
         _state._set_current_app(previous)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import shutil
 import socket
 import subprocess
 import uuid
@@ -140,18 +141,25 @@ def hook_publishes(monkeypatch, at: int, action: Callable[[Any], None]) -> list[
     return seen
 
 
+# Found off PATH too: the wheel runs use a PATH without /usr/sbin, where a
+# missing rabbitmqctl raised FileNotFoundError in place of the fault.
+RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which(
+    "rabbitmqctl", path="/usr/sbin:/usr/lib/rabbitmq/bin"
+)
+
+
 def close_from_broker(channel: Any) -> None:
     """Have RabbitMQ itself close this connection (and only this one)."""
     port = channel.connection.sock.getsockname()[1]
     rows = subprocess.run(
-        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "name"],
+        [RABBITMQCTL, "-q", "--no-table-headers", "list_connections", "pid", "name"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
     (pid,) = [r.split("\t")[0] for r in rows if f"\t127.0.0.1:{port} ->" in r]
     subprocess.run(
-        ["rabbitmqctl", "-q", "close_connection", pid, "turbogroup test"],
+        [RABBITMQCTL, "-q", "close_connection", pid, "turbogroup test"],
         capture_output=True,
         check=True,
     )
@@ -313,9 +321,16 @@ def test_nacked_messages_raise_publish_error_naming_exactly_the_missing_ids(make
 def test_connection_closed_by_broker_mid_batch_names_every_unconfirmed_id(make_app, monkeypatch):
     app = make_app()
     sigs, ids = with_ids(app, 2500)
-    written = hook_publishes(monkeypatch, 1500, close_from_broker)
+    closed: list[bool] = []
+
+    def close(channel: Any) -> None:
+        close_from_broker(channel)
+        closed.append(True)
+
+    written = hook_publishes(monkeypatch, 1500, close)
     with pytest.raises(PublishError) as info:
         group(sigs).apply_async()
+    assert closed, "the broker closed the connection"
     err = info.value
     queued = queued_ids(app, app.queue_names[0])
     # The fault happened where it was injected: RabbitMQ queued a prefix
@@ -475,3 +490,28 @@ def test_frames_of_a_batch_are_written_in_a_few_system_calls(make_app, monkeypat
     writes = sum(g.writes for g in gatherings)
     assert sum(g.bytes_written for g in gatherings) > 2990 * 400  # all but each batch's first
     assert 0 < writes < 3000 / 20, writes
+
+
+def test_a_failure_while_frames_are_gathered_closes_the_channel_and_names_the_rest(
+    make_app, monkeypatch
+):
+    """A channel error raised mid-batch, while the batch's frames are being
+    gathered: the channel's close must go out at once (it waits for the
+    broker's reply), and the frames gathered but never written are named
+    unconfirmed with everything after them."""
+    app = make_app()
+    sigs, ids = with_ids(app, 2500)
+
+    def fail(channel):
+        raise amqp.exceptions.ChannelError("injected by the test")
+
+    written = hook_publishes(monkeypatch, 1500, fail)
+    with pytest.raises(PublishError) as info:
+        group(sigs).apply_async()
+    err = info.value
+    assert len(written) == 1501  # the fault happened where it was injected
+    queued = queued_ids(app, app.queue_names[0])
+    # gathered frames after the last full write never left
+    assert queued == ids[: len(queued)] and 1000 <= len(queued) < 1500
+    assert 1000 <= err.confirmed <= len(queued)
+    assert err.unconfirmed_ids == ids[err.confirmed :]

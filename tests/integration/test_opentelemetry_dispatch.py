@@ -19,9 +19,10 @@ from celery import _state, signals
 from celery.canvas import group as celery_group
 from kombu.exceptions import EncodeError
 
+from tests.otel import instrumented
 from turbogroup import group as turbo_group
 
-otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+pytest.importorskip("opentelemetry.sdk.trace")
 pytestmark = pytest.mark.redis
 N = 120
 
@@ -40,21 +41,8 @@ def env(redis_add_env):
 
 @pytest.fixture
 def tracer():
-    """A tracer provider exporting to memory, the instrumentation on for
-    the test only (its receivers would turn batching off for the rest)."""
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = otel_sdk.TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = CeleryInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
-        yield provider.get_tracer("tg-test"), exporter
-    finally:
-        instrumentor.uninstrument()
+    with instrumented("tg-test") as tracer_and_exporter:
+        yield tracer_and_exporter
 
 
 def dispatch(impl, env, tracer):

@@ -157,6 +157,7 @@ class ConfirmBatch:
         policy = retry_policy or {}
         self._retry, self._policy, self._window = retry, policy, window
         self._records: list[Any] = []  # as taken from the producer (see flush)
+        self._gathering: Any = None  # while a batch's frames are gathered (_send)
         # Now, before any message is built: a broker that is down fails the
         # dispatch at once, with the error Celery's first publish raises.
         with conn._reraise_as_library_errors():
@@ -204,6 +205,8 @@ class ConfirmBatch:
         self._connection.collect()
 
     def close(self) -> None:
+        if self._gathering is not None:
+            self._gathering.stop()  # the close must go out, not be gathered
         channel, self._channel = self._channel, None
         if channel is None or channel.connection is None:
             return
@@ -336,6 +339,7 @@ class ConfirmBatch:
             self._write(chunk[0])
             alone = 1
         with coalesced_writes(self._channel.connection) as gathering:
+            self._gathering = gathering
             try:
                 for record in chunk[alone:]:
                     if self._sends_declare(record):
@@ -347,6 +351,8 @@ class ConfirmBatch:
                 gathering.flush()
             except self._errors as exc:
                 raise self._failed() from exc
+            finally:
+                self._gathering = None
 
     def _sends_declare(self, record: Deferred) -> bool:
         """Whether writing ``record`` may declare entities (a method that

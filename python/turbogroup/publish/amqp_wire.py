@@ -103,6 +103,13 @@ class Gathering:
             with self.paused():
                 self._transport.write(data)
 
+    def stop(self) -> None:
+        """Drop what is gathered (never sent) and write straight out from
+        now on: before the channel is closed on a failure, whose close
+        waits for the broker's reply."""
+        self._frames.clear()
+        self._transport._write = self._send
+
     @contextmanager
     def paused(self) -> Iterator[None]:
         """Writes go straight out meanwhile: for a method that waits for
@@ -118,6 +125,9 @@ class _Direct:
     """No gathering: every write goes out at once."""
 
     def flush(self) -> None:
+        pass
+
+    def stop(self) -> None:
         pass
 
     @contextmanager
