@@ -62,6 +62,12 @@ def _unlock_default(app: Any) -> tuple[FunctionType, int] | None:
     return None if run is None or index is None else (run, index)
 
 
+def _set_default(run: FunctionType, index: int, value: Any) -> None:
+    defaults = list(run.__defaults__ or ())
+    defaults[index] = value
+    run.__defaults__ = tuple(defaults)
+
+
 def batch_unlock(app: Any) -> bool:
     """Make ``app``'s chord_unlock build turbogroup's ``GroupResult``;
     False where it is not Celery's default to replace."""
@@ -70,12 +76,11 @@ def batch_unlock(app: Any) -> bool:
         if found is None or found[0] in _originals:
             return False
         run, index = found
-        defaults = list(run.__defaults__ or ())
+        defaults = run.__defaults__ or ()
         if not _is_celery_default(defaults[index], app):
             return False
-        _originals[run] = tuple(defaults)
-        defaults[index] = group_result_cls(app)
-        run.__defaults__ = tuple(defaults)
+        _originals[run] = defaults
+        _set_default(run, index, group_result_cls(app))
         return True
 
 
@@ -113,8 +118,6 @@ def stop() -> None:
         for app in list(_state._get_active_apps()):
             found = _unlock_default(app)
             if found is not None:
-                unlock, index = found
-                bound = list(unlock.__defaults__ or ())
-                if bound[index] is app.__dict__.get(BOUND_ATTRIBUTE):
-                    bound[index] = app.GroupResult
-                    unlock.__defaults__ = tuple(bound)
+                run, index = found
+                if (run.__defaults__ or ())[index] is app.__dict__.get(BOUND_ATTRIBUTE):
+                    _set_default(run, index, app.GroupResult)

@@ -97,6 +97,13 @@ DEFAULT_CONFIRM_WINDOW = 4
 DEFAULT_CONFIRM_TIMEOUT = 60.0
 
 
+def _declare_key(record: Deferred) -> tuple[int, ...] | None:
+    """The entities ``record`` declares, by identity (what a channel
+    remembers as declared); None when it declares nothing."""
+    declare = record.args[10]
+    return tuple(map(id, declare)) if declare else None
+
+
 class ConfirmBatch:
     """The bulk publisher of one dispatch on RabbitMQ (module docstring).
 
@@ -357,8 +364,8 @@ class ConfirmBatch:
     def _sends_declare(self, record: Deferred) -> bool:
         """Whether writing ``record`` may declare entities (a method that
         waits for its reply), as only its kind's first message does."""
-        declare = record.args[10]
-        return bool(declare) and tuple(map(id, declare)) not in self._declared
+        key = _declare_key(record)
+        return key is not None and key not in self._declared
 
     def _without_cached_declares(self, record: Deferred) -> tuple[Deferred, Any]:
         """``record`` without its ``declare`` when the same entities were
@@ -366,12 +373,12 @@ class ConfirmBatch:
         ``maybe_declare`` would then send nothing (it binds a copy of each
         entity to find that out, a third of a message's cost). Also the
         key to remember once this one's declare has run, if cacheable."""
-        declare = record.args[10]
-        if not declare:
+        key = _declare_key(record)
+        if key is None:
             return record, None
-        key = tuple(map(id, declare))
         if key in self._declared:
             return record._replace(args=(*record.args[:10], None, *record.args[11:])), None
+        declare = record.args[10]
         cacheable = all(getattr(e, "can_cache_declaration", False) for e in declare)
         return record, key if cacheable else None
 
