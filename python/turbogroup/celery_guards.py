@@ -194,3 +194,12 @@ def fast_path_enabled(app: Any) -> bool:
     if reason is not None:
         logger.debug("turbogroup: Celery's own path: %s", reason)
     return reason is None
+
+
+def chain_start_is_celerys(chain_class: type) -> bool:
+    """Whether a chain class starts as ``celery.canvas._chain`` does: its
+    ``apply_async`` and ``run`` are Celery's own code (``chains.py``
+    reproduces them; anything else runs as it is)."""
+    return defined_by(
+        getattr(chain_class, "apply_async", None), celery.canvas, "apply_async"
+    ) and defined_by(getattr(chain_class, "run", None), celery.canvas, "run")

@@ -25,6 +25,7 @@ from turbogroup._gc import THRESHOLD as GC_PAUSE_THRESHOLD
 from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf
 from turbogroup.barrier import barrier
+from turbogroup.chains import ChildCall, into_batch
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
@@ -310,29 +311,24 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
                     chord_size += _chord._descend(sig)
                     if chord_obj is not None and next_task is None:
                         app.backend.set_chord_size(group_id, chord_size)
-                    publish = child_publish(
-                        partial(
-                            sig.apply_async,
-                            producer=producer,
-                            add_to_parent=False,
-                            chord=chord_obj,
-                            args=args,
-                            kwargs=kwargs,
-                            **options,
-                        ),
-                        batch,
+                    child = ChildCall(sig, chord_obj, args, kwargs, options)
+                    call = into_batch(child, producer) if batch is not None else child
+                    # Celery's own chain publishes on a pooled producer.
+                    sent_at_once = sent_at_once or (
+                        call is not None and call.sig is sig and isinstance(sig, _chain)
                     )
-                    sent_at_once = sent_at_once or isinstance(sig, _chain)
                     nothing_sent = batch is not None and not sent_at_once
-                    if fast is None or not fast.add(
-                        sig,
-                        chord_obj,
-                        args,
-                        kwargs,
-                        options,
-                        partial(_noting, publish, position, sig, nothing_sent),
-                    ):
-                        publish()
+                    if call is not None:
+                        publish = child_publish(partial(call.publish, producer), batch)
+                        if fast is None or not fast.add(
+                            call.sig,
+                            call.chord,
+                            call.args,
+                            call.kwargs,
+                            call.options,
+                            partial(_noting, publish, position, sig, nothing_sent),
+                        ):
+                            publish()
                     if batch is not None:
                         batch.published(res.id)
                 except Exception as exc:

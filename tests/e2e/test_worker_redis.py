@@ -148,3 +148,20 @@ def test_group_with_empty_chains_completes_as_celerys_does(tasks):
 
     assert canvas(group).apply_async().get(timeout=TIMEOUT) == [3, 7]
     assert canvas(celery_group).apply_async().get(timeout=TIMEOUT) == [3, 7]
+
+
+def test_group_of_chains_is_built_by_the_engine_and_gives_celerys_values(tasks, dispatch_reports):
+    """Each chain's first task goes out in the group's batch with the rest
+    of its chain in its message; the worker runs every step."""
+    add = tasks["add"]
+
+    def canvas(g):
+        return g(celery.chain(add.s(i, i), add.s(1), add.s(10)) for i in range(300))
+
+    ours = canvas(group).apply_async()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (300, 0)
+    assert ours.get(timeout=TIMEOUT) == [i + i + 11 for i in range(300)]
+    assert canvas(celery_group).apply_async().get(timeout=TIMEOUT) == ours.get()
+    # the chain's earlier steps are the result's parents, as with Celery
+    assert [r.parent.parent.get(timeout=TIMEOUT) for r in ours.results[:3]] == [0, 2, 4]

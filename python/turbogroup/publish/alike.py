@@ -47,6 +47,9 @@ class AlikeChild(NamedTuple):
 
 # Options that make Celery read the clock per message.
 CLOCKED = frozenset({"countdown", "eta", "expires"})
+# Options whose value is the child's own: the rest of a chain member's
+# chain. No other child's message is alike.
+OWN = frozenset({"chain"})
 # Option values compared by value in a key; others by identity.
 ATOMIC = frozenset({str, int, float, bool, type(None)})
 
@@ -135,7 +138,12 @@ class AlikeKeys:
             ).shadow_name is Task.shadow_name and all(
                 isinstance(route, MapRoute) for route in self.router.routes
             )
-        if not memoizable or "task_id" not in opts or not CLOCKED.isdisjoint(opts):
+        if (
+            not memoizable
+            or "task_id" not in opts
+            or not CLOCKED.isdisjoint(opts)
+            or not OWN.isdisjoint(opts)
+        ):
             return None
         return (task.name,) + tuple(
             (k, v if type(v) in ATOMIC else id(v))
@@ -147,6 +155,7 @@ class AlikeKeys:
 __all__ = [
     "ATOMIC",
     "CLOCKED",
+    "OWN",
     "AlikeKeys",
     "by_template",
     "celery_publishing_task",

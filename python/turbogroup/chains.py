@@ -1,0 +1,109 @@
+"""A chain as a group member: started as Celery 5.7.0 starts it, with its
+first task's message published into the group's batch.
+
+``group._apply_tasks`` calls ``chain.apply_async(producer=producer, ...)``
+for a chain member, but ``_chain.run`` takes ``producer`` as a parameter of
+its own and does not pass it on: Celery publishes each chain's first task
+on a producer from the pool, outside the batch. So with the bulk publisher
+a chain's message would leave before the messages queued ahead of it, one
+round trip each, and outside all-or-nothing. ``into_batch`` is
+``_chain.apply_async`` and ``_chain.run`` up to their last line, which
+publishes the first task; the caller publishes it, into the batch (and
+through the fast path when its message is one the encoder builds).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from celery.canvas import _chain, _prepare_chain_from_options
+
+from turbogroup.celery_guards import chain_start_is_celerys
+
+
+class ChildCall(NamedTuple):
+    """How ``group._apply_tasks`` publishes a child:
+    ``sig.apply_async(producer=producer, add_to_parent=False, chord=chord,
+    args=args, kwargs=kwargs, **options)``."""
+
+    sig: Any
+    chord: Any
+    args: Any
+    kwargs: Any
+    options: dict[str, Any]
+
+    def publish(self, producer: Any) -> Any:
+        return self.sig.apply_async(
+            producer=producer,
+            add_to_parent=False,
+            chord=self.chord,
+            args=self.args,
+            kwargs=self.kwargs,
+            **self.options,
+        )
+
+
+def into_batch(call: ChildCall, producer: Any) -> ChildCall | None:
+    """The call whose publish, on ``producer``, sends the message ``call``
+    sends: for a chain member whose ``apply_async`` and ``run`` are
+    Celery's own, its first task's call (None: the chain holds no task,
+    and Celery publishes nothing); else ``call`` itself."""
+    sig = call.sig
+    if not isinstance(sig, _chain) or not chain_start_is_celerys(type(sig)):
+        return call
+    # _chain.apply_async
+    args = call.args if call.args else ()
+    kwargs = call.kwargs if call.kwargs else []
+    app = sig.app
+    if app.conf.task_always_eager:
+        return call
+    options = dict(
+        producer=producer, add_to_parent=False, chord=call.chord, **call.options
+    )  # group._apply_tasks's call
+    options = dict(sig.options, **options)
+    return _run(sig, args, kwargs, app=app, **options)
+
+
+def _run(
+    self: Any,
+    args: Any = None,
+    kwargs: Any = None,
+    group_id: Any = None,
+    chord: Any = None,
+    task_id: Any = None,
+    link: Any = None,
+    link_error: Any = None,
+    publisher: Any = None,
+    producer: Any = None,
+    root_id: Any = None,
+    parent_id: Any = None,
+    app: Any = None,
+    group_index: Any = None,
+    **options: Any,
+) -> ChildCall | None:
+    """``_chain.run`` (its parameters too: what it takes by name is not
+    passed on to the first task), returning its last line's call instead
+    of making it."""
+    args = args if args else ()
+    kwargs = kwargs if kwargs else []
+    app = app or self.app
+    use_link = self._use_link
+    if use_link is None and app.conf.task_protocol == 1:
+        use_link = True
+    args = tuple(args) + tuple(self.args) if args and not self.immutable else self.args
+    tasks, results_from_prepare = self.prepare_steps(
+        args, kwargs, self.tasks, root_id, parent_id, link_error, app,
+        task_id, group_id, chord, group_index=group_index,
+    )  # fmt: skip
+    if not results_from_prepare:
+        return None
+    if link:
+        tasks[0].extend_list_option("link", link)
+    first_task = tasks.pop()
+    options = dict(_prepare_chain_from_options(options, tasks, use_link))
+    # Always False here (the group's call sets it); ChildCall passes it.
+    del options["add_to_parent"]
+    return ChildCall(first_task, None, None, None, options)
+
+
+__all__ = ["ChildCall", "into_batch"]
