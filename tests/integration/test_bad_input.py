@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 from amqp.exceptions import AccessRefused, FrameSyntaxError
-from celery import Celery
+from celery import Celery, chain
 from celery.canvas import Signature
 from celery.canvas import group as celery_group
 from kombu import Connection
@@ -73,6 +73,13 @@ def nested(app: Celery, cls: type) -> Any:
     # unrolled: 0, 1, [2, 3 (bad)], 4
     inner = cls(app.add.s(2, 2), app.add.s(object(), 1))
     return cls(app.add.s(0, 0), app.add.s(1, 1), inner, app.add.s(4, 4))
+
+
+def after_chains(app: Celery, cls: type) -> Any:
+    """Chains as the good children: their messages are in the batch too."""
+    children = [chain(app.add.s(i, i), app.add.s(1)) for i in range(BAD_AT)]
+    children += [app.add.s(object(), 1), app.add.s(8, 8)]
+    return cls(children)
 
 
 def raw(app: Celery, task: str, args: Any = (), kwargs: Any = None) -> Signature:
@@ -161,6 +168,13 @@ CASES = [
         child=(BAD_AT, None),
     ),
     Case("a bad child inside a nested group", nested, EncodeError),
+    Case("a bad child after chains", after_chains, EncodeError),
+    Case(
+        "a chain whose first task has a bad argument",
+        mixed(lambda app: chain(app.add.s(object(), 1), app.add.s(1))),
+        EncodeError,
+        child=(BAD_AT, "celery.chain"),
+    ),
     Case(
         "partial args that cannot be serialized",
         lambda app, cls: cls(raw(app, "t.untyped", (1,)) for _ in range(5)),
