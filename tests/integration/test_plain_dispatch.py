@@ -344,3 +344,30 @@ def test_a_publish_signal_receiver_gets_celerys_publish_batched(env, caplog, dis
     assert calls == [r.id for res in results for r in res.results]
     assert [(r.by_engine, r.by_celery) for r in dispatch_reports()] == [(0, 5)] * 3
     assert broker.llen(queue) == 15
+
+
+def test_a_small_group_is_one_write_and_one_round_trip(env, monkeypatch, dispatch_reports):
+    """A small dispatch's transaction (MULTI, LPUSH, marker, EXEC) leaves in
+    one socket write: each write wakes Redis, and four of them cost a
+    group of one more than Celery's whole dispatch."""
+    import redis.connection
+
+    app, add, queue, broker = env
+    group(add.s(0, 0)).apply_async()  # connected, the queue declared
+    broker.delete(queue)
+    dispatch_reports()
+    writes: list[list[bytes]] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def recording(self, command, check_health=True):
+        writes.append([command] if isinstance(command, (bytes, str)) else list(command))
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
+    group(add.s(i, i) for i in range(3)).apply_async()
+    (_, report) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (3, 0)
+    assert len(writes) == 1 and len(writes[0]) == 1
+    (data,) = writes[0]
+    assert data.startswith(b"*1\r\n$5\r\nMULTI") and b"LPUSH" in data and b"EXEC" in data
+    assert broker.llen(queue) == 3

@@ -15,6 +15,9 @@ from turbogroup._compat import RedisChannel
 # How long a step's landed marker lives: the time in which a retry or a
 # resume() of the dispatch knows the step was applied.
 LANDED_MARKER_SECONDS = 3600
+# Up to this many bytes, a round trip's commands are joined into one write;
+# above it the copy costs more than the extra writes.
+COALESCE_BYTES = 256 * 1024
 
 
 def _connection(channel: RedisChannel) -> AbstractContextManager[Any]:
@@ -47,7 +50,7 @@ def send_commands(channel: RedisChannel, commands: list[bytes], landed: str | No
     as one transaction (MULTI/EXEC) that also sets that key."""
     with _connection(channel) as connection:
         if landed is None:
-            connection.send_packed_command(commands)
+            _send(connection, commands)
             for _ in commands:
                 connection.read_response()
             return
@@ -98,7 +101,17 @@ def _write_transaction(connection: Any, commands: list[bytes], landed: str) -> N
     head = connection.pack_command("MULTI")
     tail = connection.pack_command("SET", landed, "1", "EX", LANDED_MARKER_SECONDS)
     tail += connection.pack_command("EXEC")
-    connection.send_packed_command([*head, *commands, *tail])
+    _send(connection, [*head, *commands, *tail])
+
+
+def _send(connection: Any, parts: list[bytes]) -> None:
+    """Write ``parts`` with as few ``sendall`` calls as copying allows:
+    redis-py writes each part with its own, and on a small dispatch each
+    write wakes Redis up (a group of one cost four writes, ~3x Celery's
+    time on this path)."""
+    if len(parts) > 1 and sum(map(len, parts)) <= COALESCE_BYTES:
+        parts = [b"".join(parts)]
+    connection.send_packed_command(parts)
 
 
 def _read_transaction(connection: Any, commands: int) -> None:
