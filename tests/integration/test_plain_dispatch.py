@@ -371,3 +371,27 @@ def test_a_small_group_is_one_write_and_one_round_trip(env, monkeypatch, dispatc
     (data,) = writes[0]
     assert data.startswith(b"*1\r\n$5\r\nMULTI") and b"LPUSH" in data and b"EXEC" in data
     assert broker.llen(queue) == 3
+
+
+def test_a_queue_is_declared_once_then_found_in_kombus_cache(env, monkeypatch):
+    """The first dispatch to a queue declares it through kombu (its binding
+    is written); later ones find it in the connection's declared-entities
+    cache, as kombu's own maybe_declare would, without calling kombu."""
+    from kombu import Producer
+
+    app, add, queue, broker = env
+    fresh = f"{queue}-fresh"
+    calls: list[str] = []
+    declare = Producer.maybe_declare
+
+    def counting(self, entity, *args, **kwargs):
+        calls.append(entity.name)
+        return declare(self, entity, *args, **kwargs)
+
+    monkeypatch.setattr(Producer, "maybe_declare", counting)
+    group(add.s(i, i).set(queue=fresh) for i in range(3)).apply_async()
+    assert calls == [fresh]
+    assert broker.exists(f"_kombu.binding.{fresh}")
+    group(add.s(i, i).set(queue=fresh) for i in range(3)).apply_async()
+    assert calls == [fresh]  # from the cache: nothing asked of kombu
+    assert broker.llen(fresh) == 6
