@@ -244,6 +244,38 @@ def test_a_subscribed_child_is_cached_through_celerys_own_path(backend_app):
         backend_app.backend.remove_pending_result(ours.results[0])
 
 
+def test_results_subscribed_elsewhere_leave_the_others_on_the_short_path(backend_app, monkeypatch):
+    """Another result registered and subscribed (by Celery's own group, a
+    restored group's barrier) sends only that id through Celery's removal
+    bookkeeping, not every result collected; it stays registered and
+    subscribed as Celery leaves it."""
+    backend = backend_app.backend
+    elsewhere = backend_app.AsyncResult(uuid())
+    elsewhere.then(lambda r: None)  # registers and subscribes
+    ids = store(backend_app, list(range(40)))
+    twin = backend_app.AsyncResult(ids[5])  # one of ours, registered by another object
+    twin.then(lambda r: None)
+    removals = []
+    original = type(backend)._remove_pending_result
+
+    def counting(self, result):
+        removals.append(result.id)
+        return original(self, result)
+
+    monkeypatch.setattr(type(backend), "_remove_pending_result", counting)
+    try:
+        ours = GroupResult(uuid(), [backend_app.AsyncResult(i) for i in ids], app=backend_app)
+        assert ours.get(timeout=10) == list(range(40))
+        assert removals == [ids[5]]
+        consumer = backend.result_consumer
+        assert backend.get_key_for_task(elsewhere.id) in consumer.subscribed_to
+        assert backend.get_key_for_task(ids[5]) in consumer.subscribed_to
+        assert twin.id in backend._pending_results.concrete  # still waiting, as with Celery
+    finally:
+        backend.remove_pending_result(elsewhere)
+        backend.remove_pending_result(twin)
+
+
 @pytest.mark.parametrize(
     ("query", "failures", "pending"),
     [

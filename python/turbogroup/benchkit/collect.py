@@ -36,11 +36,21 @@ class StoredResults:
     def store(self, n: int) -> list[str]:
         raise NotImplementedError
 
+    def make_app(self) -> Celery:
+        raise NotImplementedError
+
     def save(self, ids: list[str]) -> str:
-        """The id of a group of ``ids`` saved on the backend, by Celery."""
+        """The id of a group of ``ids`` saved on the backend by Celery, in
+        an app of its own, as another process would have saved it: the
+        saved ``GroupResult`` registers and subscribes every result on its
+        app's backend, and the timed app must start without that."""
         group_id = str(uuid.uuid4())
-        results = [self.app.AsyncResult(i) for i in ids]
-        CeleryGroupResult(group_id, results, app=self.app).save()
+        saver = self.make_app()
+        try:
+            results = [saver.AsyncResult(i) for i in ids]
+            CeleryGroupResult(group_id, results, app=saver).save()
+        finally:
+            saver.close()
         return group_id
 
     def restore(self, impl: str, group_id: str) -> Any:
@@ -64,12 +74,16 @@ class RedisResults(StoredResults):
 
     def __init__(self, redis_url: str, tag: str) -> None:
         self.redis_url, self.prefix = redis_url, f"{tag}-collect:"
-        self.app = Celery("turbogroup-bench-collect", set_as_current=False)
-        self.app.conf.update(
+        self.app = self.make_app()
+
+    def make_app(self) -> Celery:
+        app = Celery("turbogroup-bench-collect", set_as_current=False)
+        app.conf.update(
             broker_url="memory://",
-            result_backend=redis_url,
+            result_backend=self.redis_url,
             result_backend_transport_options={"global_keyprefix": self.prefix},
         )
+        return app
 
     def store(self, n: int) -> list[str]:
         """N successful results (values 0..N-1), written as a worker would."""
@@ -100,12 +114,17 @@ class DatabaseResults(StoredResults):
     def __init__(self, database_url: str, tag: str) -> None:
         name = tag.replace("-", "_")  # a plain SQL identifier
         self.tables = {"task": f"{name}_task", "group": f"{name}_group"}
-        self.app = Celery("turbogroup-bench-collect-db", set_as_current=False)
-        self.app.conf.update(
+        self.database_url = database_url
+        self.app = self.make_app()
+
+    def make_app(self) -> Celery:
+        app = Celery("turbogroup-bench-collect-db", set_as_current=False)
+        app.conf.update(
             broker_url="memory://",
-            result_backend=f"db+{database_url}",
+            result_backend=f"db+{self.database_url}",
             database_table_names=self.tables,
         )
+        return app
 
     def store(self, n: int) -> list[str]:
         """N successful results, each row written by Celery's own

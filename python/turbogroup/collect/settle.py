@@ -110,6 +110,27 @@ def fulfil_quietly(node: AsyncResult, meta: dict[str, Any]) -> bool:
     return _fulfil_success(node, meta)
 
 
+def untracked_by(backend: Any) -> Callable[[str], bool]:
+    """For a Redis backend: whether Celery's ``remove_pending_result`` of a
+    result with this id does nothing at this moment: no result object is
+    registered under the id, its channel is not subscribed and no
+    UNSUBSCRIBE is waiting (``cancel_for`` would flush it). Read live at
+    each call, so results other code subscribed (a dispatch by Celery's
+    own group, a restored group's ready barrier) send only their own ids
+    through Celery's bookkeeping, not every result collected."""
+    consumer = backend.result_consumer
+    subscribed = consumer.subscribed_to
+    waiting = getattr(consumer, "_pending_unsubscribe", None)
+    key_for = backend.get_key_for_task
+
+    def untracked(task_id: str) -> bool:
+        if waiting or (subscribed and key_for(task_id) in subscribed):
+            return False
+        return not any(task_id in mapping for mapping in backend._pending_results if mapping)
+
+    return untracked
+
+
 def mark_quick(fn: Any) -> Any:
     """Tags ``quick_fulfilment``'s ``remove_pending_result`` stand-in, which
     defers to Celery's whenever the removal could do anything."""
@@ -178,8 +199,9 @@ class Settler:
         # Tested before each result: a callback fired by an earlier one
         # may subscribe or register results.
         tracked = quick and not self._sync_removal
+        untracked = untracked_by(backend) if tracked else None
         subscribed = backend.result_consumer.subscribed_to if tracked else None
-        registries = tuple(backend._pending_results) if tracked else ()
+        registries = backend._pending_results if tracked else ()
         out: list[Any] = []
         append = out.append
         for node, meta in zip(nodes, decoded):
@@ -200,8 +222,12 @@ class Settler:
                 if status in _READY and not (
                     quick
                     and status == _SUCCESS
-                    and not subscribed
-                    and not any(registries)
+                    and (
+                        untracked is None
+                        # the usual case, read inline: nothing tracked at all
+                        or (not subscribed and not any(registries))
+                        or untracked(node.id)
+                    )
                     and type(meta) is dict
                     and not meta.get("children")
                     and (kinds.get(type(node)) or self._quick_kind(type(node)))

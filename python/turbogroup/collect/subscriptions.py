@@ -22,7 +22,7 @@ from typing import Any
 
 from turbogroup._compat import RedisBackend
 from turbogroup.celery_guards import fast_path_enabled
-from turbogroup.collect.settle import mark_quick
+from turbogroup.collect.settle import mark_quick, untracked_by
 
 
 def _no_subscription(producer: Any, task_id: str) -> None:
@@ -93,9 +93,10 @@ def quick_fulfilment(backend: RedisBackend) -> Iterator[None]:
     Caching a result fires its ``on_ready`` promise, whose first step is
     ``backend.remove_pending_result``: it drops the result from the pending
     registry, then queues an UNSUBSCRIBE that ``cancel_for`` discards when
-    the channel was never subscribed. For a result in no registry, with no
-    channel subscribed at all, that is a no-op costing ~15 µs; this returns
-    early in exactly that case and defers to Celery otherwise.
+    the channel was never subscribed. For a result in no registry, whose
+    channel is not subscribed, that is a no-op costing ~15 µs; this returns
+    early in exactly that case (``settle.untracked_by``) and defers to
+    Celery otherwise.
 
     Results carry the backend of the thread that dispatched them, so
     several threads may collect through one backend at once: the shortcut
@@ -130,13 +131,12 @@ _quick_users: dict[int, list[int]] = {}
 
 def _quick(backend: RedisBackend) -> Any:
     original = backend.remove_pending_result
-    registries = backend._pending_results
-    consumer = backend.result_consumer
+    untracked = untracked_by(backend)
 
     @mark_quick
     def remove_pending_result(result: Any) -> Any:
-        if consumer.subscribed_to or any(result.id in mapping for mapping in registries):
-            return original(result)
-        return result
+        if untracked(result.id):
+            return result
+        return original(result)
 
     return remove_pending_result
