@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from celery.canvas import _chain, _prepare_chain_from_options
+from celery.canvas import Signature, _chain, _prepare_chain_from_options
 
 from turbogroup.celery_guards import chain_start_is_celerys
 
@@ -91,12 +91,18 @@ def _run(
     if use_link is None and app.conf.task_protocol == 1:
         use_link = True
     args = tuple(args) + tuple(self.args) if args and not self.immutable else self.args
-    tasks, results_from_prepare = self.prepare_steps(
-        args, kwargs, self.tasks, root_id, parent_id, link_error, app,
-        task_id, group_id, chord, group_index=group_index,
-    )  # fmt: skip
-    if not results_from_prepare:
-        return None
+    tasks = None
+    # task_id: the chain's own (its freeze set it to its last step's), and a
+    # frozen step keeps the id it has.
+    if not (args or kwargs or use_link or link_error or parent_id or chord):
+        tasks = _prepared_by_freeze(self, root_id, group_id, group_index)
+    if tasks is None:
+        tasks, results_from_prepare = self.prepare_steps(
+            args, kwargs, self.tasks, root_id, parent_id, link_error, app,
+            task_id, group_id, chord, group_index=group_index,
+        )  # fmt: skip
+        if not results_from_prepare:
+            return None
     if link:
         tasks[0].extend_list_option("link", link)
     first_task = tasks.pop()
@@ -104,6 +110,33 @@ def _run(
     # Always False here (the group's call sets it); ChildCall passes it.
     del options["add_to_parent"]
     return ChildCall(first_task, None, None, None, options)
+
+
+def _prepared_by_freeze(chain: Any, root_id: Any, group_id: Any, group_index: Any) -> Any:
+    """The steps ``prepare_steps`` gives ``run`` here, from the chain's own
+    freeze, or None where Celery's pass must run.
+
+    The group froze the chain (``freeze`` prepares it in place, ids and
+    all). For a chain of plain task signatures, with nothing for ``run`` to
+    add (no partial arguments, links, chord, ids of its own; the same group
+    and root id), ``run``'s pass clones each frozen step, freezes the copy
+    again to what it already is and makes results that are dropped: its
+    steps are the frozen ones, field for field. Checked: every step is a
+    plain signature, and ``freeze`` kept each as it was given (nothing
+    spliced or converted)."""
+    frozen = chain._frozen
+    if frozen is None or group_index is not None:
+        return None
+    tasks, steps = frozen[0], chain.tasks
+    if len(tasks) != len(steps) or not all(
+        type(task) is Signature and task is step for task, step in zip(reversed(tasks), steps)
+    ):
+        return None
+    if tasks[0].options.get("group_id") != group_id:
+        return None
+    if root_id and any(task.options.get("root_id") != root_id for task in tasks):
+        return None
+    return list(tasks)
 
 
 __all__ = ["ChildCall", "into_batch"]

@@ -19,6 +19,7 @@ import uuid
 import pytest
 import redis
 from celery import Celery, chain
+from celery.canvas import _chain
 from celery.canvas import group as celery_group
 
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB, kombu_list_key
@@ -400,13 +401,24 @@ def test_protocol_1_apps_get_celerys_protocol_1_messages(env, dispatch_reports):
     }
 
 
-def test_chain_members_are_built_by_the_encoder_in_one_batch(env, dispatch_reports):
+def test_chain_members_are_built_by_the_encoder_in_one_batch(env, dispatch_reports, monkeypatch):
     app, tasks, queues, client = env
     add = tasks["add"]
     drain(client, queues)
+    prepared = []
+    prepare_steps = _chain.prepare_steps
+
+    def counting(self, *args, **kwargs):
+        prepared.append(kwargs.get("clone", True))
+        return prepare_steps(self, *args, **kwargs)
+
+    monkeypatch.setattr(_chain, "prepare_steps", counting)
     result = turbo_group(chain(add.s(i, i), add.s(1), add.s(2)) for i in range(50)).apply_async()
     (report,) = dispatch_reports()
     assert (report.by_engine, report.by_celery) == (50, 0)
+    # each chain prepared once, by its freeze: chain.run's second pass
+    # would only copy the frozen steps
+    assert prepared == [False] * 50
     (pushed,) = drain(client, queues).values()
     messages = [json.loads(raw) for raw in pushed]
     bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]

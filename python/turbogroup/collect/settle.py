@@ -110,6 +110,19 @@ def fulfil_quietly(node: AsyncResult, meta: dict[str, Any]) -> bool:
     return _fulfil_success(node, meta)
 
 
+def redis_removal_is_celerys(backend: Any) -> bool:
+    """Whether ``backend`` is a Redis backend whose removal of a result from
+    its pending registry is Celery's own code end to end (the backend's
+    methods and its result consumer's ``cancel_for``)."""
+    cls = type(backend)
+    return (
+        isinstance(backend, RedisBackend)
+        and ResultConsumer is not None
+        and all(getattr(cls, name) is getattr(RedisBackend, name) for name in _REMOVAL_PATH)
+        and type(backend.result_consumer).cancel_for is ResultConsumer.cancel_for
+    )
+
+
 def untracked_by(backend: Any) -> Callable[[str], bool]:
     """For a Redis backend: whether Celery's ``remove_pending_result`` of a
     result with this id does nothing at this moment: no result object is
@@ -154,12 +167,7 @@ class Settler:
             isinstance(backend, SyncBackendMixin)
             and cls.remove_pending_result is SyncBackendMixin.remove_pending_result
         )
-        self._celery_removal = self._sync_removal or (
-            isinstance(backend, RedisBackend)
-            and ResultConsumer is not None
-            and all(getattr(cls, name) is getattr(RedisBackend, name) for name in _REMOVAL_PATH)
-            and type(backend.result_consumer).cancel_for is ResultConsumer.cancel_for
-        )
+        self._celery_removal = self._sync_removal or redis_removal_is_celerys(backend)
 
     def _celery_removal_now(self) -> bool:
         """Whether ``remove_pending_result`` is Celery's (or our stand-in
