@@ -117,20 +117,19 @@ def test_retries_run_out_after_max_retries(queue, monkeypatch):
     assert info.value.unconfirmed_ids == ids[1:]
 
 
-def test_publish_signal_receivers_turn_batching_off_on_rabbitmq_only(app):
-    """Elsewhere ``after_task_publish`` is held until sent
-    (tests/integration/test_opentelemetry_dispatch.py)."""
+def test_publish_signal_receivers_keep_batching_on_every_transport(app):
+    """``after_task_publish`` is held until sent, or acked on RabbitMQ
+    (tests/integration/test_opentelemetry_dispatch.py,
+    tests/integration/test_amqp_signals.py)."""
     redis_like = Producer(Connection("memory://").default_channel)
     amqp = type("P", (), {"connection": Connection("amqp://127.0.0.1:1//")})()
-    assert bulk_publish_allowed(app, amqp)
 
     def receiver(**kwargs):
         pass
 
     signals.after_task_publish.connect(receiver)
     try:
-        assert not bulk_publish_allowed(app, amqp)
+        assert bulk_publish_allowed(app, amqp)
         assert bulk_publish_allowed(app, redis_like)
     finally:
         signals.after_task_publish.disconnect(receiver)
-    assert bulk_publish_allowed(app, amqp)

@@ -28,10 +28,9 @@ Celery builds (headers, properties, body, routing, ``declare``); only the
 channel they travel on, and when, differ.
 
 Not covered: a child that does not hand the producer on publishes through
-Celery's pool as Celery does, at once and without confirms. Celery 5.7.0's
-``chain.run`` drops the ``producer`` it is given, so the first message of a
-chain inside a group goes out on another pooled connection (Celery's own
-group does the same).
+Celery's pool as Celery does, at once and without confirms. (Celery 5.7.0's
+``chain.run`` drops the ``producer`` it is given; a chain member is started
+by ``turbogroup/chains.py`` instead, which hands it on.)
 
 Retries (``task_publish_retry`` / ``task_publish_retry_policy`` and the
 group's ``retry`` / ``retry_policy`` options, merged as Celery merges them;
@@ -63,7 +62,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -74,6 +72,7 @@ from kombu.exceptions import OperationalError
 
 from turbogroup.celery_guards import keep_confirms_while_closing
 from turbogroup.errors import MessageTooLargeError, PublishError
+from turbogroup.publish.amqp_acks import Acks
 from turbogroup.publish.amqp_wire import (
     DEFAULT_MAX_MESSAGE_SIZE,
     coalesced_writes,
@@ -83,6 +82,7 @@ from turbogroup.publish.amqp_wire import (
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay, settings_of
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
+from turbogroup.publish.signals import Notice, hold_after_publish
 
 logger = logging.getLogger(__name__)
 
@@ -145,17 +145,16 @@ class ConfirmBatch:
         self._recoverable: tuple[type[BaseException], ...] = tuple(
             conn.recoverable_connection_errors
         )
-        # delivery tag -> task id, unacknowledged; tags in publish order so a
-        # `multiple` ack walks them from the front.
-        self._pending: dict[int, str] = {}
-        self._order: deque[int] = deque()
-        self._nacked: dict[int, str] = {}
-        self._tag = 0
+        self._acks = Acks()
         self._confirm_timeout: float | None = None
         self._ids: list[str] = []  # every message of the dispatch, in order
         self._next = 0  # index in _ids of the next message to write
-        self.confirmed = 0
         self._reported = 0  # confirmed, as last told to on_sent
+        # record id -> its held after_task_publish (publish/signals.py),
+        # sent once the message is acked, in dispatch order
+        self.notices: dict[int, Notice] = {}
+        self._announced = 0  # records whose notices were sent (or had none)
+        hold_after_publish()
         self._channel: Any = None
         self._sender: Any = None
         # The declare lists replayed since the channel opened (by their
@@ -198,7 +197,7 @@ class ConfirmBatch:
         keep_confirms_while_closing(channel)
         channel.confirm_select()
         self._channel = channel
-        self._tag = 0  # delivery tags restart at 1 on every channel
+        self._acks.new_channel()
         self._declared = set()
         # Same defaults as the pooled producer Celery would have used.
         self._sender = Producer(channel, **settings_of(self._template))
@@ -225,29 +224,29 @@ class ConfirmBatch:
 
     # -- confirms ---------------------------------------------------------
 
+    @property
+    def confirmed(self) -> int:
+        return self._acks.confirmed
+
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple, nacked=False)
+        self._acks.settle(delivery_tag, multiple, nacked=False)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple, nacked=True)
+        self._acks.settle(delivery_tag, multiple, nacked=True)
 
-    def _settle(self, delivery_tag: int, multiple: bool, nacked: bool) -> None:
-        pending = self._pending
-        if multiple:
-            order = self._order
-            tags = []
-            while order and order[0] <= delivery_tag:
-                tags.append(order.popleft())
-        else:
-            tags = [delivery_tag]
-        for tag in tags:
-            task_id = pending.pop(tag, None)
-            if task_id is None:
-                continue  # settled before by a single ack
-            if nacked:
-                self._nacked[tag] = task_id
-            else:
-                self.confirmed += 1
+    def _announce(self, upto: int, skipped: frozenset[int] = frozenset()) -> None:
+        """Send the held ``after_task_publish`` of the records before
+        ``upto`` not sent yet, in dispatch order; ``skipped``'s are kept
+        (not acked: ``resume()`` may send them)."""
+        notices = self.notices
+        if notices:
+            records = self._records
+            for index in range(self._announced, upto):
+                if index not in skipped:
+                    notice = notices.pop(id(records[index]), None)
+                    if notice is not None:
+                        notice.send()
+        self._announced = max(self._announced, upto)
 
     def _failed(self) -> PublishError:
         """The error for a channel or connection that failed: closed first,
@@ -260,11 +259,9 @@ class ConfirmBatch:
     def _failure(self) -> PublishError:
         # Unsettled messages already written, then every message from the
         # one being written on (never written, or its write failed).
-        unsettled = {**self._pending, **self._nacked}
-        ids = [unsettled[tag] for tag in sorted(unsettled)] + self._ids[self._next :]
-        self._pending.clear()
-        self._order.clear()
-        self._nacked.clear()
+        unsettled = self._acks.take_unsettled()
+        self._announce(self._next, frozenset(unsettled))
+        ids = [self._ids[i] for i in unsettled] + self._ids[self._next :]
         return PublishError(ids, self.confirmed, partial(self._resume, ids))
 
     def _resume(self, ids: list[str]) -> None:
@@ -278,6 +275,7 @@ class ConfirmBatch:
             self._window, self.default_confirm_timeout,
         ) as batch:  # fmt: skip
             batch.producer.deferred.extend(records)
+            batch.notices.update(self.notices)  # theirs, sent once acked
 
     # -- building ---------------------------------------------------------
 
@@ -315,9 +313,10 @@ class ConfirmBatch:
             except self._errors as exc:
                 # Only when nothing is unacknowledged can a rewrite not
                 # duplicate: see the module docstring.
-                settled = not self._pending and not self._nacked
                 if not (
-                    settled and isinstance(exc, catch) and may_retry(record.retry, retries, policy)
+                    self._acks.settled
+                    and isinstance(exc, catch)
+                    and may_retry(record.retry, retries, policy)
                 ):
                     raise self._failed() from exc
                 wait = interval(retries, policy)
@@ -330,16 +329,14 @@ class ConfirmBatch:
                 self._drop_connection()
                 time.sleep(wait)
                 retries += 1
-        self._tag += 1
-        self._pending[self._tag] = record.task_id
-        self._order.append(self._tag)
+        self._acks.written(self._next)
         self._next += 1
 
     def _send(self, chunk: list[Deferred]) -> None:
         """Write a batch's messages, their frames gathered into a few
         system calls (``amqp_wire``)."""
         alone = 0
-        if self._channel is None or (not self._pending and not self._nacked):
+        if self._channel is None or self._acks.settled:
             # A write that fails with nothing unacknowledged is retried
             # (``_write``): the first one goes out on its own to find out,
             # as every write did before gathering.
@@ -394,19 +391,19 @@ class ConfirmBatch:
         queued must not be reported unconfirmed)."""
         timeout = self._confirm_timeout or self.default_confirm_timeout
         failures: tuple[type[BaseException], ...] = (*self._errors, OperationalError)
+        acks = self._acks
         try:
-            while len(self._pending) > (0 if self._nacked else allowed):
+            while acks.outstanding > (0 if acks.nacked else allowed):
                 connection = self._channel.connection if self._channel else None
                 if connection is None:
                     raise OperationalError("confirm channel closed before every ack arrived")
                 connection.drain_events(timeout=timeout)
         except failures as exc:
             raise self._failed() from exc
-        if self._nacked:
+        if acks.nacked:
             raise self._failure()
-        order, pending = self._order, self._pending
-        while order and order[0] not in pending:
-            order.popleft()  # settled by single acks: only pending tags stay
+        acks.compact()
+        self._announce(acks.first_unconfirmed(self._next))
 
     def flush(self) -> None:
         """Write every built message, a batch at a time, with up to the

@@ -43,15 +43,13 @@ from turbogroup._compat import RedisChannel
 from turbogroup.celery_guards import (
     celery_retries_each_callback_publish,
     fast_path_enabled,
-    warn_once,
 )
 from turbogroup.errors import PublishError
-from turbogroup.publish.amqp import uses_pyamqp
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.redis_wire import send_transactions
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import retrying
-from turbogroup.publish.signals import Notice, hold_after_publish, publish_receivers
+from turbogroup.publish.signals import Notice, hold_after_publish
 
 DEFAULT_BATCH_SIZE = 1000
 #: Steps written ahead of their replies on Redis (``turbogroup_confirm_window``).
@@ -63,17 +61,10 @@ def bulk_publish_allowed(app: Any, producer: Any) -> bool:
     unless Celery retries each callback publish on its own, and only while
     the app may take the fast path at all (``celery_guards``). With
     ``before_task_publish``/``after_task_publish`` receivers (a tracer's
-    instrumentation) it is, on the transports whose ``after_task_publish``
-    is held until sent (``publish/signals.py``): all but RabbitMQ, where
-    each task is then published as Celery publishes it."""
+    instrumentation) too: ``after_task_publish`` is held until the message
+    is sent, or acked on RabbitMQ (``publish/signals.py``)."""
+    del producer  # every transport's bulk publisher holds the signal
     if signals.task_sent.receivers:  # Celery's deprecated signal: its path
-        return False
-    if publish_receivers() and uses_pyamqp(producer.connection):
-        warn_once(
-            "a before_task_publish or after_task_publish receiver is connected (a tracer's "
-            "Celery instrumentation, for one): on RabbitMQ each task is then published on its "
-            "own, as Celery publishes it, unbatched and unconfirmed"
-        )
         return False
     if celery_retries_each_callback_publish():
         return False
