@@ -292,9 +292,11 @@ def bench_tracing(n: int, args: argparse.Namespace, tag: str) -> int:
     if not reachable(args.redis_url):
         print(f"error: --tracing needs Redis, nothing answers at {args.redis_url}", file=sys.stderr)
         return 2
-    rows = tracing.run_tracing(n, args.rounds, args.redis_url, tag)
+    brokers = [args.redis_url] + ([args.amqp_url] if reachable(args.amqp_url) else [])
+    rows = tracing.run_tracing(n, args.rounds, brokers, tag)
     print_table(
-        f"Dispatch with a tracer on, N={n} (best of {args.rounds}; Redis broker)",
+        f"Dispatch with a tracer on, N={n} (best of {args.rounds}; Redis, and RabbitMQ when "
+        "it answers)",
         tracing.HEADER,
         rows,
         print,

@@ -1,5 +1,6 @@
 """``python -m turbogroup bench --tracing``: dispatch with a tracer's Celery
-integration on, Celery's group against turbogroup's, on Redis.
+integration on, Celery's group against turbogroup's, on Redis and, when it
+answers, RabbitMQ.
 
 Each tracer patches Celery or connects its signals for the whole process,
 so every (tracer, implementation) pair runs in a fresh interpreter
@@ -28,7 +29,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 TRACERS = {"opentelemetry": ("traceparent",), "sentry": ("sentry-trace", "baggage")}
-HEADER = ["tracer", "N", "celery s", "turbogroup s", "ratio", "built by turbogroup/Celery"]
+HEADER = [
+    "tracer", "broker", "N", "celery s", "turbogroup s", "ratio", "built by turbogroup/Celery",
+]  # fmt: skip
 
 
 def _opentelemetry() -> Any:
@@ -66,7 +69,6 @@ def _sentry() -> Any:
 def measure(tracer: str, impl: str, n: int, rounds: int, broker: str, queue: str) -> dict:
     """The rounds of one (tracer, implementation) pair, in this process."""
     traced: Any = {"opentelemetry": _opentelemetry, "sentry": _sentry}[tracer]()
-    import redis
     from celery import Celery
     from celery.canvas import group as celery_group
 
@@ -83,26 +85,26 @@ def measure(tracer: str, impl: str, n: int, rounds: int, broker: str, queue: str
     app.conf.task_default_queue = queue
     add = app.task(name="tg_tracing_bench.add", shared=False)(_add)
     group = celery_group if impl == "celery" else turbogroup.group
-    client = redis.Redis.from_url(broker)
+    queued = RedisQueue(broker, queue) if broker.startswith("redis") else AmqpQueue(app, queue)
     seconds: list[float] = []
     failures: list[str] = []
     try:
         for _ in range(rounds):
-            client.delete(queue)
+            queued.purge()
             sig = group([add.s(i, i) for i in range(n)], app=app)
             span: AbstractContextManager[Any] = traced()
             with span:
                 t0 = time.perf_counter()
                 sig.apply_async()
                 elapsed = time.perf_counter() - t0
-            headers = [json.loads(m)["headers"] for m in client.lrange(queue, 0, -1)]
+            headers = queued.take_headers()
             carried = sum(all(h in each for h in TRACERS[tracer]) for each in headers)
             if len(headers) != n or carried != n:
                 failures.append(f"{len(headers)} queued, {carried} with {TRACERS[tracer]}")
             else:
                 seconds.append(elapsed)
     finally:
-        client.delete(queue)
+        queued.remove()
     built = [(r.by_engine, r.by_celery) for r in reports if r is not None]
     return {"seconds": seconds, "failures": failures, "built": built[-1] if built else None}
 
@@ -111,31 +113,83 @@ def _add(x: int, y: int) -> int:
     return x + y
 
 
-def run_tracing(n: int, rounds: int, broker: str, tag: str) -> list[list[str]]:
-    """One table row per tracer: best round of each side and the ratio."""
-    rows: list[list[str]] = []
-    for tracer in TRACERS:
-        sides = {}
-        for impl in ("celery", "turbogroup"):
-            out = subprocess.run(
-                [sys.executable, "-m", "turbogroup.benchkit.tracing",
-                 tracer, impl, str(n), str(rounds), broker, f"{tag}-{tracer}"],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            sides[impl] = json.loads(out.stdout.splitlines()[-1])
-        celery_s = min(sides["celery"]["seconds"], default=None)
-        turbo_s = min(sides["turbogroup"]["seconds"], default=None)
-        ratio = f"{celery_s / turbo_s:.1f}x" if celery_s and turbo_s else "-"
-        failed = "; ".join(f"{i}: {f}" for i in sides for f in sides[i]["failures"])
-        built = sides["turbogroup"]["built"]
-        rows.append([
-            tracer, str(n),
-            f"{celery_s:.3f}" if celery_s else "failed",
-            f"{turbo_s:.3f}" if turbo_s else "failed",
-            ratio if not failed else f"{ratio} ({failed})",
-            f"{built[0]}/{built[1]}" if built else "Celery's path",
-        ])  # fmt: skip
-    return rows
+class RedisQueue:
+    """The bench's queue on a Redis broker: a list."""
+
+    def __init__(self, broker: str, queue: str) -> None:
+        import redis
+
+        self.client, self.queue = redis.Redis.from_url(broker), queue
+
+    def purge(self) -> None:
+        self.client.delete(self.queue)
+
+    def take_headers(self) -> list[dict[str, Any]]:
+        raw = self.client.lrange(self.queue, 0, -1)
+        self.client.delete(self.queue)
+        return [json.loads(m)["headers"] for m in raw]
+
+    def remove(self) -> None:
+        self.purge()
+        self.client.close()
+
+
+class AmqpQueue:
+    """The bench's queue on RabbitMQ: declared as Celery declares the
+    app's default queue, deleted with its exchange at the end."""
+
+    def __init__(self, app: Any, queue: str) -> None:
+        self.connection = app.connection_for_write()
+        self.channel = self.connection.channel()
+        self.queue = queue
+        app.amqp.queues[queue].bind(self.channel).declare()
+
+    def purge(self) -> None:
+        self.channel.queue_purge(self.queue)
+
+    def take_headers(self) -> list[dict[str, Any]]:
+        headers = []
+        while (message := self.channel.basic_get(self.queue, no_ack=True)) is not None:
+            headers.append(message.properties.get("application_headers") or {})
+        return headers
+
+    def remove(self) -> None:
+        self.channel.queue_delete(self.queue)
+        self.channel.exchange_delete(self.queue)
+        self.connection.close()
+
+
+def run_tracing(n: int, rounds: int, brokers: list[str], tag: str) -> list[list[str]]:
+    """One table row per tracer and broker: best round of each side and
+    the ratio."""
+    return [
+        _row(tracer, broker, n, rounds, f"{tag}-{tracer}")
+        for tracer in TRACERS
+        for broker in brokers
+    ]
+
+
+def _row(tracer: str, broker: str, n: int, rounds: int, queue: str) -> list[str]:
+    sides = {}
+    for impl in ("celery", "turbogroup"):
+        out = subprocess.run(
+            [sys.executable, "-m", "turbogroup.benchkit.tracing",
+             tracer, impl, str(n), str(rounds), broker, queue],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        sides[impl] = json.loads(out.stdout.splitlines()[-1])
+    celery_s = min(sides["celery"]["seconds"], default=None)
+    turbo_s = min(sides["turbogroup"]["seconds"], default=None)
+    ratio = f"{celery_s / turbo_s:.1f}x" if celery_s and turbo_s else "-"
+    failed = "; ".join(f"{i}: {f}" for i in sides for f in sides[i]["failures"])
+    built = sides["turbogroup"]["built"]
+    return [
+        tracer, broker.partition(":")[0], str(n),
+        f"{celery_s:.3f}" if celery_s else "failed",
+        f"{turbo_s:.3f}" if turbo_s else "failed",
+        ratio if not failed else f"{ratio} ({failed})",
+        f"{built[0]}/{built[1]}" if built else "Celery's path",
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
