@@ -3,6 +3,7 @@ GroupResult on the same stored results."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -48,6 +49,9 @@ class RoundTrips:
     more packed commands (a command, a pipeline, a batch of MGETs)."""
 
     def __init__(self, monkeypatch):
+        # Results of earlier tests (Celery's subscribe) UNSUBSCRIBE when
+        # finalized: let the collector finalize them before counting.
+        gc.collect()
         self.count = 0
         original = redis.connection.AbstractConnection.send_packed_command
 
@@ -262,11 +266,12 @@ def test_results_subscribed_elsewhere_leave_the_others_on_the_short_path(backend
         removals.append(result.id)
         return original(self, result)
 
+    gc.collect()  # earlier tests' results, whose finalizers remove them
     monkeypatch.setattr(type(backend), "_remove_pending_result", counting)
     try:
         ours = GroupResult(uuid(), [backend_app.AsyncResult(i) for i in ids], app=backend_app)
         assert ours.get(timeout=10) == list(range(40))
-        assert removals == [ids[5]]
+        assert [i for i in removals if i in set(ids)] == [ids[5]]
         consumer = backend.result_consumer
         assert backend.get_key_for_task(elsewhere.id) in consumer.subscribed_to
         assert backend.get_key_for_task(ids[5]) in consumer.subscribed_to
