@@ -57,10 +57,11 @@ def into_batch(call: ChildCall, producer: Any) -> ChildCall | None:
     app = sig.app
     if app.conf.task_always_eager:
         return call
+    # group._apply_tasks's call (its keywords collide as they would there),
+    # over the chain's own options as _chain.apply_async merges them
     options = dict(
-        producer=producer, add_to_parent=False, chord=call.chord, **call.options
-    )  # group._apply_tasks's call
-    options = dict(sig.options, **options)
+        sig.options, producer=producer, add_to_parent=False, chord=call.chord, **call.options
+    )
     return _run(sig, args, kwargs, app=app, **options)
 
 

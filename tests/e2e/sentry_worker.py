@@ -12,37 +12,14 @@ the transaction the worker made for each task, and the dispatch reports.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from typing import Any
 
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
+from tests.sentry import init_sentry
 
 TRANSACTIONS: list[dict[str, Any]] = []
-
-
-def _init_sentry() -> Any:
-    import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.transport import Transport
-
-    class Keeping(Transport):
-        """Transactions kept in memory: no network."""
-
-        def capture_envelope(self, envelope: Any) -> None:
-            event = envelope.get_transaction_event()
-            if event is not None:
-                TRANSACTIONS.append(event)
-
-    sentry_sdk.init(
-        dsn="http://key@127.0.0.1:9/1",
-        transport=Keeping,
-        traces_sample_rate=1.0,
-        integrations=[CeleryIntegration()],
-        default_integrations=False,
-    )
-    return sentry_sdk
 
 
 def _task_id_of(event: dict[str, Any]) -> str | None:
@@ -58,27 +35,17 @@ def _task_id_of(event: dict[str, Any]) -> str | None:
 
 
 def main(redis_url: str, prefix: str, impl: str, n: int) -> None:
-    sentry_sdk = _init_sentry()
+    sentry_sdk = init_sentry(TRANSACTIONS)
     import celery.contrib.testing.tasks  # noqa: F401 - the ping task start_worker uses
     from celery import Celery
     from celery.canvas import group as celery_group
     from celery.contrib.testing.worker import start_worker
 
     import turbogroup
+    from turbogroup.publish.report import collected_reports
 
     if impl == "turbogroup":
         turbogroup.install()
-    reports: list[dict[str, int]] = []
-
-    class Reports(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            report = getattr(record, "turbogroup_dispatch", None)
-            if report is not None:
-                reports.append({"by_engine": report.by_engine, "by_celery": report.by_celery})
-
-    dispatch_log = logging.getLogger("turbogroup.dispatch")
-    dispatch_log.setLevel(logging.DEBUG)
-    dispatch_log.addHandler(Reports())
     options = {"global_keyprefix": prefix}
     app = Celery("tg_sentry_worker", set_as_current=False)
     app.conf.update(
@@ -96,9 +63,10 @@ def main(redis_url: str, prefix: str, impl: str, n: int) -> None:
 
     group = celery_group if impl == "celery" else turbogroup.group
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
-        with sentry_sdk.start_transaction(name="dispatch", op="test") as transaction:
-            result = group([add.s(i, i) for i in range(n)], app=app).apply_async()
-            trace_id = transaction.trace_id
+        with collected_reports() as reports:
+            with sentry_sdk.start_transaction(name="dispatch", op="test") as transaction:
+                result = group([add.s(i, i) for i in range(n)], app=app).apply_async()
+                trace_id = transaction.trace_id
         values = result.get(timeout=60)
         ids = [r.id for r in result.results]
         deadline = time.monotonic() + 20
@@ -124,7 +92,7 @@ def main(redis_url: str, prefix: str, impl: str, n: int) -> None:
                 "values": [v for v, _ in values],
                 "headers": [h for _, h in values],
                 "worker": worker,
-                "reports": reports,
+                "reports": [{"by_engine": r.by_engine, "by_celery": r.by_celery} for r in reports],
             }
         )
     )

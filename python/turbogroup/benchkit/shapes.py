@@ -17,7 +17,6 @@ children to Celery shows up there, not only as a poor ratio.
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from celery import Celery
 import turbogroup
 from turbogroup.benchkit.timing import Progress, Timing, run_rounds
 from turbogroup.benchkit.transports import Transport, delete_redis_keys
+from turbogroup.publish.report import collected_reports
 
 SMALL_REPEAT = 200
 
@@ -78,20 +78,6 @@ SHAPES = (
     Shape("frozen, saved group", _frozen_and_saved),
     *(Shape(f"{SMALL_REPEAT} groups of {k}", _small_group(k), SMALL_REPEAT) for k in (1, 10, 100)),
 )
-
-
-class _Reports(logging.Handler):
-    """Counts what the dispatch reports say was built, and by whom."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.by_engine = self.by_celery = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        report = getattr(record, "turbogroup_dispatch", None)
-        if report is not None:
-            self.by_engine += report.by_engine
-            self.by_celery += report.by_celery
 
 
 @dataclass
@@ -148,9 +134,6 @@ def run_shapes(
 ) -> list[ShapeResult]:
     was_installed = turbogroup.installed()
     app = make_app(transport, backend_url, tag)
-    reports = _Reports()
-    logger = logging.getLogger("turbogroup.dispatch")
-    level = logger.level
     out = []
     try:
         for shape in SHAPES:
@@ -158,20 +141,12 @@ def run_shapes(
             turbogroup.uninstall()
             theirs = _measure(transport, app, shape, size, rounds, progress)
             turbogroup.install()
-            reports.by_engine = reports.by_celery = 0
-            logger.addHandler(reports)
-            logger.setLevel(logging.DEBUG)
-            try:
+            with collected_reports() as reports:
                 ours = _measure(transport, app, shape, size, rounds, progress)
-            finally:
-                logger.removeHandler(reports)
-                logger.setLevel(level)
             runs = max(1, len(ours.seconds) * shape.repeat)  # counts per dispatch
-            out.append(
-                ShapeResult(
-                    shape, size, theirs, ours, reports.by_engine // runs, reports.by_celery // runs
-                )
-            )
+            by_engine = sum(r.by_engine for r in reports) // runs
+            by_celery = sum(r.by_celery for r in reports) // runs
+            out.append(ShapeResult(shape, size, theirs, ours, by_engine, by_celery))
     finally:
         (turbogroup.install if was_installed else turbogroup.uninstall)()
         transport.cleanup(app)

@@ -21,12 +21,13 @@ headers, is reported as failed rather than timed.
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import time
 from contextlib import AbstractContextManager
 from typing import Any
+
+from turbogroup.publish.report import collected_reports
 
 TRACERS = {"opentelemetry": ("traceparent",), "sentry": ("sentry-trace", "baggage")}
 HEADER = [
@@ -75,12 +76,6 @@ def measure(tracer: str, impl: str, n: int, rounds: int, broker: str, queue: str
     import turbogroup
 
     turbogroup.install()
-    reports: list[Any] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: reports.append(getattr(record, "turbogroup_dispatch", None))  # type: ignore[method-assign]
-    dispatch_log = logging.getLogger("turbogroup.dispatch")
-    dispatch_log.setLevel(logging.DEBUG)
-    dispatch_log.addHandler(handler)
     app = Celery("tg_tracing_bench", broker=broker, set_as_current=False)
     app.conf.task_default_queue = queue
     add = app.task(name="tg_tracing_bench.add", shared=False)(_add)
@@ -89,23 +84,24 @@ def measure(tracer: str, impl: str, n: int, rounds: int, broker: str, queue: str
     seconds: list[float] = []
     failures: list[str] = []
     try:
-        for _ in range(rounds):
-            queued.purge()
-            sig = group([add.s(i, i) for i in range(n)], app=app)
-            span: AbstractContextManager[Any] = traced()
-            with span:
-                t0 = time.perf_counter()
-                sig.apply_async()
-                elapsed = time.perf_counter() - t0
-            headers = queued.take_headers()
-            carried = sum(all(h in each for h in TRACERS[tracer]) for each in headers)
-            if len(headers) != n or carried != n:
-                failures.append(f"{len(headers)} queued, {carried} with {TRACERS[tracer]}")
-            else:
-                seconds.append(elapsed)
+        with collected_reports() as reports:
+            for _ in range(rounds):
+                queued.purge()
+                sig = group([add.s(i, i) for i in range(n)], app=app)
+                span: AbstractContextManager[Any] = traced()
+                with span:
+                    t0 = time.perf_counter()
+                    sig.apply_async()
+                    elapsed = time.perf_counter() - t0
+                headers = queued.take_headers()
+                carried = sum(all(h in each for h in TRACERS[tracer]) for each in headers)
+                if len(headers) != n or carried != n:
+                    failures.append(f"{len(headers)} queued, {carried} with {TRACERS[tracer]}")
+                else:
+                    seconds.append(elapsed)
     finally:
         queued.remove()
-    built = [(r.by_engine, r.by_celery) for r in reports if r is not None]
+    built = [(r.by_engine, r.by_celery) for r in reports]
     return {"seconds": seconds, "failures": failures, "built": built[-1] if built else None}
 
 

@@ -82,7 +82,7 @@ from turbogroup.publish.amqp_wire import (
 from turbogroup.publish.deferred import Deferred, DeferringProducer, replay, settings_of
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import interval, may_retry, retry_errors, retrying
-from turbogroup.publish.signals import Notice, hold_after_publish
+from turbogroup.publish.signals import Notice, hold_after_publish, send_held
 
 logger = logging.getLogger(__name__)
 
@@ -238,14 +238,11 @@ class ConfirmBatch:
         """Send the held ``after_task_publish`` of the records before
         ``upto`` not sent yet, in dispatch order; ``skipped``'s are kept
         (not acked: ``resume()`` may send them)."""
-        notices = self.notices
-        if notices:
-            records = self._records
-            for index in range(self._announced, upto):
-                if index not in skipped:
-                    notice = notices.pop(id(records[index]), None)
-                    if notice is not None:
-                        notice.send()
+        records = self._records
+        send_held(
+            self.notices,
+            (records[i] for i in range(self._announced, upto) if i not in skipped),
+        )
         self._announced = max(self._announced, upto)
 
     def _failed(self) -> PublishError:

@@ -49,7 +49,7 @@ from turbogroup.publish.deferred import Deferred, DeferringProducer, replay
 from turbogroup.publish.redis_wire import send_transactions
 from turbogroup.publish.report import DispatchReport
 from turbogroup.publish.retry import retrying
-from turbogroup.publish.signals import Notice, hold_after_publish
+from turbogroup.publish.signals import Notice, hold_after_publish, send_held
 
 DEFAULT_BATCH_SIZE = 1000
 #: Steps written ahead of their replies on Redis (``turbogroup_confirm_window``).
@@ -263,11 +263,7 @@ class Batch:
 
     def _announce(self, records: list[Deferred]) -> None:
         """Send the held ``after_task_publish`` of these sent records."""
-        if self.notices:
-            for record in records:
-                notice = self.notices.pop(id(record), None)
-                if notice is not None:
-                    notice.send()
+        send_held(self.notices, records)
 
     def flush(self) -> None:
         """Seal what is left and send every step: consecutive steps of the

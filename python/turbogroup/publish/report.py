@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("turbogroup.dispatch")
@@ -47,4 +49,32 @@ class DispatchReport:
         )
 
 
-__all__ = ["DispatchReport"]
+class _Collecting(logging.Handler):
+    def __init__(self, reports: list[DispatchReport]) -> None:
+        super().__init__(logging.DEBUG)
+        self.reports = reports
+
+    def emit(self, record: logging.LogRecord) -> None:
+        report = getattr(record, "turbogroup_dispatch", None)
+        if report is not None:
+            self.reports.append(report)
+
+
+@contextmanager
+def collected_reports() -> Iterator[list[DispatchReport]]:
+    """The reports of the dispatches made inside, in order (DEBUG is on for
+    ``turbogroup.dispatch`` meanwhile): how the bench and the tests see
+    who built each message."""
+    reports: list[DispatchReport] = []
+    handler = _Collecting(reports)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield reports
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+__all__ = ["DispatchReport", "collected_reports"]

@@ -25,7 +25,7 @@ and Celery's lookup otherwise.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -75,6 +75,17 @@ class Awaiting:
 
 
 _awaiting: ContextVar[Awaiting | None] = ContextVar("turbogroup_awaiting", default=None)
+
+
+def send_held(notices: dict[int, Notice], records: Iterable[Any]) -> None:
+    """Send the held ``after_task_publish`` of these records (sent, or acked
+    on RabbitMQ), in their order; each is sent once."""
+    if not notices:
+        return
+    for record in records:
+        notice = notices.pop(id(record), None)
+        if notice is not None:
+            notice.send()
 
 
 def publish_receivers() -> bool:
@@ -144,4 +155,5 @@ __all__ = [
     "in_own_context",
     "publish_receivers",
     "recorded",
+    "send_held",
 ]
