@@ -168,6 +168,18 @@ def lpush_alike_command(
     command). Raises ``ValueError`` if one of them is ``Unsupported``: the
     caller checked them first."""
 
+def task_reprs(
+    args: Any,
+    kwargs: Any,
+    argsrepr_maxsize: int | None = 1024,
+    kwargsrepr_maxsize: int | None = 1024,
+    repr_maxlevels: int | None = 3,
+) -> tuple[str, str] | Unsupported:
+    """Celery's ``argsrepr`` and ``kwargsrepr`` headers for these arguments,
+    as ``as_task_v2`` computes them with ``saferepr`` (falsy ``args`` and
+    ``kwargs`` are ``()`` and ``{}``), or :class:`Unsupported` when a value
+    is of a type the encoder does not render exactly."""
+
 def lpush_command(key: str, values: list[bytes]) -> bytes:
     """The Redis protocol bytes of ``LPUSH key values...``."""
 
@@ -182,6 +194,7 @@ __all__ = [
     "freeze_unroll_order",
     "lpush_alike_command",
     "lpush_command",
+    "task_reprs",
     "uuid4",
     "uuid4_batch",
 ]

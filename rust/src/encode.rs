@@ -454,6 +454,19 @@ fn envelopes_to_python(
     Ok(out)
 }
 
+/// Task arguments as `as_task_v2` reads them: falsy ones are `empty`.
+fn or_empty<'py>(
+    ctx: &Ctx<'py>,
+    v: &Bound<'py, PyAny>,
+    empty: Value,
+) -> Result<Value, Unsupported> {
+    if v.is_truthy().map_err(unsupported)? {
+        convert(ctx, v, Mode::Repr, 0)
+    } else {
+        Ok(empty)
+    }
+}
+
 /// One `(task_id, group_index, args, kwargs)` item, read as `build` reads
 /// those fields of a message dict.
 fn alike_item<'py>(
@@ -470,19 +483,20 @@ fn alike_item<'py>(
         .get_item(0)?
         .extract::<String>()
         .map_err(|_| PyTypeError::new_err(format!("item {index}: the task id must be a str")))?;
-    let or_empty = |v: Bound<'py, PyAny>, empty: Value| -> Result<Value, Unsupported> {
-        if v.is_truthy().map_err(unsupported)? {
-            convert(ctx, &v, Mode::Repr, 0)
-        } else {
-            Ok(empty)
-        }
-    };
     let fields = || -> Result<AlikeItem, Unsupported> {
         Ok(AlikeItem {
             id: Text::from(id.as_str()),
             group_index: convert(ctx, &t.get_item(1).map_err(unsupported)?, Mode::Json, 0)?,
-            args: or_empty(t.get_item(2).map_err(unsupported)?, Value::Tuple(vec![]))?,
-            kwargs: or_empty(t.get_item(3).map_err(unsupported)?, Value::Dict(vec![]))?,
+            args: or_empty(
+                ctx,
+                &t.get_item(2).map_err(unsupported)?,
+                Value::Tuple(vec![]),
+            )?,
+            kwargs: or_empty(
+                ctx,
+                &t.get_item(3).map_err(unsupported)?,
+                Value::Dict(vec![]),
+            )?,
         })
     };
     Ok(fields())
@@ -664,6 +678,40 @@ pub fn amqp_alike_parts<'py>(
         }
     }
     Ok(out)
+}
+
+/// Celery's `argsrepr` and `kwargsrepr` headers for these arguments (as
+/// `as_task_v2` computes them: falsy args and kwargs are `()` and `{}`),
+/// or `Unsupported` where the encoder cannot render a value exactly. See
+/// `_core.pyi`.
+#[pyfunction]
+#[pyo3(
+    signature = (args, kwargs, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)),
+    text_signature = "(args, kwargs, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3)"
+)]
+pub fn task_reprs<'py>(
+    py: Python<'py>,
+    args: &Bound<'py, PyAny>,
+    kwargs: &Bound<'py, PyAny>,
+    argsrepr_maxsize: Option<i64>,
+    kwargsrepr_maxsize: Option<i64>,
+    repr_maxlevels: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ctx = Ctx::new(py)?;
+    let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
+    let converted = or_empty(&ctx, args, Value::Tuple(vec![]))
+        .and_then(|a| Ok((a, or_empty(&ctx, kwargs, Value::Dict(vec![]))?)));
+    match converted {
+        Ok((a, k)) => {
+            let (argsrepr, kwargsrepr) = py.detach(|| message::task_reprs(&a, &k, &limits));
+            Ok(PyTuple::new(
+                py,
+                [text_to_py(py, &argsrepr)?, text_to_py(py, &kwargsrepr)?],
+            )?
+            .into_any())
+        }
+        Err(Unsupported(reason)) => Ok(Bound::new(py, PyUnsupported { reason })?.into_any()),
+    }
 }
 
 /// `LPUSH key values...` as RESP bytes.

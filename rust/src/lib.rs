@@ -22,5 +22,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_alike_command, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_command, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::task_reprs, m)?)?;
     Ok(())
 }

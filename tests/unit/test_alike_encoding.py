@@ -91,3 +91,22 @@ def test_explicit_reprs_in_the_template_are_not_computed():
     template = {**TEMPLATE, "argsrepr": "A", "kwargsrepr": "K"}
     [(body, argsrepr, kwargsrepr)] = _core.amqp_alike_parts(template, [("i", 0, (1,), {})])
     assert json.loads(body)[0] == [1] and argsrepr is None and kwargsrepr is None
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(args=args_st, kwargs=kwargs_st, maxsize=st.sampled_from([None, 8, 1024]))
+def test_task_reprs_are_celerys_saferepr(args, kwargs, maxsize):
+    """The reprs a publish signal receiver sees in the headers
+    (``publish/signalled.py``) are ``as_task_v2``'s."""
+    from celery.utils.saferepr import saferepr
+
+    limits = {"argsrepr_maxsize": maxsize, "kwargsrepr_maxsize": maxsize, "repr_maxlevels": 3}
+    got = _core.task_reprs(args, kwargs, **limits)
+    assert got == (
+        saferepr(args or (), maxsize, maxlevels=3),
+        saferepr(kwargs or {}, maxsize, maxlevels=3),
+    )
+
+
+def test_task_reprs_leave_unsupported_values_to_celery():
+    assert isinstance(_core.task_reprs((object(),), {}), _core.Unsupported)

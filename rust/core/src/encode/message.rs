@@ -517,6 +517,14 @@ fn amqp_parts(
     Ok((argsrepr, kwargsrepr))
 }
 
+/// `as_task_v2`'s `argsrepr` and `kwargsrepr` of these arguments.
+pub fn task_reprs(args: &Value, kwargs: &Value, limits: &ReprLimits) -> (Text, Text) {
+    (
+        saferepr(args, limits.argsrepr_maxsize, limits.maxlevels),
+        saferepr(kwargs, limits.kwargsrepr_maxsize, limits.maxlevels),
+    )
+}
+
 fn check_arguments(m: &TaskMessage) -> Result<(), Unsupported> {
     match m.args {
         Value::List(_) | Value::Tuple(_) => {}
