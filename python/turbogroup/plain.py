@@ -37,6 +37,7 @@ from turbogroup.errors import note_child
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults
 from turbogroup.publish.alike import ATOMIC, AlikeChild
+from turbogroup.publish.signals import child_publish
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 
@@ -206,15 +207,17 @@ class PlainDispatch:
     def _publish(self, clone: Signature, position: int) -> None:
         """Celery's publish of a frozen clone (called later, when sealing,
         for a message the encoder could not render: it names its child)."""
+        publish = partial(
+            clone.apply_async,
+            producer=self.producer,
+            add_to_parent=False,
+            chord=clone.options.get("chord"),
+            args=self.args,
+            kwargs=self.kwargs,
+            **self.options,
+        )
         try:
-            clone.apply_async(
-                producer=self.producer,
-                add_to_parent=False,
-                chord=clone.options.get("chord"),
-                args=self.args,
-                kwargs=self.kwargs,
-                **self.options,
-            )
+            child_publish(publish, self.batch)()
         except Exception as exc:
             note_child(exc, position, clone.task, nothing_sent=True)
             raise

@@ -71,7 +71,7 @@ def test_worker_spans_continue_the_dispatching_trace(
         assert run.context.trace_id == producer.context.trace_id == trace_id
         assert run.parent.span_id == producer.context.span_id
     reports = dispatch_reports()
-    if impl is turbo_group:  # one bulk dispatch, every message Celery-built (receivers)
-        assert [(r.by_engine, r.by_celery) for r in reports] == [(0, N)]
+    if impl is turbo_group:  # one bulk dispatch, every message built by the encoder
+        assert [(r.by_engine, r.by_celery) for r in reports] == [(N, 0)]
     else:
         assert reports == []

@@ -5,9 +5,10 @@ turbogroup's group the tracer sees what it sees with Celery's: the same
 spans, each child of the dispatching span, each span's id in its own
 message's ``traceparent``, every span ended (``after_task_publish`` fired
 for every message). And the dispatch stays one bulk dispatch: the
-messages are built by Celery's publish (the receivers run for each) and
-sent in batches, each ``after_task_publish`` sent once its message is in
-Redis, in dispatch order.
+receivers run for each message with Celery's arguments, the encoder builds
+the message they leave, and the messages are sent in batches, each
+``after_task_publish`` sent once its message is in Redis, in dispatch
+order.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def test_turbogroup_batches_and_sends_after_publish_once_sent(env, tracer, dispa
     ids = [m["headers"]["id"] for m in messages]
     assert [task_id for task_id, _ in seen] == ids
     assert all(queued >= k + 1 for k, (_, queued) in enumerate(seen))
-    assert seen[0][1] == 50  # the first step's messages were sent together
-    assert [(r.by_engine, r.by_celery) for r in dispatch_reports()] == [(0, N)]
+    assert seen[0][1] >= 50  # the first step's messages were sent together
+    assert [(r.by_engine, r.by_celery) for r in dispatch_reports()] == [(N, 0)]
     assert len(spans) == N and all(s.parent.span_id == parent.span_id for s in spans)
 
 

@@ -324,9 +324,10 @@ def test_batch_size_comes_from_the_app_config(env, monkeypatch, dispatch_reports
     assert broker.llen(queue) == 4500
 
 
-def test_a_publish_signal_receiver_gets_celerys_publish_batched(env, caplog, dispatch_reports):
-    """On Redis a receiver keeps the dispatch batched (Celery's publish
-    builds each message, test_opentelemetry_dispatch.py); no warning."""
+def test_a_publish_signal_receiver_keeps_the_encoder(env, caplog, dispatch_reports):
+    """On Redis a receiver keeps the dispatch batched and the messages built
+    by the encoder, the receiver called for each with Celery's arguments
+    (test_publish_signal_arguments.py); no warning."""
     from celery import signals
 
     app, add, queue, broker = env
@@ -342,7 +343,7 @@ def test_a_publish_signal_receiver_gets_celerys_publish_batched(env, caplog, dis
         signals.before_task_publish.disconnect(receiver)
     assert not [r for r in caplog.records if "receiver is connected" in r.getMessage()]
     assert calls == [r.id for res in results for r in res.results]
-    assert [(r.by_engine, r.by_celery) for r in dispatch_reports()] == [(0, 5)] * 3
+    assert [(r.by_engine, r.by_celery) for r in dispatch_reports()] == [(5, 0)] * 3
     assert broker.llen(queue) == 15
 
 

@@ -14,7 +14,6 @@ from celery.app.task import Task
 from celery.backends.base import BaseBackend
 
 from turbogroup.celery_guards import publishing_is_celerys_own, task_apply_async_is_celerys
-from turbogroup.publish.signals import publish_receivers
 
 
 class AlikeChild(NamedTuple):
@@ -63,9 +62,6 @@ def fast_path_allowed(app: Any, producer: Any) -> bool:
     backend = app.backend
     return (
         publishing_is_celerys_own(app)
-        # The encoder sends no publish signals: their receivers get
-        # Celery's publish (batched, publish/signals.py).
-        and not publish_receivers()
         and conf.task_protocol == 2
         and not conf.task_send_sent_event
         and conf.task_compression is None

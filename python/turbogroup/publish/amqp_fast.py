@@ -38,6 +38,7 @@ from turbogroup.publish.alike import (
     repr_limits,
 )
 from turbogroup.publish.deferred import Deferred
+from turbogroup.publish.signals import publish_receivers
 
 CHECK_EVERY = 1000
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
@@ -84,7 +85,9 @@ class AmqpFastDispatch:
         self.app = app
         self.batch = batch
         self.producer = batch.producer  # the DeferringProducer
-        self.enabled = fast_path_allowed(app, batch.producer)
+        # With publish signal receivers, Celery's publish builds each
+        # message (batched and confirmed: publish/signals.py).
+        self.enabled = fast_path_allowed(app, batch.producer) and not publish_receivers()
         self.max_message_size = max_message_size
         amqp = app.amqp
         self.limits = repr_limits(app)

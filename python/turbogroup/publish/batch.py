@@ -184,14 +184,15 @@ class Batch:
         seqs, self._record_seqs = self._record_seqs, []
         self.report.by_engine += len(sealed)
         self.report.by_celery += len(records)
+        # Dispatch order: those the fast path passed on while sealing were
+        # recorded last, in their children's places.
+        by_seq = sorted(zip(seqs, records), key=lambda pair: pair[0])
         if not sealed:
             if records:
-                self._add_records(records)
+                self._add_records([record for _, record in by_seq])
             return
         # One step, sent in dispatch order: alternating slices of the fast
-        # path's messages and of recorded ones (those the fast path passed
-        # on while sealing were recorded last, in their children's places).
-        by_seq = sorted(zip(seqs, records), key=lambda pair: pair[0])
+        # path's messages and of recorded ones.
         merged = heapq.merge(((m.seq, m) for m in sealed), by_seq, key=lambda pair: pair[0])
         ids: list[str] = []
         in_step: list[Deferred] = []
@@ -205,6 +206,8 @@ class Batch:
                 in_step += items
                 sends.append(partial(self._replay_all, items))
             else:
+                if self.notices:  # messages sent between the publish signals
+                    in_step += [item.message for item in items]
                 sends.append(self.fast.sender(items))
 
         def send(start: int) -> None:

@@ -42,6 +42,8 @@ from turbogroup.publish.alike import (
 )
 from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed
 from turbogroup.publish.resolve import MessageResolver
+from turbogroup.publish.signalled import Built, SendOptions, SignalledMessages
+from turbogroup.publish.signals import publish_receivers
 
 logger = logging.getLogger("turbogroup.publish.redis")
 
@@ -120,6 +122,12 @@ class RedisFastDispatch:
         # memo key -> (queue, message without ids and arguments, the options)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._keys = AlikeKeys(app.amqp.router)
+        # id(template) -> what send_task_message was given for its messages
+        self._sends: dict[int, SendOptions] = {}
+        # With publish signal receivers, each message goes between them.
+        self.signalled = (
+            SignalledMessages(app, producer, self.limits) if publish_receivers() else None
+        )
         # (task id, queue, message, how to publish it through Celery instead,
         # its place in the dispatch's order)
         # (task id, queue, message, Celery's publish of it or None for an
@@ -154,6 +162,8 @@ class RedisFastDispatch:
         built = self._build(sig, task, chord, args, kwargs, options)
         if built is None:
             return False
+        if self.signalled is not None:
+            return self._signalled(*built)
         self.pending.append((*built, fallback, self.sequence()))
         return True
 
@@ -173,6 +183,7 @@ class RedisFastDispatch:
             if built is not None:
                 # the key's objects are kept alive with it: their ids stay theirs
                 self._memo[key] = (built[1], built[2], opts)
+                self._sends[id(built[2])] = cast(SendOptions, self.resolver.last_send)
                 self.last_alike = (built[1], built[2])
             return built
         # The same task and options as an earlier child but for its ids and
@@ -192,7 +203,28 @@ class RedisFastDispatch:
         """Queue a child whose message is ``child.template`` (a
         ``last_alike``) but for its id, index and arguments, already
         checked by the caller as ``_build`` checks them."""
-        self.pending.append((child.task_id, qname, child, None, self.sequence()))
+        if self.signalled is None:
+            self.pending.append((child.task_id, qname, child, None, self.sequence()))
+        elif not self._signalled(child.task_id, qname, child):
+            child.through_celery()
+
+    def _signalled(self, task_id: str, qname: str, message: Message) -> bool:
+        """Send a message between the publish signals
+        (``publish/signalled.py``); False when Celery must publish it."""
+        assert self.signalled is not None
+        if isinstance(message, AlikeChild):
+            send = self._sends[id(message.template)]
+            built = Built(message.template, task_id, *message.fields[1:], send)
+        else:
+            send = cast(SendOptions, self.resolver.last_send)
+            fields = message["group_index"], message["args"], message["kwargs"]
+            built = Built(message, task_id, *fields, send)
+
+        def queue(final: dict[str, Any], through_kombu: Callable[[], Any]) -> Any:
+            self.pending.append((task_id, qname, final, through_kombu, self.sequence()))
+            return final
+
+        return self.signalled.publish(built, queue)
 
     def seal(self) -> list[Sealed]:
         """Encode what is queued, to check it, and return what this path

@@ -20,12 +20,21 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
 from dateutil.parser import isoparse
 
+from turbogroup.publish.signalled import SendOptions
+
 # send_task_message's and kombu Producer.publish's named parameters.
 PUBLISH_PARAMS = frozenset({
     "exchange", "routing_key", "queue", "event_dispatcher", "retry", "retry_policy",
     "serializer", "delivery_mode", "compression", "declare", "headers", "exchange_type",
     "timeout", "confirm_timeout", "mandatory", "immediate", "priority", "content_type",
     "content_encoding", "expiration",
+})  # fmt: skip
+# send_task_message's named parameters: the other options it is given
+# update the message properties (and reach before_task_publish so).
+SEND_PARAMS = frozenset({
+    "exchange", "routing_key", "queue", "event_dispatcher", "retry", "retry_policy",
+    "serializer", "delivery_mode", "compression", "declare", "headers", "exchange_type",
+    "timeout", "confirm_timeout",
 })  # fmt: skip
 # Options this path does not reproduce: Celery handles those children.
 UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
@@ -60,6 +69,9 @@ class MessageResolver:
         self.inherit_priority = conf.task_inherit_parent_priority
         self.parent = app.current_worker_task
         self.declared: set[int] = set()
+        # What send_task_message was given besides the message, for the
+        # last message resolved (publish/signalled.py).
+        self.last_send: SendOptions | None = None
 
     def resolve(
         self, task: Task, args: Any, kwargs: Any, opts: dict[str, Any]
@@ -142,6 +154,8 @@ class MessageResolver:
         exchange_type = opts.pop("exchange_type", None)
         delivery_mode = opts.pop("delivery_mode", None)
         headers = opts.pop("headers", None)
+        # before_task_publish's properties: Celery's, updated by these
+        left = {k: v for k, v in opts.items() if k not in SEND_PARAMS}
         if queue is None and exchange is None:
             queue = self.default_queue
         qname = queue
@@ -150,6 +164,16 @@ class MessageResolver:
                 qname, queue = queue, self.queues[queue]
             else:
                 qname = queue.name
+        send = SendOptions(
+            left,
+            queue,
+            opts.get("declare"),
+            opts.get("retry"),
+            opts.get("retry_policy"),
+            opts.get("serializer"),
+            opts.get("timeout"),
+            opts.get("confirm_timeout"),
+        )
         if delivery_mode is None:
             delivery_mode = getattr(getattr(queue, "exchange", None), "delivery_mode", None)
             delivery_mode = delivery_mode or self.default_delivery_mode
@@ -203,6 +227,7 @@ class MessageResolver:
             "exchange": exchange,
             "routing_key": routing_key,
         }
+        self.last_send = send
         return task_id, qname, message
 
     def declare(self, queue: Any) -> None:
@@ -232,4 +257,4 @@ def declared_on(channel: Any, entity: Any) -> bool:
     )
 
 
-__all__ = ["PUBLISH_PARAMS", "UNSUPPORTED_OPTIONS", "MessageResolver", "declared_on"]
+__all__ = ["PUBLISH_PARAMS", "SEND_PARAMS", "UNSUPPORTED_OPTIONS", "MessageResolver", "declared_on"]

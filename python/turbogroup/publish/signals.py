@@ -126,6 +126,38 @@ def child_publish(publish: Callable[[], Any], batch: Any) -> Callable[[], Any]:
     return in_own_context(publish, notices)
 
 
+def between_signals(
+    context: contextvars.Context,
+    notices: dict[int, Notice],
+    message: Any,
+    publish: Callable[[], Any],
+) -> None:
+    """Celery's ``send_task_message`` around ``publish``, run in
+    ``context``: ``before_task_publish`` with ``message``'s arguments (a
+    ``publish/signalled.py`` ``CeleryMessage``), the publish, then
+    ``after_task_publish``, held into ``notices``. ``publish`` returns what
+    the held signal is keyed by, or None when the recording producer
+    recorded the message (and keyed it by its record)."""
+    awaiting = Awaiting(context, notices)
+    token = _awaiting.set(awaiting)
+    try:
+        signals.before_task_publish.send(**message.signal_arguments())
+        key = publish()
+        if key is not None:
+            awaiting.recorded = (
+                key, message.body, message.headers, message.exchange, message.routing_key
+            )  # fmt: skip
+        signals.after_task_publish.send(
+            sender=message.name,
+            body=message.body,
+            headers=message.headers,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+        )
+    finally:
+        _awaiting.reset(token)
+
+
 def _awaited(publish: Callable[[], Any], awaiting: Awaiting) -> Any:
     token = _awaiting.set(awaiting)
     try:
@@ -150,6 +182,7 @@ def hold_after_publish() -> None:
 
 __all__ = [
     "Notice",
+    "between_signals",
     "child_publish",
     "hold_after_publish",
     "in_own_context",

@@ -1,0 +1,278 @@
+"""The encoder's messages with publish signals: what a tracer's
+``before_task_publish`` receiver adds to a message is in the message the
+encoder builds, and ``after_task_publish`` is held until it is sent.
+
+For each message, Celery's ``send_task_message`` gives the receivers of
+``before_task_publish`` the message's headers, properties and body (as
+``as_task_v2`` made them), its exchange, routing key, declarations and retry
+policy, then publishes what they leave, then sends ``after_task_publish``.
+OpenTelemetry's receiver starts a span and injects ``traceparent`` into the
+headers; Celery's own path around it costs ~10× the receiver.
+
+Here the same arguments are built from the message the resolver made
+(``publish/resolve.py``), the signal is sent with them in the child's own
+context (``publish/signals.py``), and then:
+
+- when the receivers only added headers or changed their values, the
+  encoder writes the message with those headers: the standard ones stay
+  in Celery's places and the added ones follow in their order, as in
+  Celery's ``headers`` dict;
+- when they changed anything else (properties, body, declarations, retry
+  policy), removed a header, or added a value the encoder cannot render,
+  the message is published as ``send_task_message`` goes on: kombu's
+  ``Producer.publish`` with exactly its arguments, into the dispatch's
+  recording producer.
+
+Either way ``after_task_publish`` is held, as for Celery's publish, and
+sent once the message is sent. A child whose arguments the encoder cannot
+render at all goes through Celery's own ``apply_async``, signals included.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from functools import partial
+from itertools import islice
+from typing import Any, NamedTuple
+
+from turbogroup import _core
+from turbogroup.publish.signals import between_signals
+
+# as_task_v2's headers, in its order: a receiver that removes one (and
+# perhaps adds it again, at the end) leaves an order the encoder does not
+# write.
+STANDARD_HEADERS = (
+    "lang", "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries",
+    "timelimit", "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
+    "replaced_task_nesting", "stamped_headers", "stamps",
+)  # fmt: skip
+
+
+class SendOptions(NamedTuple):
+    """What ``send_task_message`` is given besides the message, for one
+    resolved message: its leftover keyword arguments (they update the
+    properties) and the named ones the signals and the publish read."""
+
+    properties: dict[str, Any]
+    queue: Any
+    declare: Any
+    retry: Any
+    retry_policy: Any
+    serializer: Any
+    timeout: Any
+    confirm_timeout: Any
+
+
+class CeleryMessage(NamedTuple):
+    """``before_task_publish``'s arguments for one message, as Celery's
+    ``send_task_message`` passes them."""
+
+    name: str
+    body: tuple[Any, Any, dict[str, Any]]
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    declare: Any
+    retry_policy: dict[str, Any]
+
+    def signal_arguments(self) -> dict[str, Any]:
+        return {
+            "sender": self.name,
+            "body": self.body,
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "declare": self.declare,
+            "headers": self.headers,
+            "properties": self.properties,
+            "retry_policy": self.retry_policy,
+        }
+
+
+class Built(NamedTuple):
+    """A message as the resolver made it (``message``: the encoder's dict)
+    and a child's fields put into it (an alike child's) with what
+    ``send_task_message`` was given."""
+
+    message: dict[str, Any]
+    task_id: str
+    group_index: Any
+    args: Any
+    kwargs: Any
+    send: SendOptions
+
+
+class SignalledMessages:
+    """Sends one dispatch's encoder-built messages through the publish
+    signals (see the module docstring). ``queue(seq)`` puts a message the
+    encoder builds in the dispatch's order and returns the object its held
+    ``after_task_publish`` is keyed by."""
+
+    def __init__(self, app: Any, producer: Any, limits: dict[str, Any]) -> None:
+        conf = app.conf
+        self.producer = producer
+        self.limits = limits
+        self.notices = producer.owner.notices
+        self.default_retry = conf.task_publish_retry
+        self.default_policy = conf.task_publish_retry_policy
+        self.default_serializer = conf.task_serializer
+        self.default_compression = conf.task_compression
+
+    def publish(self, built: Built, queue: Callable[[dict[str, Any], Any], Any]) -> bool:
+        """Send ``built`` between the signals; False when the encoder cannot
+        render its arguments (then Celery's ``apply_async`` must publish it,
+        signals and all, and nothing was sent here). ``queue(final,
+        through_kombu)`` queues the encoder's message, with what publishes
+        it as Celery would if the encoder finds it cannot write it."""
+        message = self._celery_message(built)
+        if message is None:
+            return False
+        before = Snapshot.of(message)
+
+        def publish() -> Any:
+            final = before.encodable(built, message)
+            if final is not None:
+                return queue(final, partial(self._through_kombu, built, message, final))
+            self._through_kombu(built, message)
+            return None  # the recording producer keyed its record
+
+        context = contextvars.copy_context()
+        context.run(between_signals, context, self.notices, message, publish)
+        return True
+
+    def _through_kombu(self, built: Built, message: CeleryMessage, queued: Any = None) -> None:
+        """``send_task_message``'s publish of what the receivers left, into
+        the recording producer; a message ``queued`` for the encoder before
+        has its held ``after_task_publish`` moved to the record."""
+        self.producer.publish(message.body, **self._publish_kwargs(built, message))
+        if queued is not None:
+            notice = self.notices.pop(id(queued), None)
+            if notice is not None:
+                self.notices[id(self.producer.deferred[-1])] = notice
+
+    def _celery_message(self, built: Built) -> CeleryMessage | None:
+        m, send, task_id = built.message, built.send, built.task_id
+        args, kwargs = built.args or (), built.kwargs or {}  # as_task_v2
+        argsrepr, kwargsrepr = m["argsrepr"], m["kwargsrepr"]
+        if argsrepr is None or kwargsrepr is None:
+            reprs = _core.task_reprs(args, kwargs, **self.limits)
+            if isinstance(reprs, _core.Unsupported):
+                return None
+            argsrepr = reprs[0] if argsrepr is None else argsrepr
+            kwargsrepr = reprs[1] if kwargsrepr is None else kwargsrepr
+        headers = {
+            "lang": "py",
+            "task": m["name"],
+            "id": task_id,
+            "shadow": m["shadow"],
+            "eta": m["eta"],
+            "expires": m["expires"],
+            "group": m["group_id"],
+            "group_index": built.group_index,
+            "retries": m["retries"],
+            "timelimit": [m["time_limit"], m["soft_time_limit"]],
+            "root_id": m["root_id"] or task_id,
+            "parent_id": m["parent_id"],
+            "argsrepr": argsrepr,
+            "kwargsrepr": kwargsrepr,
+            "origin": m["origin"],
+            "ignore_result": m["ignore_result"],
+            "replaced_task_nesting": m["replaced_task_nesting"],
+            "stamped_headers": m["stamped_headers"],
+            "stamps": dict(m["stamps"]),
+        }
+        if m["headers"]:
+            headers.update(m["headers"])  # send_task_message's headers
+        properties = {"correlation_id": task_id, "reply_to": m["reply_to"]}
+        if send.properties:
+            properties.update(send.properties)
+        embed = {
+            "callbacks": m["callbacks"],
+            "errbacks": m["errbacks"],
+            "chain": m["chain"],
+            "chord": m["chord"],
+        }
+        declare = send.declare
+        if declare is None and send.queue is not None:
+            declare = [send.queue]
+        policy = self.default_policy
+        retry_policy = dict(policy, **send.retry_policy) if send.retry_policy else dict(policy)
+        return CeleryMessage(
+            m["name"],
+            (args, kwargs, embed),
+            m["exchange"],
+            m["routing_key"],
+            headers,
+            properties,
+            declare,
+            retry_policy,
+        )
+
+    def _publish_kwargs(self, built: Built, message: CeleryMessage) -> dict[str, Any]:
+        """``send_task_message``'s arguments to ``producer.publish``."""
+        send = built.send
+        return dict(
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            serializer=send.serializer or self.default_serializer,
+            compression=self.default_compression,
+            retry=self.default_retry if send.retry is None else send.retry,
+            retry_policy=message.retry_policy,
+            delivery_mode=built.message["delivery_mode"],
+            declare=message.declare,
+            headers=message.headers,
+            timeout=send.timeout,
+            confirm_timeout=send.confirm_timeout,
+            **message.properties,
+        )
+
+
+class Snapshot(NamedTuple):
+    """What a message's signal arguments held before the receivers ran,
+    but for the headers (which the encoder takes as they are left)."""
+
+    properties: list[tuple[str, Any]]
+    embed: list[tuple[str, Any]]
+    declare: list[Any] | None
+    retry_policy: dict[str, Any]
+
+    @classmethod
+    def of(cls, message: CeleryMessage) -> Snapshot:
+        declare = message.declare
+        return cls(
+            list(message.properties.items()),
+            list(message.body[2].items()),
+            None if declare is None else list(declare),
+            dict(message.retry_policy),
+        )
+
+    def encodable(self, built: Built, message: CeleryMessage) -> dict[str, Any] | None:
+        """The encoder's message for what the receivers left, when only
+        headers were added or changed; else None. (Whether the encoder can
+        render every value is found when the step is sealed.)"""
+        headers = message.headers
+        if (
+            list(islice(headers, len(STANDARD_HEADERS))) != list(STANDARD_HEADERS)
+            or list(message.properties.items()) != self.properties
+            or list(message.body[2].items()) != self.embed
+            or (self.declare is not None and list(message.declare) != self.declare)
+            or message.retry_policy != self.retry_policy
+        ):
+            return None
+        args, kwargs, _ = message.body
+        return dict(
+            built.message,
+            task_id=built.task_id,
+            group_index=built.group_index,
+            args=args,
+            kwargs=kwargs,
+            argsrepr=headers["argsrepr"],
+            kwargsrepr=headers["kwargsrepr"],
+            # a copy: what later receivers do to Celery's dict is after
+            # Celery serialized it
+            headers=dict(headers),
+        )
+
+
+__all__ = ["STANDARD_HEADERS", "Built", "CeleryMessage", "SendOptions", "SignalledMessages"]
