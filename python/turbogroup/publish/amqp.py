@@ -32,30 +32,10 @@ Celery's pool as Celery does, at once and without confirms. (Celery 5.7.0's
 ``chain.run`` drops the ``producer`` it is given; a chain member is started
 by ``turbogroup/chains.py`` instead, which hands it on.)
 
-Retries (``task_publish_retry`` / ``task_publish_retry_policy`` and the
-group's ``retry`` / ``retry_policy`` options, merged as Celery merges them;
-a message's own policy where it set one). Celery retries by reconnecting
-(kombu's ``Connection.ensure``) and republishing the one message whose
-publish raised. With pipelining, the messages written before a connection
-dropped are in an unknown state: the broker may have queued them without
-the ack reaching us, so republishing them could queue duplicates nobody
-would know of. We therefore retry only where no duplicate is possible:
-
-* opening the confirm channel (connecting, reconnecting) before any message;
-* a *recoverable connection error* (or one of the policy's ``retry_errors``)
-  raised while writing a message when every earlier message of the dispatch
-  is acked: the failed write cannot have delivered a complete message, so
-  the connection is re-established and that message alone written again.
-  With a window of 1 that holds at every batch's first message; with a
-  wider window, batches are in flight then, and the error is raised.
-
-Everything else (a nack, a channel error, a connection error with messages
-still unacknowledged, retries exhausted, no ack within the confirm timeout)
-raises ``PublishError`` at once: at-least-once is then the caller's choice,
-with the exact ids in hand (re-dispatching the same frozen group keeps its
-ids). kombu's own per-message retry is off on the confirm channel: its
-``ensure`` would revive the producer onto the connection's default channel,
-which is not in confirm mode.
+Retries follow Celery's policy only where a rewrite cannot duplicate a
+message (docs/ARCHITECTURE.md, "Retries on RabbitMQ"): opening the
+channel, and a write that failed while every earlier message was acked.
+Everything else raises ``PublishError`` with the exact unconfirmed ids.
 """
 
 from __future__ import annotations
@@ -73,6 +53,7 @@ from kombu.exceptions import OperationalError
 from turbogroup.celery_guards import keep_confirms_while_closing
 from turbogroup.errors import MessageTooLargeError, PublishError
 from turbogroup.publish.amqp_acks import Acks
+from turbogroup.publish.amqp_declares import ChannelDeclares
 from turbogroup.publish.amqp_wire import (
     DEFAULT_MAX_MESSAGE_SIZE,
     coalesced_writes,
@@ -95,13 +76,6 @@ DEFAULT_CONFIRM_WINDOW = 4
 # batch is given up (RabbitMQ always acks or nacks a message it received, so
 # this only fires on a stalled broker), unless a message sets confirm_timeout.
 DEFAULT_CONFIRM_TIMEOUT = 60.0
-
-
-def _declare_key(record: Deferred) -> tuple[int, ...] | None:
-    """The entities ``record`` declares, by identity (what a channel
-    remembers as declared); None when it declares nothing."""
-    declare = record.args[10]
-    return tuple(map(id, declare)) if declare else None
 
 
 class ConfirmBatch:
@@ -157,9 +131,7 @@ class ConfirmBatch:
         hold_after_publish()
         self._channel: Any = None
         self._sender: Any = None
-        # The declare lists replayed since the channel opened (by their
-        # entities' ids): see _without_cached_declares.
-        self._declared: set[tuple[int, ...]] = set()
+        self._declares = ChannelDeclares()  # on the current channel
         policy = retry_policy or {}
         self._retry, self._policy, self._window = retry, policy, window
         self._records: list[Any] = []  # as taken from the producer (see flush)
@@ -198,7 +170,7 @@ class ConfirmBatch:
         channel.confirm_select()
         self._channel = channel
         self._acks.new_channel()
-        self._declared = set()
+        self._declares.reset()
         # Same defaults as the pooled producer Celery would have used.
         self._sender = Producer(channel, **settings_of(self._template))
         return channel
@@ -302,14 +274,13 @@ class ConfirmBatch:
             try:
                 if self._channel is None:
                     self._open_channel()
-                lean, declared = self._without_cached_declares(record)
+                lean, declared = self._declares.lean(record)
                 replay(self._sender, lean)
-                if declared is not None:
-                    self._declared.add(declared)
+                self._declares.remember(declared)
                 break
             except self._errors as exc:
                 # Only when nothing is unacknowledged can a rewrite not
-                # duplicate: see the module docstring.
+                # duplicate (docs/ARCHITECTURE.md, "Retries on RabbitMQ").
                 if not (
                     self._acks.settled
                     and isinstance(exc, catch)
@@ -343,7 +314,7 @@ class ConfirmBatch:
             self._gathering = gathering
             try:
                 for record in chunk[alone:]:
-                    if self._sends_declare(record):
+                    if self._declares.may_declare(record):
                         gathering.flush()
                         with gathering.paused():
                             self._write(record)
@@ -354,27 +325,6 @@ class ConfirmBatch:
                 raise self._failed() from exc
             finally:
                 self._gathering = None
-
-    def _sends_declare(self, record: Deferred) -> bool:
-        """Whether writing ``record`` may declare entities (a method that
-        waits for its reply), as only its kind's first message does."""
-        key = _declare_key(record)
-        return key is not None and key not in self._declared
-
-    def _without_cached_declares(self, record: Deferred) -> tuple[Deferred, Any]:
-        """``record`` without its ``declare`` when the same entities were
-        declared on this channel already and kombu caches them: its
-        ``maybe_declare`` would then send nothing (it binds a copy of each
-        entity to find that out, a third of a message's cost). Also the
-        key to remember once this one's declare has run, if cacheable."""
-        key = _declare_key(record)
-        if key is None:
-            return record, None
-        if key in self._declared:
-            return record._replace(args=(*record.args[:10], None, *record.args[11:])), None
-        declare = record.args[10]
-        cacheable = all(getattr(e, "can_cache_declaration", False) for e in declare)
-        return record, key if cacheable else None
 
     def _progress(self, total: int) -> None:
         if self.on_sent is not None and self.confirmed > self._reported:
