@@ -1,9 +1,13 @@
 """Type stubs for the compiled ``turbogroup._core`` module."""
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, final, overload
+from typing import Any, Literal, TypeAlias, final, overload
 
-from typing_extensions import disjoint_base
+from typing_extensions import Unpack, disjoint_base
+
+# ``(task_id, group_index, args, kwargs)``, or a longer tuple (turbogroup's
+# ``AlikeChild``) whose first four items these are.
+_AlikeItem: TypeAlias = tuple[str, int | None, Any, Any, Unpack[tuple[Any, ...]]]
 
 __version__: str
 
@@ -107,7 +111,7 @@ def encode_task_messages(
 @overload
 def encode_alike_messages(
     template: dict[str, Any],
-    items: Iterable[tuple[str, int | None, Any, Any]],
+    items: Iterable[_AlikeItem],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
@@ -116,7 +120,7 @@ def encode_alike_messages(
 @overload
 def encode_alike_messages(
     template: dict[str, Any],
-    items: Iterable[tuple[str, int | None, Any, Any]],
+    items: Iterable[_AlikeItem],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
@@ -132,7 +136,7 @@ def encode_alike_messages(
 @overload
 def amqp_alike_parts(
     template: dict[str, Any],
-    items: Iterable[tuple[str, int | None, Any, Any]],
+    items: Iterable[_AlikeItem],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
@@ -141,7 +145,7 @@ def amqp_alike_parts(
 @overload
 def amqp_alike_parts(
     template: dict[str, Any],
-    items: Iterable[tuple[str, int | None, Any, Any]],
+    items: Iterable[_AlikeItem],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
@@ -158,7 +162,7 @@ def amqp_alike_parts(
 def lpush_alike_command(
     key: str,
     template: dict[str, Any],
-    items: Iterable[tuple[str, int | None, Any, Any]],
+    items: Iterable[_AlikeItem],
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,

@@ -173,7 +173,7 @@ class PlainDispatch:
             return
         task_id = _get(_get(task, "options"), "task_id") or uuid()
         self.fast.add_alike(
-            qname, AlikeChild(template, task_id, position, args, kwargs, task, self._fallback)
+            qname, AlikeChild(task_id, position, args, kwargs, template, task, self._fallback)
         )
         self.results.add_id(task_id, make)
         self.batch.published(task_id)

@@ -467,8 +467,9 @@ fn or_empty<'py>(
     }
 }
 
-/// One `(task_id, group_index, args, kwargs)` item, read as `build` reads
-/// those fields of a message dict.
+/// One `(task_id, group_index, args, kwargs, ...)` item (a tuple, or a
+/// tuple subclass such as turbogroup's `AlikeChild`, whose first four
+/// items these are), read as `build` reads those fields of a message dict.
 fn alike_item<'py>(
     ctx: &Ctx<'py>,
     index: usize,
@@ -477,8 +478,10 @@ fn alike_item<'py>(
     let t = item
         .cast::<PyTuple>()
         .ok()
-        .filter(|t| t.len() == 4)
-        .ok_or_else(|| PyTypeError::new_err(format!("item {index}: expected a 4-tuple")))?;
+        .filter(|t| t.len() >= 4)
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!("item {index}: expected a tuple of 4 or more"))
+        })?;
     let id = t
         .get_item(0)?
         .extract::<String>()
@@ -562,11 +565,19 @@ pub fn encode_alike_messages<'py>(
     let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
     let input = alike_input(py, template, items)?;
     let mut built = Vec::with_capacity(input.1.len());
-    each_alike(py, input, &limits, |r| {
-        // When checking, the bytes are not wanted: keep none.
-        built.push(r.map(|b| if check { vec![] } else { b.to_vec() }))
-    })?;
-    envelopes_to_python(py, built, check)
+    if check {
+        // Only the verdicts are wanted: what every item shares is written once.
+        match input.0 {
+            Ok(mut template) => {
+                let checked = py.detach(|| message::check_alike(&mut template, input.1, &limits));
+                built.extend(checked.into_iter().map(|r| r.map(|()| vec![])));
+            }
+            Err(reason) => built.extend(input.1.iter().map(|_| Err(reason.clone()))),
+        }
+        return envelopes_to_python(py, built, true);
+    }
+    each_alike(py, input, &limits, |r| built.push(r.map(<[u8]>::to_vec)))?;
+    envelopes_to_python(py, built, false)
 }
 
 /// One `LPUSH key <envelope>...` command (RESP bytes) for the alike

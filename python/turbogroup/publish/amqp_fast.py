@@ -184,7 +184,7 @@ class AmqpFastDispatch:
         bad: list[AlikeChild] = []
         for template, positions in by_template([entry.template for entry in entries]):
             run = [entries[i] for i in positions]
-            items = [e.fields for e in run]
+            items = run  # each child is its own item
             sizes = _core.amqp_alike_parts(template.message, items, check=True, **self.limits)
             for entry, size in zip(run, sizes):
                 if isinstance(size, _core.Unsupported):
@@ -214,7 +214,7 @@ class AmqpFastDispatch:
         out: list[Any] = list(entries)
         templates = [e.template if type(e) is AlikeChild else None for e in entries]
         for template, at in by_template(templates):
-            items = [entries[i].fields for i in at]
+            items = [entries[i] for i in at]
             parts = _core.amqp_alike_parts(template.message, items, **self.limits)
             for i, item, part in zip(at, items, parts):
                 if isinstance(part, _core.Unsupported):  # checked before

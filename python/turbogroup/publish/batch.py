@@ -191,16 +191,10 @@ class Batch:
             if records:
                 self._add_records([record for _, record in by_seq])
             return
-        # One step, sent in dispatch order: alternating slices of the fast
-        # path's messages and of recorded ones.
-        merged = heapq.merge(((m.seq, m) for m in sealed), by_seq, key=lambda pair: pair[0])
         ids: list[str] = []
         in_step: list[Deferred] = []
         sends: list[Callable[[], None]] = []
-        for is_record, run in itertools.groupby(
-            (item for _, item in merged), key=lambda item: isinstance(item, Deferred)
-        ):
-            items = list(run)
+        for is_record, items in _interleaved(sealed, by_seq):
             ids += [item.task_id for item in items]
             if is_record:
                 in_step += items
@@ -324,6 +318,19 @@ class Batch:
             unconfirmed = step.ids[confirmed:] + [i for s in steps[failed + 1 :] for i in s.ids]
             resume = partial(self._resume, steps[failed:])
             raise PublishError(unconfirmed, self.confirmed + confirmed, resume) from exc
+
+
+def _interleaved(sealed: list[Any], by_seq: list[tuple[int, Deferred]]) -> Iterator[Any]:
+    """``(is_record, items)`` runs in dispatch order: alternating slices of
+    the fast path's sealed messages and of recorded ones (by sequence)."""
+    if not by_seq:  # the usual step: the fast path's messages alone
+        yield False, sealed
+        return
+    merged = heapq.merge(((m.seq, m) for m in sealed), by_seq, key=lambda pair: pair[0])
+    for is_record, run in itertools.groupby(
+        (item for _, item in merged), key=lambda item: isinstance(item, Deferred)
+    ):
+        yield is_record, list(run)
 
 
 @contextmanager

@@ -58,6 +58,8 @@ class Sealed(NamedTuple):
     task_id: str
     key: str
     message: Message
+    # its envelope, when kept from the check (see _check)
+    encoded: bytes | None = None
 
 
 class Run(NamedTuple):
@@ -197,7 +199,7 @@ class RedisFastDispatch:
         qname, template, _ = memo
         self.last_alike = (qname, template)
         task_id = opts["task_id"]
-        return task_id, qname, AlikeChild(template, task_id, opts.get("group_index"), args, kwargs)
+        return task_id, qname, AlikeChild(task_id, opts.get("group_index"), args, kwargs, template)
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:
         """Queue a child whose message is ``child.template`` (a
@@ -214,7 +216,7 @@ class RedisFastDispatch:
         assert self.signalled is not None
         if isinstance(message, AlikeChild):
             send = self._sends[id(message.template)]
-            built = Built(message.template, task_id, *message.fields[1:], send)
+            built = Built(message.template, task_id, *message[1:4], send)
         else:
             send = cast(SendOptions, self.resolver.last_send)
             fields = message["group_index"], message["args"], message["kwargs"]
@@ -244,13 +246,14 @@ class RedisFastDispatch:
         sealed: list[Sealed] = []
         keys: dict[tuple[str, Any], str] = {}
         for (task_id, queue, message, fallback, seq), data in zip(pending, encoded):
-            if data is not None:
+            if isinstance(data, _core.Unsupported):
                 logger.debug("task %s published by Celery: %s", task_id, data.reason)
                 self.fallbacks[data.reason] += 1
                 with self.pinned(seq):
                     (fallback or cast(AlikeChild, message).through_celery)()
                 continue
-            sealed.append(Sealed(seq, task_id, self._list_key(queue, message, keys), message))
+            key = self._list_key(queue, message, keys)
+            sealed.append(Sealed(seq, task_id, key, message, data))
         return sealed
 
     def sender(self, sealed: list[Sealed]) -> FastSend:
@@ -258,12 +261,12 @@ class RedisFastDispatch:
         and one template, an alike message kept as its (id, index, args,
         kwargs) only."""
         runs: list[Run] = []
-        for _, _, key, message in sealed:
+        for _, _, key, message, encoded in sealed:
             entry: Any
             if isinstance(message, AlikeChild):
-                template, entry = message.template, message.fields
+                template, entry = message.template, message
             else:
-                template, entry = None, message
+                template, entry = None, message if encoded is None else encoded
             if not runs or runs[-1].key != key or runs[-1].template is not template:
                 runs.append(Run(key, template, []))
             runs[-1].messages.append(entry)
@@ -326,7 +329,11 @@ class RedisFastDispatch:
         if template is not None:
             values = _core.encode_alike_messages(template, messages, **self.limits)
         else:
-            values = _core.encode_task_messages(messages, **self.limits)
+            values = list(messages)  # envelopes kept from the check stay
+            dicts = [i for i, m in enumerate(messages) if type(m) is not bytes]
+            encoded = _core.encode_task_messages([messages[i] for i in dicts], **self.limits)
+            for i, value in zip(dicts, encoded):
+                values[i] = value
         for value in values:
             if isinstance(value, _core.Unsupported):
                 raise RuntimeError(f"message no longer encodable: {value.reason}")
@@ -334,16 +341,20 @@ class RedisFastDispatch:
 
     def _check(self, messages: list[Message]) -> list[Any]:
         """None, or ``Unsupported``, per message: alike messages are encoded
-        together, per template, and no bytes are kept."""
+        together, per template, and no bytes are kept. A whole message sent
+        between the publish signals keeps its envelope instead of None: it
+        holds a held signal's arguments until sent anyway, and is encoded
+        once, not twice."""
         out: list[Any] = [None] * len(messages)
         templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
         whole = [i for i, template in enumerate(templates) if template is None]
         if whole:
+            keep = self.signalled is not None
             wholes = [cast(dict[str, Any], messages[i]) for i in whole]
             for i, data in zip(whole, _core.encode_task_messages(wholes, **self.limits)):
-                out[i] = data if isinstance(data, _core.Unsupported) else None
+                out[i] = data if keep or isinstance(data, _core.Unsupported) else None
         for template, positions in by_template(templates):
-            items = [cast(AlikeChild, messages[i]).fields for i in positions]
+            items = [cast(AlikeChild, messages[i]) for i in positions]
             checked = _core.encode_alike_messages(template, items, check=True, **self.limits)
             if checked.count(None) == len(checked):
                 continue  # the usual case: all encodable, out is all None

@@ -459,6 +459,48 @@ pub fn for_each_alike_envelope(
     Ok(())
 }
 
+/// Whether each alike item's envelope would be written, as
+/// `for_each_alike_envelope` would find, without writing what the items
+/// share: the first item that writes is written whole (the template's
+/// headers and properties with it), the others only where they differ
+/// (their arguments, in the body, and their group index; their reprs and
+/// ids always write).
+pub fn check_alike(
+    template: &mut TaskMessage,
+    items: Vec<Result<AlikeItem, Unsupported>>,
+    limits: &ReprLimits,
+) -> Vec<Result<(), Unsupported>> {
+    let mut template_written = false;
+    let mut out = Vec::with_capacity(items.len());
+    let mut buf = Vec::with_capacity(2048);
+    for item in items {
+        let mut item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                out.push(Err(e));
+                continue;
+            }
+        };
+        buf.clear();
+        swap_in(template, &mut item);
+        let written = if template_written {
+            check_arguments(template)
+                .and_then(|()| write_body(&mut buf, template))
+                .and_then(|()| write_value(&mut buf, &template.group_index))
+        } else {
+            let whole = write_envelope(&mut buf, template, limits, NO_TAG);
+            template_written = whole.is_ok();
+            whole
+        };
+        swap_in(template, &mut item);
+        out.push(written);
+    }
+    out
+}
+
+/// A delivery tag's place when an envelope is only checked.
+const NO_TAG: &str = "00000000-0000-0000-0000-000000000000";
+
 /// What an AMQP message of Celery's takes from an alike item besides its
 /// ids: the body, and the `argsrepr`/`kwargsrepr` headers when Celery
 /// computes them (`None` when the template sets them explicitly).
@@ -670,6 +712,45 @@ mod tests {
         // the template is left as it was
         assert_eq!(template.id, Text::from("t0"));
         assert_eq!(template.args, Value::Tuple(vec![]));
+    }
+
+    #[test]
+    fn checking_alike_items_finds_what_building_them_finds() {
+        let mut template =
+            TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+        let bad_key = Value::Dict(vec![(Value::Tuple(vec![]), Value::Int(1))]);
+        let item = |i: i64, kwargs: Value, index: Value| {
+            Ok(AlikeItem {
+                id: Text::from(format!("id-{i}").as_str()),
+                group_index: index,
+                args: Value::Tuple(vec![Value::Int(i)]),
+                kwargs,
+            })
+        };
+        let items = || {
+            vec![
+                item(0, bad_key.clone(), Value::Int(0)),
+                item(1, Value::Dict(vec![]), Value::Int(1)),
+                item(2, bad_key.clone(), Value::Int(2)),
+                item(
+                    3,
+                    Value::Dict(vec![]),
+                    Value::Dict(vec![(Value::List(vec![]), s("x"))]),
+                ),
+                Err(Unsupported("converted".into())),
+                item(5, Value::List(vec![]), Value::Int(5)),
+            ]
+        };
+        let limits = ReprLimits::default();
+        let built = build_alike_envelopes(&mut template, items(), &limits).unwrap();
+        let checked = check_alike(&mut template, items(), &limits);
+        let verdicts =
+            |v: Vec<Result<(), Unsupported>>| v.into_iter().map(|r| r.is_ok()).collect::<Vec<_>>();
+        assert_eq!(
+            verdicts(checked.clone()),
+            verdicts(built.into_iter().map(|r| r.map(|_| ())).collect())
+        );
+        assert_eq!(verdicts(checked), [false, true, false, false, false, false]);
     }
 
     #[test]
