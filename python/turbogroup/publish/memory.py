@@ -35,8 +35,7 @@ class MemoryFastDispatch(RedisFastDispatch):
         # The in-memory broker holds each message as a dict anyway, so the
         # dicts are built when sealed and sending only enqueues them.
         return [
-            (queue, [from_json(envelope) for envelope in self._envelopes(template, messages)])
-            for queue, template, messages in runs
+            (run.key, [from_json(envelope) for envelope in self._envelopes(run)]) for run in runs
         ]
 
     def _push(  # type: ignore[override]
