@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use turbogroup_core::encode::json::MAX_DEPTH;
 use turbogroup_core::encode::message::{self, AlikeItem, ReprLimits, TaskMessage};
@@ -50,20 +51,30 @@ struct Ctx<'py> {
     seen_mappings: RefCell<HashMap<usize, (Bound<'py, PyAny>, Value)>>,
 }
 
+/// The types kombu's JSON encoder tags, looked up once: importing their
+/// modules on every call went through the import machinery, ~10 µs of a
+/// one-message call (`task_reprs`, per message with publish signals on).
+static TAGGED: PyOnceLock<[(Py<PyType>, TagKind); 5]> = PyOnceLock::new();
+
 impl<'py> Ctx<'py> {
     fn new(py: Python<'py>) -> PyResult<Self> {
-        let dt = py.import("datetime")?;
-        let ty = |m: &Bound<'py, PyModule>, name: &str| -> PyResult<Bound<'py, PyType>> {
-            Ok(m.getattr(name)?.cast_into::<PyType>()?)
-        };
-        Ok(Ctx {
-            tagged: [
+        let tagged = TAGGED.get_or_try_init(py, || -> PyResult<_> {
+            let dt = py.import("datetime")?;
+            let ty = |m: &Bound<'py, PyModule>, name: &str| -> PyResult<Py<PyType>> {
+                Ok(m.getattr(name)?.cast_into::<PyType>()?.unbind())
+            };
+            Ok([
                 (ty(&dt, "datetime")?, TagKind::DateTime),
                 (ty(&dt, "date")?, TagKind::Date),
                 (ty(&dt, "time")?, TagKind::Time),
                 (ty(&py.import("decimal")?, "Decimal")?, TagKind::Decimal),
                 (ty(&py.import("uuid")?, "UUID")?, TagKind::Uuid),
-            ],
+            ])
+        })?;
+        Ok(Ctx {
+            tagged: tagged
+                .each_ref()
+                .map(|(ty, kind)| (ty.bind(py).clone(), *kind)),
             seen_mappings: RefCell::new(HashMap::new()),
         })
     }
