@@ -362,7 +362,10 @@ def test_socket_dropped_mid_batch_never_leaves_a_missing_id_unreported(make_app,
     # though RabbitMQ may well have queued them: unconfirmed is then a
     # superset of what is missing, never smaller.
     assert err.unconfirmed_ids == ids[err.confirmed :]
-    assert err.confirmed >= 1000  # batch 1 was fully acked before batch 2
+    # With the default window batch 2 is written before batch 1's acks are
+    # read, so how many were acked when the socket died depends on timing
+    # (a busy machine once read 441): only what was written can be.
+    assert err.confirmed <= 1500
     assert set(ids[: err.confirmed]) <= set(queued)
     assert set(ids) - set(queued) <= set(err.unconfirmed_ids)
     assert set(queued) <= set(ids[:1501])
