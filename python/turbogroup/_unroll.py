@@ -15,8 +15,41 @@ from celery.canvas import group as _celery_group
 
 from turbogroup import _core
 from turbogroup.ids import uuid
+from turbogroup.lazy import LazyResults, result_maker
 
 _SIGNATURE_FREEZE = Signature.freeze
+
+
+def plain_freeze(task: Any) -> bool:
+    """Whether ``task.freeze`` is ``Signature.freeze`` itself."""
+    return (
+        type(task) is Signature
+        and type(task).freeze is _SIGNATURE_FREEZE
+        and "freeze" not in task.__dict__
+    )
+
+
+def freeze_options(task: Signature, **kwargs: Any) -> str:
+    """What ``Signature.freeze(_id=..., **kwargs)`` writes into the task's
+    options, without making the result it returns; the task id."""
+    opts = task.options
+    try:
+        tid = opts["task_id"]
+    except KeyError:
+        tid = opts["task_id"] = uuid()
+    if kwargs["root_id"]:
+        opts["root_id"] = kwargs["root_id"]
+    if kwargs["parent_id"]:
+        opts["parent_id"] = kwargs["parent_id"]
+    if "reply_to" not in opts:
+        opts["reply_to"] = task.app.thread_oid
+    if kwargs["group_id"] and "group_id" not in opts:
+        opts["group_id"] = kwargs["group_id"]
+    if kwargs["chord"]:
+        opts["chord"] = kwargs["chord"]
+    if kwargs["group_index"] is not None:
+        opts["group_index"] = kwargs["group_index"]
+    return tid
 
 
 def freeze_leaf(task: Signature, **kwargs: Any) -> Any:
@@ -33,6 +66,22 @@ def freeze_leaf(task: Signature, **kwargs: Any) -> Any:
     ):
         return task.freeze(_id=uuid(), **kwargs)
     return task.freeze(**kwargs)
+
+
+def _maker(task: Signature, makers: dict[tuple[Any, ...], Any]) -> Any:
+    """What ``task.AsyncResult`` is (``Signature.AsyncResult``), one per
+    task name and app, so that the ids share their makers."""
+    key = (task.task, id(task._app))
+    make = makers.get(key)
+    if make is None:
+        try:
+            task_type = task.type
+        except KeyError:  # not registered
+            make = task.app.AsyncResult
+        else:
+            make = result_maker(task_type)
+        makers[key] = make
+    return make
 
 
 def walk(tasks: Iterable[Any], app: Any, leaves: list[Signature], shape: list[int]) -> int:
@@ -64,25 +113,32 @@ def freeze_unroll(
     chord: Any,
     root_id: str | None,
     parent_id: str | None,
-) -> list[Any]:
+    unread: bool = False,
+) -> Any:
     """Celery's ``_freeze_unroll``: flattened, frozen children appended to
-    ``new_tasks``; returns their results in the same order."""
+    ``new_tasks``; returns their results in the same order. With
+    ``unread`` (a chord header's results, which nothing reads: see
+    ``collect/subscriptions.py``) and every child a plain signature, the
+    results are kept as their ids (``LazyResults``), made only if read."""
     leaves: list[Signature] = []
     shape: list[int] = []
     walk(tasks, app, leaves, shape)
     order = _core.freeze_unroll_order(shape)
+    ids = LazyResults(None) if unread and all(map(plain_freeze, leaves)) else None
     results = []
+    makers: dict[tuple[Any, ...], Any] = {}
     for group_index, leaf in enumerate(order):
         task = leaves[leaf]
         new_tasks.append(task)
-        results.append(
-            freeze_leaf(
-                task,
-                group_id=group_id,
-                chord=chord,
-                root_id=root_id,
-                parent_id=parent_id,
-                group_index=group_index,
-            )
-        )
-    return results
+        frozen = {
+            "group_id": group_id,
+            "chord": chord,
+            "root_id": root_id,
+            "parent_id": parent_id,
+            "group_index": group_index,
+        }
+        if ids is not None:
+            ids.add_id(freeze_options(task, **frozen), _maker(task, makers))
+        else:
+            results.append(freeze_leaf(task, **frozen))
+    return results if ids is None else ids

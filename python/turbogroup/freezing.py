@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import MutableSequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from celery.canvas import Signature, _chain
 from celery.utils.functional import _regen, regen
 
 from turbogroup._unroll import freeze_leaf, freeze_unroll
+from turbogroup.collect.subscriptions import header_results_unread
 from turbogroup.ids import uuid
 from turbogroup.result import group_result_cls
+
+# Set while freeze() runs: its results are the user's, always made.
+_freezing: ContextVar[bool] = ContextVar("turbogroup_freezing", default=False)
 
 
 class LazilyFrozen(_regen):
@@ -60,6 +65,12 @@ class GroupFreezing:
         parent_id: str | None = None,
         group_index: int | None = None,
     ) -> tuple[str, Any]:
+        # Outside freeze(), Celery calls this in chord.run only, to hand the
+        # header's results to the backend's apply_chord; when that one reads
+        # none of them, they are kept as ids (turbogroup._unroll).
+        unread = (
+            chord is not None and not _freezing.get() and header_results_unread(self.app.backend)
+        )
         opts = self.options
         try:
             gid = opts["task_id"]
@@ -82,7 +93,7 @@ class GroupFreezing:
         else:
             new_tasks: list[Signature] = []
             results = freeze_unroll(
-                self.tasks, self._app, new_tasks, group_id, chord, root_id, parent_id
+                self.tasks, self._app, new_tasks, group_id, chord, root_id, parent_id, unread
             )
             if isinstance(self.tasks, MutableSequence):
                 self.tasks[:] = new_tasks
@@ -99,8 +110,9 @@ class GroupFreezing:
         parent_id: str | None = None,
         group_index: int | None = None,
     ) -> Any:
-        return group_result_cls(self.app)(
-            *self._freeze_group_tasks(
+        token = _freezing.set(True)
+        try:
+            frozen = self._freeze_group_tasks(
                 _id=_id,
                 group_id=group_id,
                 chord=chord,
@@ -108,7 +120,9 @@ class GroupFreezing:
                 parent_id=parent_id,
                 group_index=group_index,
             )
-        )
+        finally:
+            _freezing.reset(token)
+        return group_result_cls(self.app)(*frozen)
 
     _freeze = freeze
 

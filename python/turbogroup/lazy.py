@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import states
+from celery.app.task import Task
 from celery.result import result_from_tuple
 
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.collect.redis import reads_like_celery
 from turbogroup.collect.settle import fulfil_quietly
+
+
+def result_maker(task: Task) -> Any:
+    """What ``Signature.freeze`` calls to make a child's result, bound now:
+    ``Task.AsyncResult`` reads ``task.backend``, which is per thread, and
+    the results may be made in another thread than the dispatch."""
+    if type(task).AsyncResult is not Task.AsyncResult:
+        return task.AsyncResult  # the task's own: called as Celery would
+    return partial(task._get_app().AsyncResult, backend=task.backend, task_name=task.name)
 
 
 class LazyResults:

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from celery.app.task import Task
 from celery.canvas import Signature
 from celery.utils.functional import _regen
 
@@ -35,7 +34,7 @@ from turbogroup._unroll import freeze_leaf
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
 from turbogroup.ids import uuid
-from turbogroup.lazy import LazyResults
+from turbogroup.lazy import LazyResults, result_maker
 from turbogroup.publish.alike import ATOMIC, AlikeChild
 from turbogroup.publish.signals import child_publish
 
@@ -102,15 +101,6 @@ def _kind(task: Signature) -> tuple[Any, ...]:
         else (k,)  # frozen: its id is its own, but not every child has one
         for k, v in options.items()
     )
-
-
-def _result_maker(task: Task) -> Any:
-    """What ``Signature.freeze`` calls to make a child's result, bound now:
-    ``Task.AsyncResult`` reads ``task.backend``, which is per thread, and
-    the results may be made in another thread than the dispatch."""
-    if type(task).AsyncResult is not Task.AsyncResult:
-        return task.AsyncResult  # the task's own: called as Celery would
-    return partial(task._get_app().AsyncResult, backend=task.backend, task_name=task.name)
 
 
 class PlainDispatch:
@@ -190,7 +180,7 @@ class PlainDispatch:
         chord = clone.options.get("chord")
         if not self.fast.add(clone, chord, self.args, self.kwargs, self.options, publish):
             publish()
-        make = _result_maker(clone.type)
+        make = result_maker(clone.type)
         if learn:
             alike = self.fast.last_alike
             typed = None

@@ -154,6 +154,49 @@ def test_a_generator_chord_header_is_not_taken_for_plain_children(env):
     assert all(e["chord"] and e["chord"]["task"] == "tg_plain.tsum" for e in embeds)
 
 
+@pytest.mark.parametrize("chord_class", ["celery", "turbogroup"])
+def test_a_chord_header_is_frozen_as_ids_for_the_redis_backend(
+    env, monkeypatch, request, chord_class
+):
+    """chord.run freezes the header only to hand its results to the
+    backend's apply_chord, which on Redis (wrapped by install()) reads none
+    of them: no result is made for a header task, whichever chord class
+    the user's code holds, and the messages still carry the frozen ids."""
+    from celery.canvas import _chord as celery_chord
+    from celery.result import AsyncResult
+
+    from turbogroup.chord import chord as turbo_chord
+    from turbogroup.install import install, uninstall
+
+    app, add, queue, broker = env
+    install()  # wraps the Redis backend's apply_chord
+    request.addfinalizer(uninstall)
+
+    @app.task(name="tg_plain.tsum", shared=False)
+    def tsum(values):
+        return sum(values)
+
+    made = []
+    init = AsyncResult.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncResult, "__init__", counting)
+    make = celery_chord if chord_class == "celery" else turbo_chord
+    result = make([add.s(i, i) for i in range(50)], tsum.s()).apply_async()
+    # Besides the body's: the dispatch's own first child of its kind, which
+    # goes through Celery's steps (before, the header's freeze made all 50).
+    header_made = [r for r in made if r.id != result.id]
+    assert len(header_made) <= 1, len(header_made)
+    ids = queued_ids(broker, queue)
+    assert len(ids) == 50 and len(set(ids)) == 50
+    assert [r.id for r in result.parent.results] == ids
+    size_key = app.backend.get_key_for_group(result.parent.id, ".s")
+    assert int(app.backend.client.get(size_key)) == 50
+
+
 def test_dispatch_progress_counts_messages_sent(env):
     app, add, queue, broker = env
     seen = []

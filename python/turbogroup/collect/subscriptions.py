@@ -72,6 +72,15 @@ def header_results_unregistered(apply_chord: Callable[..., Any]) -> Callable[...
 
     @functools.wraps(apply_chord)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # imported here: turbogroup.lazy reads results through this module
+        from turbogroup.lazy import LazyResults
+
+        header_result_args = args[0] if args else kwargs["header_result_args"]
+        if isinstance(header_result_args[1], LazyResults):
+            # A header frozen as ids (turbogroup.chord): plain signatures'
+            # results, none of them a group's, so Celery's method would
+            # find nothing to save.
+            return None
         if not fast_path_enabled(self.app) or "add_pending_result" in self.__dict__:
             return apply_chord(self, *args, **kwargs)
         self.add_pending_result = _register_nothing
@@ -82,6 +91,19 @@ def header_results_unregistered(apply_chord: Callable[..., Any]) -> Callable[...
 
     wrapper.__turbogroup_wraps__ = apply_chord  # type: ignore[attr-defined]
     return wrapper
+
+
+def header_results_unread(backend: Any) -> bool:
+    """Whether ``backend.apply_chord`` is Celery's Redis one wrapped by
+    ``header_results_unregistered`` and would skip Celery's: then a
+    chord's frozen header results are read by nothing."""
+    apply_chord = getattr(type(backend), "apply_chord", None)
+    return (
+        getattr(apply_chord, "__turbogroup_wraps__", None) is not None
+        and fast_path_enabled(backend.app)
+        and "add_pending_result" not in backend.__dict__
+        and "apply_chord" not in backend.__dict__
+    )
 
 
 def _register_nothing(result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
