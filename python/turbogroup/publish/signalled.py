@@ -7,7 +7,8 @@ For each message, Celery's ``send_task_message`` gives the receivers of
 ``as_task_v2`` made them), its exchange, routing key, declarations and retry
 policy, then publishes what they leave, then sends ``after_task_publish``.
 OpenTelemetry's receiver starts a span and injects ``traceparent`` into the
-headers; Celery's own path around it costs ~10× the receiver.
+headers. Celery's own path around the receivers costs about 7× what
+they do (~455 against ~65 µs a message here).
 
 Here the same arguments are built from the message the resolver made
 (``publish/resolve.py``), the signal is sent with them in the child's own
