@@ -20,13 +20,15 @@ from turbogroup.lazy import LazyResults, result_maker
 _SIGNATURE_FREEZE = Signature.freeze
 
 
+def freezes_as_signature(task: Any) -> bool:
+    """Whether ``task.freeze`` is ``Signature.freeze`` itself (not a
+    chain's, a chord's, or a task's own)."""
+    return type(task).freeze is _SIGNATURE_FREEZE and "freeze" not in task.__dict__
+
+
 def plain_freeze(task: Any) -> bool:
-    """Whether ``task.freeze`` is ``Signature.freeze`` itself."""
-    return (
-        type(task) is Signature
-        and type(task).freeze is _SIGNATURE_FREEZE
-        and "freeze" not in task.__dict__
-    )
+    """Whether ``task`` is a plain signature frozen by ``Signature.freeze``."""
+    return type(task) is Signature and freezes_as_signature(task)
 
 
 def freeze_options(task: Signature, **kwargs: Any) -> str:
@@ -59,11 +61,7 @@ def freeze_leaf(task: Signature, **kwargs: Any) -> Any:
     Chains and chords interpret ``_id`` differently, and a task with its own
     ``freeze`` may not accept it, so those are frozen exactly as Celery does.
     """
-    if (
-        "task_id" not in task.options
-        and type(task).freeze is _SIGNATURE_FREEZE
-        and "freeze" not in task.__dict__
-    ):
+    if "task_id" not in task.options and freezes_as_signature(task):
         return task.freeze(_id=uuid(), **kwargs)
     return task.freeze(**kwargs)
 

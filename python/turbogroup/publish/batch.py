@@ -88,7 +88,7 @@ class Step:
         ids: list[str],
         send: Callable[[int], None],
         per_message: bool,
-        records: list[Deferred] | None = None,
+        records: list[Any] | None = None,
         pipelined: Any = None,
     ) -> None:
         self.ids = ids
@@ -96,8 +96,10 @@ class Step:
         # The fast path's FastSend when the step is its messages alone: then
         # it is pipelined with its neighbours (publish/redis_wire.py).
         self.pipelined = pipelined
-        # Celery's publish's messages among them, in order: their held
-        # after_task_publish is sent once they are.
+        # The messages among them whose after_task_publish is held, in
+        # order: Celery's publish's records, and the fast path's messages
+        # sent between the publish signals (publish/signalled.py); each
+        # one's held signal is sent once it is.
         self.records = records or []
         # Without batches each message is confirmed by its own publish
         # returning: progress is tracked message by message.
@@ -192,7 +194,7 @@ class Batch:
                 self._add_records([record for _, record in by_seq])
             return
         ids: list[str] = []
-        in_step: list[Deferred] = []
+        in_step: list[Any] = []
         sends: list[Callable[[], None]] = []
         for is_record, items in _interleaved(sealed, by_seq):
             ids += [item.task_id for item in items]

@@ -106,9 +106,7 @@ class Built(NamedTuple):
 
 class SignalledMessages:
     """Sends one dispatch's encoder-built messages through the publish
-    signals (see the module docstring). ``queue(seq)`` puts a message the
-    encoder builds in the dispatch's order and returns the object its held
-    ``after_task_publish`` is keyed by."""
+    signals (see the module docstring)."""
 
     def __init__(self, app: Any, producer: Any, limits: dict[str, Any]) -> None:
         conf = app.conf
@@ -254,7 +252,7 @@ class Snapshot(NamedTuple):
         render every value is found when the step is sealed.)"""
         headers = message.headers
         if (
-            list(islice(headers, len(STANDARD_HEADERS))) != list(STANDARD_HEADERS)
+            tuple(islice(headers, len(STANDARD_HEADERS))) != STANDARD_HEADERS
             or list(message.properties.items()) != self.properties
             or list(message.body[2].items()) != self.embed
             or (self.declare is not None and list(message.declare) != self.declare)
