@@ -5,13 +5,14 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::PyTraverseError;
 use turbogroup_core::barrier::BarrierState;
+
+use crate::errors::ToPyErr;
 
 /// The Python objects a barrier holds, behind one lock.
 ///
@@ -214,7 +215,7 @@ impl Barrier {
                 Ok(())
             }
             Ok(false) => Ok(()),
-            Err(full) => Err(PyValueError::new_err(full.to_string())),
+            Err(full) => Err(full.to_py()),
         }
     }
 

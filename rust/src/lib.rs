@@ -4,8 +4,11 @@
 use pyo3::prelude::*;
 
 mod barrier;
+mod convert;
 mod encode;
+mod errors;
 mod ids;
+mod read;
 mod unroll;
 
 #[pymodule]
@@ -16,7 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
     m.add_class::<barrier::Barrier>()?;
-    m.add_class::<encode::PyUnsupported>()?;
+    m.add_class::<errors::PyUnsupported>()?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;

@@ -1,11 +1,12 @@
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use turbogroup_core::unroll;
+
+use crate::errors::ToPyErr;
 
 /// Leaf numbers in Celery 5.7.0's `_freeze_unroll` order for a pre-order
 /// shape (`LEAF` for a task, `n` for a nested group of `n` children).
 #[pyfunction]
 pub fn freeze_unroll_order(py: Python<'_>, shape: Vec<i64>) -> PyResult<Vec<usize>> {
     py.detach(|| unroll::freeze_unroll_order_of(&shape))
-        .map_err(|e| PyValueError::new_err(e.to_string()))
+        .map_err(ToPyErr::to_py)
 }

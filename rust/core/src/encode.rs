@@ -1,6 +1,8 @@
 //! Celery protocol-v2 task messages, byte for byte as Celery 5.7.0 and
 //! kombu 5.7.0 publish them with the JSON serializer on Redis.
 
+pub mod alike;
+pub mod envelope;
 pub mod json;
 pub mod message;
 pub mod pyfloat;

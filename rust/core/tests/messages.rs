@@ -1,0 +1,233 @@
+//! The Redis envelope and alike messages, byte for byte against messages
+//! Celery 5.7.0 published.
+
+use turbogroup_core::encode::alike::{build_alike_envelopes, check_alike, AlikeItem};
+use turbogroup_core::encode::envelope::{build_envelopes, write_envelope};
+use turbogroup_core::encode::message::{ReprLimits, TaskMessage};
+use turbogroup_core::encode::{TagKind, Text, Unsupported, Value};
+
+fn s(x: &str) -> Value {
+    Value::str(x)
+}
+
+fn envelope(m: &TaskMessage, tag: &str) -> String {
+    let mut out = Vec::new();
+    write_envelope(&mut out, m, &ReprLimits::default(), tag).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The message Celery 5.7.0 LPUSHed (read back from Redis) for
+/// `add.apply_async((1, 'a\tb', b'\xff', 2.5, None, True, (1,), {1: 2}),
+/// {'k': datetime(2020, 1, 1)}, priority=5, foo='bar', headers={'h1': 1},
+/// link=add.s(1), expires=datetime(2030, 1, 1), stamped_headers=['s1'],
+/// s1='v')`.
+fn captured_message() -> (TaskMessage, &'static str, &'static str) {
+    let id = "dacd3452-bcce-4a82-8474-375b5a3b4f63";
+    let args = Value::Tuple(vec![
+        Value::Int(1),
+        s("a\tb"),
+        Value::Bytes(vec![0xff]),
+        Value::Float(2.5),
+        Value::None,
+        Value::Bool(true),
+        Value::Tuple(vec![Value::Int(1)]),
+        Value::Dict(vec![(Value::Int(1), Value::Int(2))]),
+    ]);
+    let kwargs = Value::Dict(vec![(
+        s("k"),
+        Value::Tagged {
+            kind: TagKind::DateTime,
+            encoded: Text::from("2020-01-01T00:00:00"),
+            repr: Text::from("datetime.datetime(2020, 1, 1, 0, 0)"),
+        },
+    )]);
+    let mut m = TaskMessage::new(id, "x.add", args, kwargs);
+    m.expires = s("2030-01-01T00:00:00");
+    m.origin = s("gen10151@vm");
+    m.stamped_headers = Value::List(vec![s("s1")]);
+    m.stamps = Value::Dict(vec![(s("s1"), s("v"))]);
+    m.extra_headers = vec![(s("h1"), Value::Int(1))];
+    m.callbacks = Value::List(vec![Value::Dict(vec![
+        (s("task"), s("x.add")),
+        (s("args"), Value::List(vec![Value::Int(1)])),
+        (s("kwargs"), Value::Dict(vec![])),
+        (s("options"), Value::Dict(vec![])),
+        (s("subtask_type"), Value::None),
+        (s("immutable"), Value::Bool(false)),
+    ])]);
+    m.reply_to = s("8ca5c2bd-f5ee-34cd-80e9-efcbccc36ace");
+    m.extra_properties = vec![(s("foo"), s("bar"))];
+    m.expiration = Some(Text::from("97834022894"));
+    m.priority = Value::Int(5);
+    m.routing_key = s("wtenc-q1");
+    let tag = "6f5a40da-e4ac-4c44-8d7f-2d714c8f3a44";
+    let wire = concat!(
+        r#"{"body": "W1sxLCAiYVx0YiIsIHsiX190eXBlX18iOiAiYmFzZTY0IiwgIl9fdmFsdWVfXyI6ICIvdz09In0sIDIuNSwgbnVsbCwgdHJ1ZSwgWzFdLCB7IjEiOiAyfV0sIHsiayI6IHsiX190eXBlX18iOiAiZGF0ZXRpbWUiLCAiX192YWx1ZV9fIjogIjIwMjAtMDEtMDFUMDA6MDA6MDAifX0sIHsiY2FsbGJhY2tzIjogW3sidGFzayI6ICJ4LmFkZCIsICJhcmdzIjogWzFdLCAia3dhcmdzIjoge30sICJvcHRpb25zIjoge30sICJzdWJ0YXNrX3R5cGUiOiBudWxsLCAiaW1tdXRhYmxlIjogZmFsc2V9XSwgImVycmJhY2tzIjogbnVsbCwgImNoYWluIjogbnVsbCwgImNob3JkIjogbnVsbH1d", "#,
+        r#""content-encoding": "utf-8", "content-type": "application/json", "#,
+        r#""headers": {"lang": "py", "task": "x.add", "id": "dacd3452-bcce-4a82-8474-375b5a3b4f63", "shadow": null, "eta": null, "expires": "2030-01-01T00:00:00", "group": null, "group_index": null, "retries": 0, "timelimit": [null, null], "root_id": "dacd3452-bcce-4a82-8474-375b5a3b4f63", "parent_id": null, "argsrepr": "(1, 'a\tb', b'ff', 2.5, None, True, (1,), {1: 2})", "kwargsrepr": "{'k': datetime.datetime(2020, 1, 1, 0, 0)}", "origin": "gen10151@vm", "ignore_result": false, "replaced_task_nesting": 0, "stamped_headers": ["s1"], "stamps": {"s1": "v"}, "h1": 1}, "#,
+        r#""properties": {"correlation_id": "dacd3452-bcce-4a82-8474-375b5a3b4f63", "reply_to": "8ca5c2bd-f5ee-34cd-80e9-efcbccc36ace", "foo": "bar", "delivery_mode": 2, "expiration": "97834022894", "delivery_info": {"exchange": "", "routing_key": "wtenc-q1"}, "priority": 5, "body_encoding": "base64", "delivery_tag": "6f5a40da-e4ac-4c44-8d7f-2d714c8f3a44"}}"#,
+    );
+    (m, tag, wire)
+}
+
+#[test]
+fn envelope_is_byte_identical_to_a_captured_celery_message() {
+    let (m, tag, wire) = captured_message();
+    assert_eq!(envelope(&m, tag), wire);
+}
+
+#[test]
+fn extra_headers_update_in_place_like_a_dict() {
+    let (mut m, tag, _) = captured_message();
+    m.extra_headers = vec![(s("retries"), Value::Int(7)), (s("zz"), Value::None)];
+    let e = envelope(&m, tag);
+    assert!(
+        e.contains(r#""group_index": null, "retries": 7, "timelimit""#),
+        "{e}"
+    );
+    assert!(e.contains(r#""stamps": {"s1": "v"}, "zz": null}"#), "{e}");
+}
+
+#[test]
+fn alike_messages_equal_their_full_builds() {
+    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+    template.group_id = s("g");
+    let items: Vec<_> = (0..3)
+        .map(|i| AlikeItem {
+            id: Text::from(format!("id-{i}").as_str()),
+            group_index: Value::Int(i),
+            args: Value::Tuple(vec![Value::Int(i), Value::Int(i)]),
+            kwargs: Value::Dict(vec![(s("k"), Value::Int(i))]),
+        })
+        .collect();
+    let limits = ReprLimits::default();
+    let alike = build_alike_envelopes(
+        &mut template,
+        items
+            .iter()
+            .cloned()
+            .map(Ok)
+            .chain([Err(Unsupported("bad".into()))])
+            .collect(),
+        &limits,
+    )
+    .unwrap();
+    assert_eq!(alike.len(), 4);
+    assert_eq!(alike[3], Err(Unsupported("bad".into())));
+    for (item, got) in items.iter().zip(&alike) {
+        let mut full = template.clone();
+        full.id = item.id.clone();
+        full.group_index = item.group_index.clone();
+        full.args = item.args.clone();
+        full.kwargs = item.kwargs.clone();
+        let got = String::from_utf8(got.clone().unwrap()).unwrap();
+        let tag = &got[got.rfind("\"delivery_tag\": \"").unwrap() + 17..got.len() - 3];
+        assert_eq!(got, envelope(&full, tag));
+    }
+    // the template is left as it was
+    assert_eq!(template.id, Text::from("t0"));
+    assert_eq!(template.args, Value::Tuple(vec![]));
+}
+
+#[test]
+fn checking_alike_items_finds_what_building_them_finds() {
+    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+    let bad_key = Value::Dict(vec![(Value::Tuple(vec![]), Value::Int(1))]);
+    let item = |i: i64, kwargs: Value, index: Value| {
+        Ok(AlikeItem {
+            id: Text::from(format!("id-{i}").as_str()),
+            group_index: index,
+            args: Value::Tuple(vec![Value::Int(i)]),
+            kwargs,
+        })
+    };
+    let items = || {
+        vec![
+            item(0, bad_key.clone(), Value::Int(0)),
+            item(1, Value::Dict(vec![]), Value::Int(1)),
+            item(2, bad_key.clone(), Value::Int(2)),
+            item(
+                3,
+                Value::Dict(vec![]),
+                Value::Dict(vec![(Value::List(vec![]), s("x"))]),
+            ),
+            Err(Unsupported("converted".into())),
+            item(5, Value::List(vec![]), Value::Int(5)),
+        ]
+    };
+    let limits = ReprLimits::default();
+    let built = build_alike_envelopes(&mut template, items(), &limits).unwrap();
+    let checked = check_alike(&mut template, items(), &limits);
+    let verdicts =
+        |v: Vec<Result<(), Unsupported>>| v.into_iter().map(|r| r.is_ok()).collect::<Vec<_>>();
+    assert_eq!(
+        verdicts(checked.clone()),
+        verdicts(built.into_iter().map(|r| r.map(|_| ())).collect())
+    );
+    assert_eq!(verdicts(checked), [false, true, false, false, false, false]);
+}
+
+#[test]
+fn falsy_root_id_defaults_to_the_task_id() {
+    let (mut m, tag, _) = captured_message();
+    m.root_id = s("");
+    assert!(envelope(&m, tag).contains(r#""root_id": "dacd3452-bcce-4a82-8474-375b5a3b4f63""#));
+    m.root_id = s("r");
+    assert!(envelope(&m, tag).contains(r#""root_id": "r""#));
+}
+
+#[test]
+fn explicit_reprs_are_used_verbatim() {
+    let (mut m, tag, _) = captured_message();
+    m.argsrepr = Some(s("A"));
+    m.kwargsrepr = Some(Value::None);
+    let e = envelope(&m, tag);
+    assert!(
+        e.contains(r#""argsrepr": "A", "kwargsrepr": null, "#),
+        "{e}"
+    );
+}
+
+#[test]
+fn messages_celery_would_reject_or_kombu_would_rewrite_are_unsupported() {
+    let (m, tag, _) = captured_message();
+    let limits = ReprLimits::default();
+    let mut bad = m.clone();
+    bad.args = Value::Dict(vec![]);
+    assert!(write_envelope(&mut Vec::new(), &bad, &limits, tag).is_err());
+    let mut bad = m.clone();
+    bad.kwargs = Value::List(vec![]);
+    assert!(write_envelope(&mut Vec::new(), &bad, &limits, tag).is_err());
+    for reserved in ["delivery_info", "priority", "content_type", "reply_to"] {
+        let mut bad = m.clone();
+        bad.extra_properties.push((s(reserved), Value::None));
+        assert!(
+            write_envelope(&mut Vec::new(), &bad, &limits, tag).is_err(),
+            "{reserved}"
+        );
+    }
+    let mut bad = m.clone();
+    bad.kwargs = Value::Dict(vec![(Value::Bytes(vec![]), Value::None)]);
+    assert!(write_envelope(&mut Vec::new(), &bad, &limits, tag).is_err());
+}
+
+#[test]
+fn batch_gives_each_message_its_own_delivery_tag() {
+    let (m, _, _) = captured_message();
+    let mut bad = m.clone();
+    bad.args = Value::None;
+    let early = Unsupported("found while converting".into());
+    let batch = [Ok(m.clone()), Ok(bad), Ok(m), Err(early.clone())];
+    let out = build_envelopes(&batch, &ReprLimits::default()).unwrap();
+    assert!(out[1].is_err());
+    assert_eq!(out[3], Err(early));
+    let a = String::from_utf8(out[0].clone().unwrap()).unwrap();
+    let c = String::from_utf8(out[2].clone().unwrap()).unwrap();
+    assert_ne!(a, c);
+    let tag_of = |e: &str| e[e.find(r#""delivery_tag": ""#).unwrap()..].to_owned();
+    assert_eq!(
+        tag_of(&a).len(),
+        r#""delivery_tag": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"}}"#.len()
+    );
+    assert_eq!(a.replace(&tag_of(&a), ""), c.replace(&tag_of(&c), ""));
+}
