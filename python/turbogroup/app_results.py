@@ -7,7 +7,7 @@ request following a job up builds it) is made by ``app.GroupResult``:
 Celery's class bound to the app, which reads one result per round trip.
 So do Celery's own chord and chain code, and the Redis backend's chord
 counter. ``install()`` makes that attribute turbogroup's class, bound the
-same way (``result.bound_group_result``): the same class contract, read in
+same way (``bound_group_result``): the same class contract, read in
 bulk where the backend allows.
 
 Celery's ``Celery.GroupResult`` is a cached property: an app that has not
@@ -23,9 +23,10 @@ import weakref
 from typing import Any
 
 from celery import Celery, _state
+from celery.result import GroupResult as CeleryGroupResult
 from kombu.utils.objects import cached_property
 
-from turbogroup.result import BOUND_ATTRIBUTE, _is_celery_default, bound_group_result
+from turbogroup.result import GroupResult
 
 _ATTRIBUTE = "GroupResult"
 _lock = threading.Lock()
@@ -50,7 +51,7 @@ def start() -> None:
         setattr(Celery, _ATTRIBUTE, _ours_property())
         for app in list(_state._get_active_apps()):
             held = app.__dict__.get(_ATTRIBUTE)
-            if held is not None and _is_celery_default(held, app):
+            if held is not None and is_celery_default(held, app):
                 _swapped[app] = held
                 app.__dict__[_ATTRIBUTE] = bound_group_result(app)
 
@@ -73,3 +74,39 @@ def stop() -> None:
             else:  # made while installed: Celery's is made on next use
                 del app.__dict__[_ATTRIBUTE]
         _swapped.clear()
+
+
+def group_result_cls(app: Celery) -> type[CeleryGroupResult]:
+    """The result class a group of ``app`` returns.
+
+    ``app.GroupResult`` is normally Celery's class bound to the app; then we
+    return ours, bound the same way (:func:`bound_group_result`). An app
+    that set its own ``GroupResult`` keeps it.
+    """
+    current = app.GroupResult
+    if not is_celery_default(current, app):
+        return current
+    return bound_group_result(app)
+
+
+def bound_group_result(app: Celery) -> type[CeleryGroupResult]:
+    """Our ``GroupResult`` bound to ``app`` as Celery binds its own (and
+    pickled the same way, through ``app.GroupResult``). The class is kept
+    on the app, as Celery keeps its own bound classes: a mapping from apps
+    to classes bound to them would keep every app alive."""
+    cls = app.__dict__.get(BOUND_ATTRIBUTE)
+    if cls is None:
+        cls = app.subclass_with_self(GroupResult, reverse="GroupResult")
+        app.__dict__[BOUND_ATTRIBUTE] = cls
+    return cls
+
+
+BOUND_ATTRIBUTE = "_turbogroup_GroupResult"
+
+
+def is_celery_default(cls: Any, app: Any) -> bool:
+    return (
+        isinstance(cls, type)
+        and cls.__bases__ == (CeleryGroupResult,)
+        and cls.__dict__.get("app") is app
+    )

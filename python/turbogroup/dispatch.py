@@ -1,13 +1,21 @@
 """What one group dispatch shares among its children: where the messages
 go (:class:`Sending`) and what every child is published with
-(:class:`GroupCall`). ``group.apply_async`` makes them once; the paths
-that publish the children (``group._apply_tasks``, ``plain.PlainDispatch``)
-read them."""
+(:class:`GroupCall`). ``group.apply_async`` makes them once (the first
+with :func:`open_sending`); the paths that publish the children
+(``group._apply_tasks``, ``plain.PlainDispatch``) read them."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
+
+from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
+from turbogroup.publish import bulk_publish_allowed, bulk_publisher, fast_dispatch_class
+from turbogroup.publish.amqp import ConfirmBatch
+from turbogroup.publish.amqp_fast import AmqpFastDispatch
+from turbogroup.publish.batch import Batch
+from turbogroup.publish.redis import RedisFastDispatch
 
 
 @dataclass(frozen=True)
@@ -33,3 +41,46 @@ class Sending:
     batch: Any
     fast: Any
     lazy_results: bool
+
+
+def open_sending(stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]) -> Sending:
+    """Enter what a dispatch publishes through (its fast path: Redis's or
+    the memory transport's, or None). A dispatch nested in another joins
+    the outer one's."""
+    producer = stack.enter_context(app.producer_or_acquire(producer))
+    # The strategy for the transport (publish/__init__.py): every
+    # message built first, then sent in batches (confirmed and
+    # pipelined on RabbitMQ, on a channel of its own).
+    batch = (
+        stack.enter_context(bulk_publisher(app, producer, options))
+        if bulk_publish_allowed(app, producer)
+        else None
+    )
+    if batch is not None:
+        producer = batch.producer
+    lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
+    return Sending(producer, batch, _fast_path(app, batch), lazy_results)
+
+
+def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
+    """Redis and kombu's in-memory transport: the dispatch's Rust-encoded
+    fast path, shared with any dispatch nested in it."""
+    if not isinstance(batch, Batch):
+        return None
+    if batch.fast is None:
+        channel = batch.producer.channel
+        cls = fast_dispatch_class(channel)
+        if cls is not None:
+            batch.fast = cls(app, batch.producer, channel, batch.retry, batch.retry_policy)
+    return batch.fast if batch.fast is not None and batch.fast.app is app else None
+
+
+def amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | None:
+    """RabbitMQ: children alike the first of their kind, built from its
+    message. Only plain dispatches use it (``plain.py``); elsewhere
+    Celery publishes each child into the batch."""
+    if not isinstance(batch, ConfirmBatch):
+        return None
+    if batch.fast is None:
+        batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
+    return batch.fast if batch.fast.app is app else None

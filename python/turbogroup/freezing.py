@@ -13,9 +13,9 @@ from celery.canvas import Signature, _chain
 from celery.utils.functional import _regen, regen
 
 from turbogroup._unroll import freeze_leaf, freeze_unroll
+from turbogroup.app_results import group_result_cls
 from turbogroup.collect.subscriptions import header_results_unread
 from turbogroup.ids import uuid
-from turbogroup.result import group_result_cls
 
 # Set while freeze() runs: its results are the user's, always made.
 _freezing: ContextVar[bool] = ContextVar("turbogroup_freezing", default=False)

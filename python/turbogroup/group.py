@@ -24,23 +24,18 @@ from celery.utils.functional import _regen
 from turbogroup._gc import THRESHOLD as GC_PAUSE_THRESHOLD
 from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf
+from turbogroup.app_results import group_result_cls
 from turbogroup.barrier import barrier
 from turbogroup.chains import ChildCall, into_batch
-from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
-from turbogroup.dispatch import GroupCall, Sending
+from turbogroup.dispatch import GroupCall, Sending, amqp_fast_path, open_sending
 from turbogroup.errors import note_child
 from turbogroup.freezing import GroupFreezing, LazilyFrozen
 from turbogroup.lazy import LazyResults
 from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.progress import DispatchProgress, ProgressFn
-from turbogroup.publish import bulk_publish_allowed, bulk_publisher, fast_dispatch_class
-from turbogroup.publish.amqp import ConfirmBatch
-from turbogroup.publish.amqp_fast import AmqpFastDispatch
-from turbogroup.publish.batch import Batch
 from turbogroup.publish.deferred import DeferringProducer
-from turbogroup.publish.redis import RedisFastDispatch
 from turbogroup.publish.signals import child_publish
-from turbogroup.result import BatchedCollection, group_result_cls
+from turbogroup.result import BatchedCollection
 
 
 def _task_name(sig: Any) -> str | None:
@@ -70,25 +65,6 @@ def _unproxied(app: Any) -> Any:
 
 def _then(p: Any, result: Any) -> None:
     result.then(p, weak=True)
-
-
-def _dispatching(stack: ExitStack, app: Any, producer: Any, options: dict[str, Any]) -> Sending:
-    """Enter what a dispatch publishes through (its fast path: Redis's or
-    the memory transport's, or None). A dispatch nested in another joins
-    the outer one's."""
-    producer = stack.enter_context(app.producer_or_acquire(producer))
-    # The strategy for the transport (publish/__init__.py): every
-    # message built first, then sent in batches (confirmed and
-    # pipelined on RabbitMQ, on a channel of its own).
-    batch = (
-        stack.enter_context(bulk_publisher(app, producer, options))
-        if bulk_publish_allowed(app, producer)
-        else None
-    )
-    if batch is not None:
-        producer = batch.producer
-    lazy_results = stack.enter_context(no_subscriptions_during_dispatch(app))
-    return Sending(producer, batch, group._fast_path(app, batch), lazy_results)
 
 
 def adopt(sig: Any, cls: type) -> Any:
@@ -186,7 +162,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         size = GC_PAUSE_THRESHOLD if isinstance(self.tasks, _regen) else len(self.tasks)
         result_cls = group_result_cls(app)
         with gc_paused(size), ExitStack() as stack:
-            sending = _dispatching(stack, app, producer, call.options)
+            sending = open_sending(stack, app, producer, call.options)
             if sending.batch is not None and reporter is not None:
                 sending.batch.on_sent = reporter
             lazy = self._apply_plain(app, sending, p, call)
@@ -289,7 +265,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
     ) -> Any:
         app = app or self.app
         with ExitStack() as stack:
-            sending = _dispatching(stack, app, producer, options)
+            sending = open_sending(stack, app, producer, options)
             producer, batch, fast = sending.producer, sending.batch, sending.fast
             # Celery's loop from here: look one task ahead so the last one
             # knows it is last (chord size is set before its publish).
@@ -361,7 +337,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         other effect: on Redis (no subscription, see _apply_tasks) or on a
         backend whose ``add_pending_result`` does nothing.
         """
-        fast = sending.fast or self._amqp_fast_path(app, sending.batch)
+        fast = sending.fast or amqp_fast_path(app, sending.batch)
         tasks = self.tasks
         if (
             fast is None
@@ -387,30 +363,6 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         if counted:
             p.size += len(lazy)
         return lazy
-
-    @staticmethod
-    def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
-        """Redis and kombu's in-memory transport: the dispatch's Rust-encoded
-        fast path, shared with any dispatch nested in it."""
-        if not isinstance(batch, Batch):
-            return None
-        if batch.fast is None:
-            channel = batch.producer.channel
-            cls = fast_dispatch_class(channel)
-            if cls is not None:
-                batch.fast = cls(app, batch.producer, channel, batch.retry, batch.retry_policy)
-        return batch.fast if batch.fast is not None and batch.fast.app is app else None
-
-    @staticmethod
-    def _amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | None:
-        """RabbitMQ: children alike the first of their kind, built from its
-        message. Only plain dispatches use it (``plain.py``); elsewhere
-        Celery publishes each child into the batch."""
-        if not isinstance(batch, ConfirmBatch):
-            return None
-        if batch.fast is None:
-            batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
-        return batch.fast if batch.fast.app is app else None
 
 
 __all__ = ["adopt", "group"]

@@ -14,15 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery, states
+from celery import states
 from celery.exceptions import ImproperlyConfigured
-from celery.result import AsyncResult, EagerResult, assert_will_not_block
+from celery.result import AsyncResult, assert_will_not_block
 from celery.result import GroupResult as CeleryGroupResult
 from celery.result import ResultSet as CeleryResultSet
 
-from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
-from turbogroup.barrier import barrier
+from turbogroup.barrier import barrier, results_barrier
 from turbogroup.celery_guards import fast_path_enabled
 from turbogroup.collect.choose import collector_for
 from turbogroup.collect.collector import Collector
@@ -47,39 +46,6 @@ def _failed(state: Any) -> bool:
     if isinstance(state, list):
         return any(_failed(s) for s in state)
     return state == states.FAILURE
-
-
-def _ready_barrier(results: Any) -> Any:
-    """``barrier(results)``, without its per-child SUBSCRIBE on Redis.
-
-    vine's barrier attaches itself with ``result.then``, which on the Redis
-    backend subscribes to every child's channel (~27 µs per child, and 100k
-    channels overflow the connection). Our collector fulfils each child's
-    ``on_ready`` promise when it reads the result, so attaching to that
-    promise directly gives the same barrier with nothing subscribed.
-    """
-    if not isinstance(results, (list, tuple)) or not results:
-        return barrier(results)  # lazy (regen) or empty: exactly vine's rules
-    # A nested set's app may be current_app's, which need not be set: only
-    # a plain result's is read (and only plain results are attached below).
-    app = next((r.app for r in results if isinstance(r, AsyncResult)), None)
-    if not fast_path_enabled(app):
-        return barrier(results)  # Celery's own path, subscriptions included
-    b = barrier(size=len(results))
-    # vine marks the barrier finalized only after attaching every member:
-    # an eager result calls back while being attached and must not fire it.
-    b.finalized = False
-    for result in results:
-        if (
-            isinstance(result, AsyncResult)
-            and not isinstance(result, EagerResult)
-            and isinstance(result.backend, RedisBackend)
-        ):
-            result.on_ready.then(b)
-        else:
-            b.add_noincr(result)
-    b.finalized = True
-    return b
 
 
 class BatchedCollection(CeleryResultSet):
@@ -114,7 +80,7 @@ class BatchedCollection(CeleryResultSet):
         self, results: list[Any] | None, app: Any = None, ready_barrier: Any = None, **kwargs: Any
     ) -> None:
         if ready_barrier is None:
-            ready_barrier = _ready_barrier(results)
+            ready_barrier = results_barrier(results)
         # Explicitly ResultSet's: in GroupResult's MRO the next __init__
         # would be celery's GroupResult, which takes the id first.
         CeleryResultSet.__init__(self, results, app=app, ready_barrier=ready_barrier, **kwargs)
@@ -126,7 +92,7 @@ class BatchedCollection(CeleryResultSet):
             self.results.append(result)
             if self._on_full:
                 if self._on_full.p.ready:
-                    self._set_ready_barrier(barrier())
+                    self._setready_barrier(barrier())
                     self._on_full.add(result)
                     self._on_full.finalize()
                 else:
@@ -402,39 +368,3 @@ class GroupResult(BatchedCollection, CeleryGroupResult):
         self.id = id
         self.parent = parent
         BatchedCollection.__init__(self, results, **kwargs)
-
-
-def group_result_cls(app: Celery) -> type[CeleryGroupResult]:
-    """The result class a group of ``app`` returns.
-
-    ``app.GroupResult`` is normally Celery's class bound to the app; then we
-    return ours, bound the same way (:func:`bound_group_result`). An app
-    that set its own ``GroupResult`` keeps it.
-    """
-    current = app.GroupResult
-    if not _is_celery_default(current, app):
-        return current
-    return bound_group_result(app)
-
-
-def bound_group_result(app: Celery) -> type[CeleryGroupResult]:
-    """Our ``GroupResult`` bound to ``app`` as Celery binds its own (and
-    pickled the same way, through ``app.GroupResult``). The class is kept
-    on the app, as Celery keeps its own bound classes: a mapping from apps
-    to classes bound to them would keep every app alive."""
-    cls = app.__dict__.get(BOUND_ATTRIBUTE)
-    if cls is None:
-        cls = app.subclass_with_self(GroupResult, reverse="GroupResult")
-        app.__dict__[BOUND_ATTRIBUTE] = cls
-    return cls
-
-
-BOUND_ATTRIBUTE = "_turbogroup_GroupResult"
-
-
-def _is_celery_default(cls: Any, app: Any) -> bool:
-    return (
-        isinstance(cls, type)
-        and cls.__bases__ == (CeleryGroupResult,)
-        and cls.__dict__.get("app") is app
-    )

@@ -10,7 +10,7 @@ header's results one at a time: 10,000 reads for a 10,000-task header's
 last poll, and 10,000 more for the join.
 
 While ``install()`` is in effect, that default is the app's turbogroup
-``GroupResult`` (``result.group_result_cls``): same class contract, same
+``GroupResult`` (``app_results.group_result_cls``): same class contract, same
 ``ready`` and ``join`` semantics, read in bulk where the backend allows. An
 app whose ``GroupResult`` is its own keeps it. Apps finalized before
 ``install()`` are changed at once, later ones as they are finalized.
@@ -25,7 +25,7 @@ from typing import Any
 
 from celery import _state
 
-from turbogroup.result import BOUND_ATTRIBUTE, _is_celery_default, group_result_cls
+from turbogroup.app_results import BOUND_ATTRIBUTE, group_result_cls, is_celery_default
 
 UNLOCK_TASK = "celery.chord_unlock"
 _PARAMETER = "GroupResult"
@@ -77,7 +77,7 @@ def batch_unlock(app: Any) -> bool:
             return False
         run, index = found
         defaults = run.__defaults__ or ()
-        if not _is_celery_default(defaults[index], app):
+        if not is_celery_default(defaults[index], app):
             return False
         _originals[run] = defaults
         _set_default(run, index, group_result_cls(app))

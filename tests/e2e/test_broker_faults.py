@@ -38,8 +38,8 @@ from kombu import Connection
 import turbogroup.publish.redis_wire
 from tests.integration.test_amqp_publish import close_from_broker, hook_publishes
 from turbogroup import group
+from turbogroup.app_results import group_result_cls
 from turbogroup.errors import PublishError
-from turbogroup.result import group_result_cls
 
 N = int(os.environ.get("TURBOGROUP_FAULT_N", "20000"))
 # The worker drains the whole group: allow for it at any N.

@@ -11,8 +11,8 @@ from celery.backends.redis import RedisBackend
 from celery.canvas import Signature
 
 import turbogroup
+from turbogroup.app_results import group_result_cls
 from turbogroup.install import TARGETS
-from turbogroup.result import group_result_cls
 
 ORIGINAL = {"group": celery.canvas.group, "chord": celery.canvas.chord}
 ORIGINAL_APPLY_CHORD = RedisBackend.__dict__["apply_chord"]
