@@ -29,7 +29,7 @@ from turbogroup.barrier import barrier
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.dispatch import GroupCall, Sending, amqp_fast_path, open_sending
 from turbogroup.errors import note_child
-from turbogroup.freezing import GroupFreezing, LazilyFrozen
+from turbogroup.freezing import GroupFreezing
 from turbogroup.lazy import LazyResults
 from turbogroup.plain import PlainDispatch, plain_children
 from turbogroup.progress import DispatchProgress, ProgressFn
@@ -339,11 +339,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         """
         fast = sending.fast or amqp_fast_path(app, sending.batch)
         tasks = self.tasks
-        if (
-            fast is None
-            or not fast.enabled
-            or not plain_children(tasks, lazily_frozen=type(tasks) is LazilyFrozen)
-        ):
+        if fast is None or not fast.enabled or not plain_children(tasks, NESTED_GROUPS):
             return None
         lazy_results = sending.lazy_results
         backend = app.backend
@@ -359,10 +355,13 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
             # what a child's on_ready would have called
             on_child_ready = p if lazy_results else None
         lazy = LazyResults(attach, on_child_ready)
-        PlainDispatch(replace(sending, fast=fast), call, lazy).run(self.tasks)
+        PlainDispatch(replace(sending, fast=fast), call, lazy).run(self.tasks, NESTED_GROUPS)
         if counted:
             p.size += len(lazy)
         return lazy
 
+
+# Groups that _prepared unrolls as Celery's does (a subclass may not).
+NESTED_GROUPS = (_celery_group, group)
 
 __all__ = ["adopt", "group"]

@@ -23,7 +23,7 @@ own ``apply_async`` on a clone frozen with the same id and index.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -33,6 +33,7 @@ from celery.utils.functional import _regen
 from turbogroup._unroll import freeze_leaf
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
+from turbogroup.freezing import LazilyFrozen
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, result_maker
 from turbogroup.publish.alike import ATOMIC, AlikeChild
@@ -41,14 +42,17 @@ from turbogroup.publish.signals import child_publish
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 
 
-def plain_children(tasks: Any, lazily_frozen: bool = False) -> bool:
+def plain_children(tasks: Any, nested: tuple[type, ...] = ()) -> bool:
     """Whether every child is a plain task signature: one Celery would
     freeze with a new id and no chord, or one frozen already (a chord
-    header's child, a frozen group's), which keeps its id and chord.
+    header's child, a frozen group's), which keeps its id and chord. A
+    child that is a group of a type in ``nested`` is plain when its own
+    children are (see ``unrolled``).
 
-    The children of a generator group that was frozen (``lazily_frozen``)
-    are frozen only as its results are read: they are plain once every
-    one of them has its id (the results were read, by ``save()`` say).
+    The children of a generator group that was frozen (a chord header's,
+    ``LazilyFrozen``) are frozen only as its results are read, which
+    chord.run never does: each is plain as a generator group's child is,
+    or as a frozen one if its result was read (by ``save()`` say).
 
     A generator group (``_regen``) is read to the end to know: it keeps
     what it yielded, so the dispatch reads the same children again. If the
@@ -56,10 +60,11 @@ def plain_children(tasks: Any, lazily_frozen: bool = False) -> bool:
     is sent, as on Celery's path (``group._apply_tasks``).
     """
     if type(tasks) is list or type(tasks) is tuple:
-        return all(map(_plain, tasks))
-    if type(tasks) is not _regen and not lazily_frozen:
+        if all(map(_plain, tasks)):
+            return True
+        return bool(nested) and all(_plain(t) or _plain_group(t, nested) for t in tasks)
+    if type(tasks) is not _regen and type(tasks) is not LazilyFrozen:
         return False
-    plain = _frozen_plain if lazily_frozen else _plain
     children = iter(tasks)
     position = 0
     while True:
@@ -70,9 +75,37 @@ def plain_children(tasks: Any, lazily_frozen: bool = False) -> bool:
         except Exception as exc:
             note_child(exc, position, None, nothing_sent=True)
             raise
-        if not plain(task):
+        if not (_plain(task) or _plain_group(task, nested)):
             return False
         position += 1
+
+
+def _plain_group(task: Any, nested: tuple[type, ...]) -> bool:
+    """A nested group that ``group._prepared`` unrolls into plain children
+    exactly as ``unrolled`` does: it clones the group first (which deep
+    copies its options and gives each child the group's app, if it has
+    one), so those must change nothing."""
+    if type(task) not in nested:
+        return False
+    options = _get(task, "options")
+    if type(options) is not dict or any(type(v) not in ATOMIC for v in options.values()):
+        return False
+    children = task.tasks
+    if not plain_children(children, nested):
+        return False
+    app = task._app
+    return app is None or all(child._app is app for child in children)
+
+
+def unrolled(tasks: Any, nested: tuple[type, ...]) -> Iterator[tuple[int, Any]]:
+    """``(group_index, task)`` for each task ``group._prepared`` sends, in
+    its order: a nested group's children in its place, each indexed
+    within its own group (Celery's ``enumerate`` at each level)."""
+    for index, task in enumerate(tasks):
+        if type(task) in nested:
+            yield from unrolled(task.tasks, nested)
+        else:
+            yield index, task
 
 
 def _plain(task: Any) -> bool:
@@ -80,10 +113,6 @@ def _plain(task: Any) -> bool:
         return False
     options = _get(task, "options")
     return type(options) is dict and ("chord" not in options or "task_id" in options)
-
-
-def _frozen_plain(task: Any) -> bool:
-    return _plain(task) and "task_id" in task.options
 
 
 # What a frozen child's message takes from its own options, not its kind's.
@@ -115,29 +144,41 @@ class PlainDispatch:
         self.root_id = call.root_id
         self.args = call.args
         self.kwargs = call.kwargs
-        self.options = call.options
+        # group._apply_tasks takes the group's chord option (a chord
+        # header's) as a parameter of its own: every child's chord, ahead
+        # of the child's, and not among the options passed on.
+        options = call.options
+        self.chord = options.get("chord")
+        self.options = (
+            {k: v for k, v in options.items() if k != "chord"} if "chord" in options else options
+        )
         self.results = results
         # kind -> (queue, template, Task, Task.AsyncResult), or None when
         # that kind's messages are not alike (each goes the whole way)
         self._kinds: dict[tuple[Any, ...], tuple[str, dict[str, Any], Any, Any] | None] = {}
         self._fallback = self._celery_publish  # one bound method for every child
 
-    def run(self, tasks: Any) -> None:
+    def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
+        """Dispatch ``tasks`` (plain children, or groups of ``nested`` types
+        of them: ``plain_children``). ``position`` counts the children in
+        dispatch order, nested groups unrolled; ``index`` is a child's
+        group index, its position in its own group."""
         kinds = self._kinds
         chord = None
         count = 0
-        for position, task in enumerate(tasks):
+        children = unrolled(tasks, nested) if nested else enumerate(tasks)
+        for position, (index, task) in enumerate(children):
             try:
                 kind = _kind(task)
                 known = kinds.get(kind)
                 if known is None:
-                    self._whole_way(task, position, kind, kind not in kinds)
+                    self._whole_way(task, position, index, kind, kind not in kinds)
                 else:
-                    self._alike(task, position, *known)
+                    self._alike(task, position, index, known)
             except Exception as exc:
                 note_child(exc, position, _get(task, "task"), nothing_sent=True)
                 raise
-            chord = _get(_get(task, "options"), "chord")
+            chord = self._chord_of(task)
             count += 1
         if chord is not None:
             # group._apply_tasks sets it before the last child's publish
@@ -145,9 +186,8 @@ class PlainDispatch:
             # batch is flushed, after this.
             self.fast.app.backend.set_chord_size(self.group_id, count)
 
-    def _alike(
-        self, task: Signature, position: int, qname: str, template: Any, typed: Any, make: Any
-    ) -> None:
+    def _alike(self, task: Signature, position: int, index: int, known: tuple) -> None:
+        qname, template, typed, make = known
         args = tuple(_get(task, "args"))  # Signature.clone
         kwargs = _get(task, "kwargs")
         if not _get(task, "immutable"):  # Signature._merge
@@ -159,25 +199,28 @@ class PlainDispatch:
             typed(*args, **(kwargs or {}))
         if not isinstance(kwargs, dict):
             # Celery's as_task_v2 raises TypeError: let it, on its own path.
-            self._whole_way(task, position, None, False)
+            self._whole_way(task, position, index, None, False)
             return
         task_id = _get(_get(task, "options"), "task_id") or uuid()
+        # Named by its position if Celery's publish fails (at the seal);
+        # only a nested group's children need their own callable for it.
+        fallback = self._fallback if index == position else partial(self._nested_publish, position)
         self.fast.add_alike(
-            qname, AlikeChild(task_id, position, args, kwargs, template, task, self._fallback)
+            qname, AlikeChild(task_id, index, args, kwargs, template, task, fallback)
         )
         self.results.add_id(task_id, make)
         self.batch.published(task_id)
 
-    def _whole_way(self, task: Signature, position: int, kind: Any, learn: bool) -> None:
+    def _whole_way(
+        self, task: Signature, position: int, index: int, kind: Any, learn: bool
+    ) -> None:
         """Celery's steps for one child (clone, freeze, apply_async), into
         the fast path when it can build the message; when ``learn``, what
         the fast path resolved becomes the template of the child's kind."""
         clone = task.clone()
-        result = freeze_leaf(
-            clone, group_id=self.group_id, root_id=self.root_id, group_index=position
-        )
+        result = freeze_leaf(clone, group_id=self.group_id, root_id=self.root_id, group_index=index)
         publish = partial(self._publish, clone, position)
-        chord = clone.options.get("chord")
+        chord = self._chord_of(clone)
         if not self.fast.add(clone, chord, self.args, self.kwargs, self.options, publish):
             publish()
         make = result_maker(clone.type)
@@ -201,7 +244,7 @@ class PlainDispatch:
             clone.apply_async,
             producer=self.producer,
             add_to_parent=False,
-            chord=clone.options.get("chord"),
+            chord=self._chord_of(clone),
             args=self.args,
             kwargs=self.kwargs,
             **self.options,
@@ -212,9 +255,13 @@ class PlainDispatch:
             note_child(exc, position, clone.task, nothing_sent=True)
             raise
 
-    def _celery_publish(self, task: Signature, position: int, task_id: str) -> None:
+    def _chord_of(self, task: Signature) -> Any:
+        return self.chord if self.chord is not None else _get(_get(task, "options"), "chord")
+
+    def _celery_publish(self, task: Signature, index: int, task_id: str) -> None:
+        self._nested_publish(index, task, index, task_id)
+
+    def _nested_publish(self, position: int, task: Signature, index: int, task_id: str) -> None:
         clone = task.clone()
-        clone.freeze(
-            _id=task_id, group_id=self.group_id, root_id=self.root_id, group_index=position
-        )
+        clone.freeze(_id=task_id, group_id=self.group_id, root_id=self.root_id, group_index=index)
         self._publish(clone, position)

@@ -282,6 +282,39 @@ def test_chord_header_pushes_what_celery_pushes(env):
     }
 
 
+@pytest.mark.parametrize("kind", ["list", "generator"])
+def test_chord_headers_without_ids_push_what_celery_pushes(env, dispatch_reports, kind):
+    """A chord header's children take the plain path, a generator header's
+    too: chord.run freezes that one lazily and never reads its results, so
+    its children are not frozen when it is dispatched and their chord is
+    the group's option. The messages, the chord size and the one child
+    left to Celery's publish (an IntEnum argument) are Celery's."""
+    app, tasks, queues, client = env
+    add, tsum = tasks["add"], tasks["tsum"]
+    size_key = app.backend.get_key_for_group("header-id", ".s")
+
+    def build(g):
+        children = (add.s(i, Level.HIGH if i == 3 else i) for i in range(40))
+        header = g(children if kind == "generator" else list(children))
+        return (header | tsum.s().set(task_id="body")).set(task_id="header-id")
+
+    def sent():
+        size = app.backend.client.get(size_key)
+        app.backend.client.delete(size_key)
+        return size, {k: [normalized_plain(m) for m in v] for k, v in drain(client, queues).items()}
+
+    drain(client, queues)
+    build(celery_group).apply_async(task_id="chord-id")
+    theirs = sent()
+    result = build(turbo_group).apply_async(task_id="chord-id")
+    ours = sent()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (39, 1)
+    assert type(result.parent._results).__name__ == "LazyResults", "the plain path was not taken"
+    assert theirs[0] == b"40"
+    assert ours == theirs
+
+
 # Children without preset ids take turbogroup's plain-signature path (one
 # template per kind of child, results kept as ids). Ids are then random on
 # both sides, so each message's own id is normalized away too.
@@ -347,6 +380,45 @@ def test_plain_children_push_what_celery_pushes(env, case):
         for m in v
     }
     assert [indexes[i] for i in ids] == list(range(len(ids)))
+
+
+NESTED_CASES = {
+    # each child's group index is its place in its own group, as Celery's
+    # _prepared enumerates each level
+    "groups of groups": (
+        lambda g, t: g(g(t["add"].s(i, j) for j in range(3)) for i in range(4)),
+        12,
+        0,
+    ),
+    "mixed, one child left to Celery": (
+        lambda g, t: g(
+            t["add"].s(1),
+            g([t["add"].s(2), t["add"].s(Level.HIGH)]),
+            g(g(t["add"].s(3)), t["add"].s(4)),
+            t["add"].s(5),
+        ),
+        5,
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NESTED_CASES))
+def test_nested_groups_push_what_celery_pushes(env, dispatch_reports, case):
+    app, tasks, queues, client = env
+    build, by_engine, by_celery = NESTED_CASES[case]
+    drain(client, queues)
+    dispatch(celery_group, build, app, tasks, {})
+    theirs = drain(client, queues)
+    result = build(turbo_group, tasks).apply_async(task_id="group-id")
+    ours = drain(client, queues)
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (by_engine, by_celery)
+    assert type(result._results).__name__ == "LazyResults", "the plain path was not taken"
+    (key,) = theirs
+    assert [normalized_plain(m) for m in ours[key]] == [normalized_plain(m) for m in theirs[key]]
+    # one flat result per task sent, in order, as Celery's group returns
+    assert [r.id for r in result.results] == [json.loads(m)["headers"]["id"] for m in ours[key]]
 
 
 def test_priority_lists_follow_the_transports_sep_and_steps(env, dispatch_reports):

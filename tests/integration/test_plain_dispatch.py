@@ -134,9 +134,10 @@ def test_the_brokers_global_keyprefix_applies(env, redis_url):
         broker.delete(f"{prefix}{queue}", *broker.keys(f"{prefix}*"))
 
 
-def test_a_generator_chord_header_is_not_taken_for_plain_children(env):
+def test_a_generator_chord_headers_children_carry_the_chord(env):
     """chord.run freezes a generator header lazily: its children look
-    unfrozen when the header is dispatched, but must carry the chord."""
+    unfrozen when the header is dispatched, but must carry the chord (the
+    group's option) and the chord size must be set."""
     app, add, queue, broker = env
 
     @app.task(name="tg_plain.tsum", shared=False)
