@@ -206,7 +206,7 @@ class PlainDispatch:
         # only a nested group's children need their own callable for it.
         fallback = self._fallback if index == position else partial(self._nested_publish, position)
         self.fast.add_alike(
-            qname, AlikeChild(task_id, index, args, kwargs, template, task, fallback)
+            qname, AlikeChild(task_id, index, args, kwargs, None, template, task, fallback)
         )
         self.results.add_id(task_id, make)
         self.batch.published(task_id)

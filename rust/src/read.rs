@@ -178,9 +178,10 @@ fn build<'py>(
     Ok(m)
 }
 
-/// One `(task_id, group_index, args, kwargs, ...)` item (a tuple, or a
-/// tuple subclass such as turbogroup's `AlikeChild`, whose first four
-/// items these are), read as `build` reads those fields of a message dict.
+/// One `(task_id, group_index, args, kwargs[, chain, ...])` item (a
+/// tuple, or a tuple subclass such as turbogroup's `AlikeChild`, whose
+/// first five items these are), read as `build` reads those fields of a
+/// message dict; a missing or None `chain` keeps the template's.
 fn alike_item<'py>(
     ctx: &Ctx<'py>,
     index: usize,
@@ -209,6 +210,10 @@ fn alike_item<'py>(
                 &t.get_item(3).map_err(read_failed)?,
                 Value::Dict(vec![]),
             )?,
+            chain: match t.get_item(4) {
+                Ok(chain) if !chain.is_none() => Some(convert(ctx, &chain, Mode::Json, 0)?),
+                _ => None,
+            },
         })
     };
     Ok(fields())

@@ -24,6 +24,7 @@ from celery.canvas import group as celery_group
 
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB, kombu_list_key
 from turbogroup import group as turbo_group
+from turbogroup.publish.redis import RedisFastDispatch
 
 pytestmark = pytest.mark.redis
 
@@ -209,6 +210,24 @@ CASES = {
                 t["add"].s(2).set(task_id="c7", priority=3),
             ),
             chain(t["add"].s(8, 8).set(task_id="c8")),
+        ),
+        {},
+    ),
+    # Chains of one shape: the first's message is the template of the
+    # others', each with the rest of its own chain filled in.
+    "alike-chain-members": (
+        lambda g, t: g(
+            *[
+                chain(
+                    t["add"].s(i, i).set(task_id=f"a{i}"),
+                    t["add"].s(1).set(task_id=f"b{i}"),
+                    t["add"].s(i).set(task_id=f"c{i}"),
+                )
+                for i in range(5)
+            ],
+            t["add"].s(9, 9).set(task_id="a9"),
+            chain(t["add"].s(7, 7).set(task_id="a7"), t["add"].s(1).set(task_id="b7")),
+            chain(t["add"].s(8, 8).set(task_id="a8"), t["add"].s(1).set(task_id="b8")),
         ),
         {},
     ),
@@ -485,9 +504,19 @@ def test_chain_members_are_built_by_the_encoder_in_one_batch(env, dispatch_repor
         return prepare_steps(self, *args, **kwargs)
 
     monkeypatch.setattr(_chain, "prepare_steps", counting)
+    sealed_kinds = []
+    sender = RedisFastDispatch.sender
+
+    def noting_kinds(self, sealed):
+        sealed_kinds.extend(type(s.message).__name__ for s in sealed)
+        return sender(self, sealed)
+
+    monkeypatch.setattr(RedisFastDispatch, "sender", noting_kinds)
     result = turbo_group(chain(add.s(i, i), add.s(1), add.s(2)) for i in range(50)).apply_async()
     (report,) = dispatch_reports()
     assert (report.by_engine, report.by_celery) == (50, 0)
+    # the first chain's message is the others' template
+    assert sealed_kinds == ["dict"] + ["AlikeChild"] * 49
     # each chain prepared once, by its freeze: chain.run's second pass
     # would only copy the frozen steps
     assert prepared == [False] * 50

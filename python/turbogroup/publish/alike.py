@@ -19,8 +19,9 @@ from turbogroup.celery_guards import publishing_is_celerys_own, task_apply_async
 class AlikeChild(NamedTuple):
     """A child whose message is its kind's ``template`` but for its ids
     and arguments: all a fast path keeps of it until it is sent. Its first
-    four fields are what the encoder fills into the template, so the child
-    itself is the encoder's item (no tuple per message).
+    five fields are what the encoder fills into the template, so the child
+    itself is the encoder's item (no tuple per message); ``chain`` is a
+    chain member's (the rest of its chain), None for other children.
 
     ``publish(task, group_index, task_id)`` is the dispatch's own way to
     send the child through Celery if the encoder cannot render it, shared
@@ -31,6 +32,7 @@ class AlikeChild(NamedTuple):
     group_index: int | None
     args: Any
     kwargs: Any
+    chain: Any
     template: Any
     task: Any = None  # the child's signature
     publish: Callable[[Any, int, str], Any] | None = None
@@ -44,7 +46,7 @@ class AlikeChild(NamedTuple):
 # Options that make Celery read the clock per message.
 CLOCKED = frozenset({"countdown", "eta", "expires"})
 # Options whose value is the child's own: the rest of a chain member's
-# chain. No other child's message is alike.
+# chain. Alike only where the encoder fills it in per child (``AlikeKeys``).
 OWN = frozenset({"chain"})
 # Option values compared by value in a key; others by identity.
 ATOMIC = frozenset({str, int, float, bool, type(None)})
@@ -114,8 +116,10 @@ def by_template(templates: Iterable[Any]) -> list[tuple[Any, list[int]]]:
 class AlikeKeys:
     """Keys equal for children whose messages are alike, for one router."""
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Any, per_child: frozenset[str] = frozenset()) -> None:
         self.router = router
+        # OWN options that the fast path fills in per child (AlikeChild.chain)
+        self.per_child = per_child
         self._memoizable: dict[str, bool] = {}
 
     def key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -135,11 +139,11 @@ class AlikeKeys:
             not memoizable
             or "task_id" not in opts
             or not CLOCKED.isdisjoint(opts)
-            or not OWN.isdisjoint(opts)
+            or not (OWN.isdisjoint(opts) or OWN.intersection(opts) <= self.per_child)
         ):
             return None
         return (task.name,) + tuple(
-            (k, v if type(v) in ATOMIC else id(v))
+            (k, v if type(v) in ATOMIC else id(v)) if k not in OWN else (k,)
             for k, v in opts.items()
             if k != "task_id" and k != "group_index"
         )

@@ -34,6 +34,7 @@ from turbogroup import _core
 from turbogroup._compat import RedisChannel
 from turbogroup.ids import uuid
 from turbogroup.publish.alike import (
+    OWN,
     AlikeChild,
     AlikeKeys,
     by_template,
@@ -66,26 +67,31 @@ class Sealed(NamedTuple):
 class Run(NamedTuple):
     """Messages pushed by one LPUSH, in order: with a ``template``, the
     alike messages as four columns (their ids, group indexes, args and
-    kwargs: 32 bytes a message until sent, where a tuple each took 88);
-    without, whole message dicts (or their envelopes)."""
+    kwargs: 32 bytes a message until sent, where a tuple each took 88),
+    and a fifth, the rest of each one's chain, for chain members; without,
+    whole message dicts (or their envelopes)."""
 
     key: str
     template: dict[str, Any] | None
     messages: Any
 
     def items(self) -> Any:
-        """The encoder's items: ``(task_id, group_index, args, kwargs)``
-        each, for an alike run."""
+        """The encoder's items: ``(task_id, group_index, args, kwargs[,
+        chain])`` each, for an alike run."""
         return zip(*self.messages)
 
 
 def _columns(children: list[AlikeChild]) -> tuple[Any, ...]:
-    ids, indexes, args, kwargs = islice(zip(*children), 4)
+    ids, indexes, args, kwargs, chains = islice(zip(*children), 5)
     first = indexes[0]
+    kept: Any = indexes
     if type(first) is int and indexes == tuple(range(first, first + len(indexes))):
         # the usual run: consecutive children, kept without an int each
-        return ids, range(first, first + len(indexes)), args, kwargs
-    return ids, indexes, args, kwargs
+        kept = range(first, first + len(indexes))
+    # one template: every child has a chain of its own, or none has
+    if chains[0] is None:
+        return ids, kept, args, kwargs
+    return ids, kept, args, kwargs, chains
 
 
 def _priority(message: Message) -> Any:
@@ -139,13 +145,15 @@ class RedisFastDispatch:
         self.last_alike: tuple[str, dict[str, Any]] | None = None
         # memo key -> (queue, message without ids and arguments, the options)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
-        self._keys = AlikeKeys(app.amqp.router)
         # id(template) -> what send_task_message was given for its messages
         self._sends: dict[int, SendOptions] = {}
         # With publish signal receivers, each message goes between them.
         self.signalled = (
             SignalledMessages(app, producer, self.limits) if publish_receivers() else None
         )
+        # A chain member's first message is alike others but for the rest
+        # of its chain, which the encoder fills in (not the signals' path).
+        self._keys = AlikeKeys(app.amqp.router, OWN if self.signalled is None else frozenset())
         # (task id, queue, message, how to publish it through Celery instead,
         # its place in the dispatch's order)
         # (task id, queue, message, Celery's publish of it or None for an
@@ -215,7 +223,12 @@ class RedisFastDispatch:
         qname, template, _ = memo
         self.last_alike = (qname, template)
         task_id = opts["task_id"]
-        return task_id, qname, AlikeChild(task_id, opts.get("group_index"), args, kwargs, template)
+        chain = opts.get("chain")
+        return (
+            task_id,
+            qname,
+            AlikeChild(task_id, opts.get("group_index"), args, kwargs, chain, template),
+        )
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:
         """Queue a child whose message is ``child.template`` (a

@@ -92,12 +92,15 @@ fn extra_headers_update_in_place_like_a_dict() {
 fn alike_messages_equal_their_full_builds() {
     let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
     template.group_id = s("g");
+    template.chain = Value::List(vec![s("the template's")]);
     let items: Vec<_> = (0..3)
         .map(|i| AlikeItem {
             id: Text::from(format!("id-{i}").as_str()),
             group_index: Value::Int(i),
             args: Value::Tuple(vec![Value::Int(i), Value::Int(i)]),
             kwargs: Value::Dict(vec![(s("k"), Value::Int(i))]),
+            chain: (i % 2 == 1)
+                .then(|| Value::List(vec![Value::Dict(vec![(s("id"), Value::Int(i))])])),
         })
         .collect();
     let limits = ReprLimits::default();
@@ -120,6 +123,9 @@ fn alike_messages_equal_their_full_builds() {
         full.group_index = item.group_index.clone();
         full.args = item.args.clone();
         full.kwargs = item.kwargs.clone();
+        if let Some(chain) = &item.chain {
+            full.chain = chain.clone();
+        }
         let got = String::from_utf8(got.clone().unwrap()).unwrap();
         let tag = &got[got.rfind("\"delivery_tag\": \"").unwrap() + 17..got.len() - 3];
         assert_eq!(got, envelope(&full, tag));
@@ -127,6 +133,7 @@ fn alike_messages_equal_their_full_builds() {
     // the template is left as it was
     assert_eq!(template.id, Text::from("t0"));
     assert_eq!(template.args, Value::Tuple(vec![]));
+    assert_eq!(template.chain, Value::List(vec![s("the template's")]));
 }
 
 #[test]
@@ -139,6 +146,7 @@ fn checking_alike_items_finds_what_building_them_finds() {
             group_index: index,
             args: Value::Tuple(vec![Value::Int(i)]),
             kwargs,
+            chain: None,
         })
     };
     let items = || {

@@ -13,13 +13,16 @@ use crate::ids::{uuid4_batch, RandomnessError};
 
 /// What a message that is alike a template differs in: Celery resolves
 /// every other field the same way for children of one task with the same
-/// options (`args` and `kwargs` as `TaskMessage`'s).
+/// options (`args` and `kwargs` as `TaskMessage`'s). A chain member's
+/// first task also carries the rest of its chain (`chain`, the body's
+/// field), its own ids in it; `None` keeps the template's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlikeItem {
     pub id: Text,
     pub group_index: Value,
     pub args: Value,
     pub kwargs: Value,
+    pub chain: Option<Value>,
 }
 
 /// `build_envelopes` for messages equal to `template` but for each item's
@@ -170,4 +173,7 @@ fn swap_in(m: &mut TaskMessage, item: &mut AlikeItem) {
     std::mem::swap(&mut m.group_index, &mut item.group_index);
     std::mem::swap(&mut m.args, &mut item.args);
     std::mem::swap(&mut m.kwargs, &mut item.kwargs);
+    if let Some(chain) = &mut item.chain {
+        std::mem::swap(&mut m.chain, chain);
+    }
 }
