@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from celery.canvas import Signature, _chain, _prepare_chain_from_options
 
-from turbogroup.celery_guards import chain_start_is_celerys
+from turbogroup.celery_guards import chain_start_is_celerys, setting
 
 
 class ChildCall(NamedTuple):
@@ -55,7 +55,7 @@ def into_batch(call: ChildCall, producer: Any) -> ChildCall | None:
     args = call.args if call.args else ()
     kwargs = call.kwargs if call.kwargs else []
     app = sig.app
-    if app.conf.task_always_eager:
+    if setting(app.conf, "task_always_eager"):
         return call
     # group._apply_tasks's call (its keywords collide as they would there),
     # over the chain's own options as _chain.apply_async merges them
@@ -89,7 +89,7 @@ def _run(
     kwargs = kwargs if kwargs else []
     app = app or self.app
     use_link = self._use_link
-    if use_link is None and app.conf.task_protocol == 1:
+    if use_link is None and setting(app.conf, "task_protocol") == 1:
         use_link = True
     args = tuple(args) + tuple(self.args) if args and not self.immutable else self.args
     tasks = None

@@ -26,6 +26,7 @@ from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf
 from turbogroup.app_results import group_result_cls
 from turbogroup.barrier import barrier
+from turbogroup.celery_guards import setting
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.dispatch import GroupCall, Sending, amqp_fast_path, open_sending
 from turbogroup.errors import note_child
@@ -122,7 +123,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         if link_error is not None:
             raise TypeError("Cannot add link to group: do that on individual tasks")
         app = _unproxied(self.app)
-        if app.conf.task_always_eager:
+        if setting(app.conf, "task_always_eager"):
             return self.apply(args, kwargs, **options)
         if not self.tasks:
             return self.freeze()
@@ -355,7 +356,8 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
             # what a child's on_ready would have called
             on_child_ready = p if lazy_results else None
         lazy = LazyResults(attach, on_child_ready)
-        PlainDispatch(replace(sending, fast=fast), call, lazy).run(self.tasks, NESTED_GROUPS)
+        sending = sending if sending.fast is fast else replace(sending, fast=fast)
+        PlainDispatch(sending, call, lazy).run(self.tasks, NESTED_GROUPS)
         if counted:
             p.size += len(lazy)
         return lazy

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from turbogroup._compat import RedisChannel
+from turbogroup.celery_guards import setting
 from turbogroup.publish.amqp import DEFAULT_CONFIRM_WINDOW, publish_confirmed, uses_pyamqp
 from turbogroup.publish.batch import (
     DEFAULT_BATCH_SIZE,
@@ -58,7 +59,7 @@ def bulk_publisher(
         return nullcontext(producer.owner)
     retry, policy = merged_policy(app, options)
     conf = app.conf
-    size = int(conf.get("turbogroup_batch_size", DEFAULT_BATCH_SIZE))
+    size = int(setting(conf, "turbogroup_batch_size", DEFAULT_BATCH_SIZE))
     if size < 1:
         raise ValueError(f"turbogroup_batch_size must be at least 1, not {size}")
     if uses_pyamqp(producer.connection):
@@ -67,9 +68,9 @@ def bulk_publisher(
             size=size,
             retry=retry,
             retry_policy=policy,
-            max_message_size=conf.get("turbogroup_max_message_size"),
-            window=int(conf.get("turbogroup_confirm_window", DEFAULT_CONFIRM_WINDOW)),
-            confirm_timeout=conf.get("turbogroup_confirm_timeout"),
+            max_message_size=setting(conf, "turbogroup_max_message_size"),
+            window=int(setting(conf, "turbogroup_confirm_window", DEFAULT_CONFIRM_WINDOW)),
+            confirm_timeout=setting(conf, "turbogroup_confirm_timeout"),
         )
     return publish_batch(
         producer,
@@ -77,7 +78,7 @@ def bulk_publisher(
         retry=retry,
         retry_policy=policy,
         reacquire=app.producer_or_acquire,
-        window=int(conf.get("turbogroup_confirm_window", DEFAULT_WINDOW)),
+        window=int(setting(conf, "turbogroup_confirm_window", DEFAULT_WINDOW)),
     )
 
 

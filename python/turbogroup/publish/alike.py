@@ -13,7 +13,7 @@ from celery.app.routes import MapRoute
 from celery.app.task import Task
 from celery.backends.base import BaseBackend
 
-from turbogroup.celery_guards import publishing_is_celerys_own, task_apply_async_is_celerys
+from turbogroup.celery_guards import publishing_is_celerys_own, setting, task_apply_async_is_celerys
 
 
 class AlikeChild(NamedTuple):
@@ -61,9 +61,9 @@ def fast_path_allowed(app: Any, producer: Any) -> bool:
     backend = app.backend
     return (
         publishing_is_celerys_own(app)
-        and conf.task_protocol == 2
-        and not conf.task_send_sent_event
-        and conf.task_compression is None
+        and setting(conf, "task_protocol") == 2
+        and not setting(conf, "task_send_sent_event")
+        and setting(conf, "task_compression") is None
         and producer.compression is None
         # send_task calls backend.on_task_call per task; a fast path skips
         # it, which is right only where it does nothing (or is shadowed for
@@ -94,7 +94,7 @@ def repr_limits(app: Any) -> dict[str, Any]:
     return {
         "argsrepr_maxsize": app.amqp.argsrepr_maxsize,
         "kwargsrepr_maxsize": app.amqp.kwargsrepr_maxsize,
-        "repr_maxlevels": app.conf.task_repr_maxlevels,
+        "repr_maxlevels": setting(app.conf, "task_repr_maxlevels"),
     }
 
 

@@ -20,6 +20,7 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
 from dateutil.parser import isoparse
 
+from turbogroup.celery_guards import setting
 from turbogroup.publish.signalled import SendOptions
 
 # send_task_message's and kombu Producer.publish's named parameters.
@@ -62,11 +63,11 @@ class MessageResolver:
         self.queues = amqp.queues
         self.router = amqp.router
         self.default_queue = amqp.default_queue
-        self.default_serializer = conf.task_serializer
-        self.default_delivery_mode = conf.task_default_delivery_mode
+        self.default_serializer = setting(conf, "task_serializer")
+        self.default_delivery_mode = setting(conf, "task_default_delivery_mode")
         self.thread_oid = app.thread_oid
         self.origin = anon_nodename()
-        self.inherit_priority = conf.task_inherit_parent_priority
+        self.inherit_priority = setting(conf, "task_inherit_parent_priority")
         self.parent = app.current_worker_task
         self.declared: set[int] = set()
         # What send_task_message was given besides the message, for the

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from turbogroup.celery_guards import setting
+
 logger = logging.getLogger("turbogroup.publish")
 
 T = TypeVar("T")
@@ -24,9 +26,10 @@ def merged_policy(app: Any, options: dict[str, Any]) -> tuple[bool, dict[str, An
     """The group's ``retry``/``retry_policy`` over the app's defaults, as
     Celery's ``send_task_message`` merges them."""
     retry = options.get("retry")
+    conf = app.conf
     return (
-        app.conf.task_publish_retry if retry is None else bool(retry),
-        {**app.conf.task_publish_retry_policy, **(options.get("retry_policy") or {})},
+        setting(conf, "task_publish_retry") if retry is None else bool(retry),
+        {**setting(conf, "task_publish_retry_policy"), **(options.get("retry_policy") or {})},
     )
 
 

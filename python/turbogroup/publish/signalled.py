@@ -38,6 +38,7 @@ from itertools import islice
 from typing import Any, NamedTuple
 
 from turbogroup import _core
+from turbogroup.celery_guards import setting
 from turbogroup.publish.signals import between_signals
 
 # as_task_v2's headers, in its order: a receiver that removes one (and
@@ -113,10 +114,10 @@ class SignalledMessages:
         self.producer = producer
         self.limits = limits
         self.notices = producer.owner.notices
-        self.default_retry = conf.task_publish_retry
-        self.default_policy = conf.task_publish_retry_policy
-        self.default_serializer = conf.task_serializer
-        self.default_compression = conf.task_compression
+        self.default_retry = setting(conf, "task_publish_retry")
+        self.default_policy = setting(conf, "task_publish_retry_policy")
+        self.default_serializer = setting(conf, "task_serializer")
+        self.default_compression = setting(conf, "task_compression")
 
     def publish(self, built: Built, queue: Callable[[dict[str, Any], Any], Any]) -> bool:
         """Send ``built`` between the signals; False when the encoder cannot
