@@ -30,7 +30,7 @@ from typing import Any
 from celery.canvas import Signature
 from celery.utils.functional import _regen
 
-from turbogroup._unroll import freeze_leaf
+from turbogroup._unroll import freeze_leaf, freeze_options, plain_freeze
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
 from turbogroup.freezing import LazilyFrozen
@@ -218,7 +218,13 @@ class PlainDispatch:
         the fast path when it can build the message; when ``learn``, what
         the fast path resolved becomes the template of the child's kind."""
         clone = task.clone()
-        result = freeze_leaf(clone, group_id=self.group_id, root_id=self.root_id, group_index=index)
+        freezing = {"group_id": self.group_id, "root_id": self.root_id, "group_index": index}
+        if plain_freeze(clone):
+            # Signature.freeze's writes; the result it would return is made
+            # when touched, as every alike child's is (LazyResults)
+            task_id = freeze_options(clone, chord=None, parent_id=None, **freezing)
+        else:
+            task_id = freeze_leaf(clone, **freezing).id
         publish = partial(self._publish, clone, position)
         chord = self._chord_of(clone)
         if not self.fast.add(clone, chord, self.args, self.kwargs, self.options, publish):
@@ -233,9 +239,9 @@ class PlainDispatch:
                 self._kinds[kind] = (*alike, typed, make)
             else:
                 self._kinds[kind] = None
-        # Kept as its id too: made again when touched, as freeze made it.
-        self.results.add_id(result.id, make)
-        self.batch.published(result.id)
+        # Kept as its id: made when touched, as freeze would have made it.
+        self.results.add_id(task_id, make)
+        self.batch.published(task_id)
 
     def _publish(self, clone: Signature, position: int) -> None:
         """Celery's publish of a frozen clone (called later, when sealing,
