@@ -7,6 +7,7 @@ import redis
 from celery import Celery
 
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
+from tests.integration import celery_wire
 
 
 @pytest.fixture
@@ -63,3 +64,10 @@ def redis_add_env(redis_url):
         backend.delete(*keys)
     backend.close()
     app.close()
+
+
+@pytest.fixture
+def wire_env(redis_url):
+    """An app with its clock frozen, its tasks, its queues and a broker
+    client, for wire-level comparisons with Celery (``celery_wire``)."""
+    yield from celery_wire.wire_env(redis_url)
