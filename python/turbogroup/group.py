@@ -33,6 +33,7 @@ from turbogroup.errors import note_child
 from turbogroup.freezing import GroupFreezing
 from turbogroup.lazy import LazyResults
 from turbogroup.plain import PlainDispatch, plain_children
+from turbogroup.plain_chains import celerys_chain_steps, chains_allowed
 from turbogroup.progress import DispatchProgress, ProgressFn
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.signals import child_publish
@@ -340,7 +341,11 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         """
         fast = sending.fast or amqp_fast_path(app, sending.batch)
         tasks = self.tasks
-        if fast is None or not fast.enabled or not plain_children(tasks, NESTED_GROUPS):
+        if (
+            fast is None
+            or not fast.enabled
+            or not plain_children(tasks, NESTED_GROUPS, _alike_chains(fast, call))
+        ):
             return None
         lazy_results = sending.lazy_results
         backend = app.backend
@@ -361,6 +366,16 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         if counted:
             p.size += len(lazy)
         return lazy
+
+
+def _alike_chains(fast: Any, call: GroupCall) -> bool:
+    """Whether chain members may be built from their shape's template
+    (``plain_chains``): on a fast path that fills in each one's chain."""
+    return bool(
+        getattr(fast, "alike_chains", False)
+        and chains_allowed(call.args, call.kwargs, call.options)
+        and celerys_chain_steps()
+    )
 
 
 # Groups that _prepared unrolls as Celery's does (a subclass may not).

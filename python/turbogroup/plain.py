@@ -27,27 +27,30 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from celery.canvas import Signature
+from celery.canvas import Signature, _chain
 from celery.utils.functional import _regen
 
 from turbogroup._unroll import freeze_leaf, freeze_options, plain_freeze
+from turbogroup.chains import ChildCall
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
 from turbogroup.freezing import LazilyFrozen
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, result_maker
+from turbogroup.plain_chains import ChainMembers, plain_chain
 from turbogroup.publish.alike import ATOMIC, AlikeChild
 from turbogroup.publish.signals import child_publish
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 
 
-def plain_children(tasks: Any, nested: tuple[type, ...] = ()) -> bool:
+def plain_children(tasks: Any, nested: tuple[type, ...] = (), chains: bool = False) -> bool:
     """Whether every child is a plain task signature: one Celery would
     freeze with a new id and no chord, or one frozen already (a chord
     header's child, a frozen group's), which keeps its id and chord. A
     child that is a group of a type in ``nested`` is plain when its own
-    children are (see ``unrolled``).
+    children are (see ``unrolled``); with ``chains``, a chain that
+    ``plain_chains`` builds is too.
 
     The children of a generator group that was frozen (a chord header's,
     ``LazilyFrozen``) are frozen only as its results are read, which
@@ -62,7 +65,7 @@ def plain_children(tasks: Any, nested: tuple[type, ...] = ()) -> bool:
     if type(tasks) is list or type(tasks) is tuple:
         if all(map(_plain, tasks)):
             return True
-        return bool(nested) and all(_plain(t) or _plain_group(t, nested) for t in tasks)
+        return bool(nested or chains) and all(_plain_child(t, nested, chains) for t in tasks)
     if type(tasks) is not _regen and type(tasks) is not LazilyFrozen:
         return False
     children = iter(tasks)
@@ -75,12 +78,16 @@ def plain_children(tasks: Any, nested: tuple[type, ...] = ()) -> bool:
         except Exception as exc:
             note_child(exc, position, None, nothing_sent=True)
             raise
-        if not (_plain(task) or _plain_group(task, nested)):
+        if not _plain_child(task, nested, chains):
             return False
         position += 1
 
 
-def _plain_group(task: Any, nested: tuple[type, ...]) -> bool:
+def _plain_child(task: Any, nested: tuple[type, ...], chains: bool) -> bool:
+    return _plain(task) or (chains and plain_chain(task)) or _plain_group(task, nested, chains)
+
+
+def _plain_group(task: Any, nested: tuple[type, ...], chains: bool) -> bool:
     """A nested group that ``group._prepared`` unrolls into plain children
     exactly as ``unrolled`` does: it clones the group first (which deep
     copies its options and gives each child the group's app, if it has
@@ -91,7 +98,7 @@ def _plain_group(task: Any, nested: tuple[type, ...]) -> bool:
     if type(options) is not dict or any(type(v) not in ATOMIC for v in options.values()):
         return False
     children = task.tasks
-    if not plain_children(children, nested):
+    if not plain_children(children, nested, chains):
         return False
     app = task._app
     return app is None or all(child._app is app for child in children)
@@ -157,6 +164,7 @@ class PlainDispatch:
         # that kind's messages are not alike (each goes the whole way)
         self._kinds: dict[tuple[Any, ...], tuple[str, dict[str, Any], Any, Any] | None] = {}
         self._fallback = self._celery_publish  # one bound method for every child
+        self._chains = ChainMembers(self)
 
     def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
         """Dispatch ``tasks`` (plain children, or groups of ``nested`` types
@@ -169,12 +177,15 @@ class PlainDispatch:
         children = unrolled(tasks, nested) if nested else enumerate(tasks)
         for position, (index, task) in enumerate(children):
             try:
-                kind = _kind(task)
-                known = kinds.get(kind)
-                if known is None:
-                    self._whole_way(task, position, index, kind, kind not in kinds)
+                if type(task) is _chain:
+                    self._chains.add(task, position, index)
                 else:
-                    self._alike(task, position, index, known)
+                    kind = _kind(task)
+                    known = kinds.get(kind)
+                    if known is None:
+                        self._whole_way(task, position, index, kind, kind not in kinds)
+                    else:
+                        self._alike(task, position, index, known)
             except Exception as exc:
                 note_child(exc, position, _get(task, "task"), nothing_sent=True)
                 raise
@@ -261,10 +272,20 @@ class PlainDispatch:
             note_child(exc, position, clone.task, nothing_sent=True)
             raise
 
+    def publish_call(self, call: ChildCall, position: int, name: str) -> None:
+        """Celery's publish of a chain's first task (``chains.into_batch``),
+        into the batch; it names its child if it raises."""
+        try:
+            child_publish(partial(call.publish, self.producer), self.batch)()
+        except Exception as exc:
+            note_child(exc, position, name, nothing_sent=True)
+            raise
+
     def _chord_of(self, task: Signature) -> Any:
         return self.chord if self.chord is not None else _get(_get(task, "options"), "chord")
 
-    def _celery_publish(self, task: Signature, index: int, task_id: str) -> None:
+    def _celery_publish(self, task: Signature, index: int | None, task_id: str) -> None:
+        assert index is not None  # a plain child's
         self._nested_publish(index, task, index, task_id)
 
     def _nested_publish(self, position: int, task: Signature, index: int, task_id: str) -> None:

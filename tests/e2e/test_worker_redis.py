@@ -161,6 +161,8 @@ def test_group_of_chains_is_built_by_the_engine_and_gives_celerys_values(tasks, 
     ours = canvas(group).apply_async()
     (report,) = dispatch_reports()
     assert (report.by_engine, report.by_celery) == (300, 0)
+    # built from the first chain's template (plain_chains), results as ids
+    assert type(ours._results).__name__ == "LazyResults"
     assert ours.get(timeout=TIMEOUT) == [i + i + 11 for i in range(300)]
     assert canvas(celery_group).apply_async().get(timeout=TIMEOUT) == ours.get()
     # the chain's earlier steps are the result's parents, as with Celery

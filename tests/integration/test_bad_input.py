@@ -82,6 +82,15 @@ def after_chains(app: Celery, cls: type) -> Any:
     return cls(children)
 
 
+def chains_of_one_shape(app: Celery, cls: type) -> Any:
+    """A bad argument in a chain built from the shape's first chain (on
+    Redis), then chains and a plain child after it."""
+    children = [chain(app.add.s(i, i), app.add.s(1)) for i in range(BAD_AT)]
+    children += [chain(app.add.s(object(), 1), app.add.s(1))]
+    children += [chain(app.add.s(8, 8), app.add.s(1)), app.add.s(9, 9)]
+    return cls(children)
+
+
 def raw(app: Celery, task: str, args: Any = (), kwargs: Any = None) -> Signature:
     """A signature whose args/kwargs are set as given, unchecked (as a
     deserialized or hand-edited one can be)."""
@@ -169,6 +178,12 @@ CASES = [
     ),
     Case("a bad child inside a nested group", nested, EncodeError),
     Case("a bad child after chains", after_chains, EncodeError),
+    Case(
+        "a chain of a known shape with a bad argument",
+        chains_of_one_shape,
+        EncodeError,
+        child=(BAD_AT, "celery.chain"),
+    ),
     Case(
         "a chain whose first task has a bad argument",
         mixed(lambda app: chain(app.add.s(object(), 1), app.add.s(1))),

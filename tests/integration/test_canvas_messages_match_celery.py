@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from celery import chain
@@ -132,3 +133,71 @@ def test_chain_members_are_built_by_the_encoder_in_one_batch(
     last_ids = [body[2]["chain"][0]["options"]["task_id"] for body in bodies]
     assert [r.id for r in result.results] == last_ids
     assert [body[2]["chain"][0]["options"]["group_index"] for body in bodies] == list(range(50))
+
+
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical(messages, results):
+    """The messages (envelope and decoded body) and the results' ids and
+    parents, each uuid replaced by its order of first appearance: equal for
+    two dispatches whose messages and results are alike but for random ids."""
+    seen: dict[bytes, bytes] = {}
+
+    def placeholder(match):
+        return seen.setdefault(match.group(0), b"<%d>" % len(seen))
+
+    out = []
+    for raw in messages:
+        envelope = json.loads(raw)
+        body = base64.b64decode(envelope.pop("body"))
+        envelope["properties"].pop("delivery_tag")
+        text = json.dumps(envelope).encode() + b" " + body
+        out.append(UUID.sub(placeholder, text))
+    chains = []
+    for result in results:
+        ids = []
+        while result is not None:
+            ids.append(UUID.sub(placeholder, result.id.encode()))
+            result = result.parent
+        chains.append(ids)
+    return out, chains
+
+
+CHAIN_CASES = {
+    # the bench's shape: 2-step chains, nothing set on them
+    "2-step": (lambda g, t: g(chain(t["add"].s(i, i), t["add"].s(1)) for i in range(30)), 30, 0),
+    # shapes side by side, among plain children and in a nested group; one
+    # chain's first argument the encoder leaves to Celery (with its ids)
+    "shapes, plain and nested": (
+        lambda g, t: g(
+            t["add"].s(0),
+            *[chain(t["add"].s(i, i), t["add"].s(i), t["add"].si(2, 2)) for i in range(4)],
+            g([chain(t["add"].s(7, 7), t["add"].s(1)), t["add"].s(8)]),
+            chain(t["add"].s(3, 3), t["add"].s(1)),
+            chain(t["add"].s(Level.HIGH, 1), t["add"].s(1)),
+            chain(t["add"].s(4, y=4), t["add"].s(1)),
+        ),
+        9,
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHAIN_CASES))
+def test_chain_members_of_one_shape_push_what_celery_pushes(wire_env, dispatch_reports, case):
+    """Chains with nothing set on them are built from the first chain of
+    their shape (``plain_chains``): new ids and each chain's arguments in
+    its first message and its chain field, its result the last step's with
+    each step's result as the next one's parent, as Celery's."""
+    app, tasks, queues, client = wire_env
+    build, by_engine, by_celery = CHAIN_CASES[case]
+    drain(client, queues)
+    theirs_result = build(celery_group, tasks).apply_async(task_id="group-id")
+    (theirs,) = drain(client, queues).values()
+    ours_result = build(turbo_group, tasks).apply_async(task_id="group-id")
+    (ours,) = drain(client, queues).values()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (by_engine, by_celery)
+    assert type(ours_result._results).__name__ == "LazyResults", "the plain path was not taken"
+    assert canonical(ours, ours_result.results) == canonical(theirs, theirs_result.results)

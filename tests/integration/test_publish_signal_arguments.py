@@ -19,15 +19,8 @@ import pytest
 from celery import signals
 from celery.canvas import group as celery_group
 
-from tests.integration.test_group_messages_match_celery import (
-    CASES,
-    PLAIN_CASES,
-    Level,
-    dispatch,
-    drain,
-    env,  # noqa: F401 - the fixture
-    normalized,
-)
+from tests.integration.celery_wire import Level, dispatch, drain, normalized
+from tests.integration.test_group_messages_match_celery import CASES, PLAIN_CASES
 from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
@@ -104,16 +97,16 @@ def run(impl, build, environment, options, change):
                                   "alike-and-different-children",
                                   "celery-built-children-keep-their-place"])  # fmt: skip
 def test_receivers_get_celerys_arguments_and_redis_celerys_bytes(
-    env,  # noqa: F811
+    wire_env,
     dispatch_reports,
     case,
     receiver,
 ):
     change, path = RECEIVERS[receiver]
     build, options = CASES[case]
-    drain(env[3], env[2])
-    their_calls, theirs = run(celery_group, build, env, options, change)
-    our_calls, ours = run(turbo_group, build, env, options, change)
+    drain(wire_env[3], wire_env[2])
+    their_calls, theirs = run(celery_group, build, wire_env, options, change)
+    our_calls, ours = run(turbo_group, build, wire_env, options, change)
     assert their_calls["before"], "Celery sent no signal: the case is broken"
     assert our_calls == their_calls
     assert {k: [normalized(m) for m in v] for k, v in ours.items()} == {
@@ -135,11 +128,11 @@ def _own_ids(calls):
 
 @pytest.mark.parametrize("case", ["alike", "kinds", "immutable-routed-clocked",
                                   "unencodable-alike-child"])  # fmt: skip
-def test_plain_children_between_receivers_match_celery(env, dispatch_reports, case):  # noqa: F811
+def test_plain_children_between_receivers_match_celery(wire_env, dispatch_reports, case):
     build, options = PLAIN_CASES[case]
-    drain(env[3], env[2])
-    their_calls, theirs = run(celery_group, build, env, options, _adds_a_header)
-    our_calls, ours = run(turbo_group, build, env, options, _adds_a_header)
+    drain(wire_env[3], wire_env[2])
+    their_calls, theirs = run(celery_group, build, wire_env, options, _adds_a_header)
+    our_calls, ours = run(turbo_group, build, wire_env, options, _adds_a_header)
     assert _own_ids(our_calls) == _own_ids(their_calls)
 
     def plain(raw):

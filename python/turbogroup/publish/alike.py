@@ -35,11 +35,11 @@ class AlikeChild(NamedTuple):
     chain: Any
     template: Any
     task: Any = None  # the child's signature
-    publish: Callable[[Any, int, str], Any] | None = None
+    publish: Callable[[Any, int | None, str], Any] | None = None
 
     def through_celery(self) -> None:
-        # Only a child made by a plain dispatch has these (and is asked).
-        assert self.publish is not None and self.group_index is not None
+        # Only a child made by a plain dispatch has one (and is asked).
+        assert self.publish is not None
         self.publish(self.task, self.group_index, self.task_id)
 
 

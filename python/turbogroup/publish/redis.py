@@ -153,7 +153,8 @@ class RedisFastDispatch:
         )
         # A chain member's first message is alike others but for the rest
         # of its chain, which the encoder fills in (not the signals' path).
-        self._keys = AlikeKeys(app.amqp.router, OWN if self.signalled is None else frozenset())
+        self.alike_chains = self.signalled is None
+        self._keys = AlikeKeys(app.amqp.router, OWN if self.alike_chains else frozenset())
         # (task id, queue, message, how to publish it through Celery instead,
         # its place in the dispatch's order)
         # (task id, queue, message, Celery's publish of it or None for an
