@@ -15,7 +15,7 @@ from celery.canvas import group as _celery_group
 
 from turbogroup import _core
 from turbogroup.ids import uuid
-from turbogroup.lazy import LazyResults, result_maker
+from turbogroup.lazy import LazyResults, signature_result_maker
 
 _SIGNATURE_FREEZE = Signature.freeze
 
@@ -72,12 +72,7 @@ def _maker(task: Signature, makers: dict[tuple[Any, ...], Any]) -> Any:
     key = (task.task, id(task._app))
     make = makers.get(key)
     if make is None:
-        try:
-            task_type = task.type
-        except KeyError:  # not registered
-            make = task.app.AsyncResult
-        else:
-            make = result_maker(task_type)
+        make = signature_result_maker(task)
         makers[key] = make
     return make
 

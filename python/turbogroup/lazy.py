@@ -25,10 +25,24 @@ from turbogroup.collect.settle import fulfil_quietly
 def result_maker(task: Task) -> Any:
     """What ``Signature.freeze`` calls to make a child's result, bound now:
     ``Task.AsyncResult`` reads ``task.backend``, which is per thread, and
-    the results may be made in another thread than the dispatch."""
-    if type(task).AsyncResult is not Task.AsyncResult:
+    the results may be made in another thread than the dispatch. A task
+    held through Celery's proxy (``shared_task``) is its task."""
+    unproxied = getattr(type(task), "_get_current_object", None)
+    if unproxied is not None:
+        task = unproxied(task)
+    if getattr(type(task), "AsyncResult", None) is not Task.AsyncResult:
         return task.AsyncResult  # the task's own: called as Celery would
     return partial(task._get_app().AsyncResult, backend=task.backend, task_name=task.name)
+
+
+def signature_result_maker(sig: Any) -> Any:
+    """``sig.AsyncResult`` (``Signature.AsyncResult``): its task's, or the
+    app's for a task not registered in this process (sent by name)."""
+    try:
+        task = sig.type
+    except KeyError:
+        return sig.app.AsyncResult
+    return result_maker(task)
 
 
 class LazyResults:

@@ -36,12 +36,14 @@ from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
 from turbogroup.freezing import LazilyFrozen
 from turbogroup.ids import uuid
-from turbogroup.lazy import LazyResults, result_maker
+from turbogroup.lazy import LazyResults, signature_result_maker
 from turbogroup.plain_chains import ChainMembers, plain_chain
 from turbogroup.publish.alike import ATOMIC, AlikeChild
 from turbogroup.publish.signals import child_publish
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
+# Options group._apply_tasks takes as parameters of its own: not passed on.
+_APPLY_TASKS_OWN = frozenset({"chord", "group_index"})
 
 
 def plain_children(tasks: Any, nested: tuple[type, ...] = (), chains: bool = False) -> bool:
@@ -156,8 +158,12 @@ class PlainDispatch:
         # of the child's, and not among the options passed on.
         options = call.options
         self.chord = options.get("chord")
+        # and its group_index (a group applied from its dict by a worker
+        # may have one): never its children's
         self.options = (
-            {k: v for k, v in options.items() if k != "chord"} if "chord" in options else options
+            {k: v for k, v in options.items() if k not in _APPLY_TASKS_OWN}
+            if not _APPLY_TASKS_OWN.isdisjoint(options)
+            else options
         )
         self.results = results
         # kind -> (queue, template, Task, Task.AsyncResult), or None when
@@ -200,24 +206,25 @@ class PlainDispatch:
     def _alike(self, task: Signature, position: int, index: int, known: tuple) -> None:
         qname, template, typed, make = known
         args = tuple(_get(task, "args"))  # Signature.clone
-        kwargs = _get(task, "kwargs")
+        kwargs = dict(_get(task, "kwargs"))  # (a list of pairs too)
         if not _get(task, "immutable"):  # Signature._merge
             if self.args:
                 args = tuple(self.args) + args
             if self.kwargs:
                 kwargs = dict(kwargs, **self.kwargs)
         if typed is not None:  # Task.apply_async's typing check
-            typed(*args, **(kwargs or {}))
-        if not isinstance(kwargs, dict):
-            # Celery's as_task_v2 raises TypeError: let it, on its own path.
-            self._whole_way(task, position, index, None, False)
-            return
-        task_id = _get(_get(task, "options"), "task_id") or uuid()
+            typed(*args, **kwargs)
+        options = _get(task, "options")
+        task_id = _get(options, "task_id") or uuid()
         # Named by its position if Celery's publish fails (at the seal);
         # only a nested group's children need their own callable for it.
         fallback = self._fallback if index == position else partial(self._nested_publish, position)
         self.fast.add_alike(
-            qname, AlikeChild(task_id, index, args, kwargs, None, template, task, fallback)
+            qname,
+            # a chain option set on the child is its own (not the template's)
+            AlikeChild(
+                task_id, index, args, kwargs, _get(options, "chain"), template, task, fallback
+            ),
         )
         self.results.add_id(task_id, make)
         self.batch.published(task_id)
@@ -240,7 +247,7 @@ class PlainDispatch:
         chord = self._chord_of(clone)
         if not self.fast.add(clone, chord, self.args, self.kwargs, self.options, publish):
             publish()
-        make = result_maker(clone.type)
+        make = signature_result_maker(clone)
         if learn:
             alike = self.fast.last_alike
             typed = None

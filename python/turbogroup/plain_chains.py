@@ -33,7 +33,7 @@ from turbogroup._unroll import freeze_leaf, freezes_as_signature
 from turbogroup.celery_guards import chain_start_is_celerys, defined_by
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.ids import uuid
-from turbogroup.lazy import result_maker
+from turbogroup.lazy import signature_result_maker
 from turbogroup.publish.alike import AlikeChild
 
 # Celery's methods the template stands in for, by class.
@@ -65,6 +65,7 @@ def plain_chain(task: Any) -> bool:
     return len(steps) >= 2 and all(
         type(step) is Signature
         and step.subtask_type is None
+        and type(step.immutable) is bool  # copied from the template as it is
         and not step.options
         and freezes_as_signature(step)
         for step in steps
@@ -173,12 +174,9 @@ class ChainMembers:
     def _alike(self, task: _chain, position: int, index: int, shape: ChainShape) -> None:
         d = self.dispatch
         steps = task.tasks
-        args, kwargs = tuple(steps[0].args), steps[0].kwargs  # the clone's, merged with nothing
+        args, kwargs = tuple(steps[0].args), dict(steps[0].kwargs)  # Signature.clone
         if shape.typed is not None:  # the first task's Task.apply_async
-            shape.typed(*args, **(kwargs or {}))
-        if not isinstance(kwargs, dict):
-            self._whole_way(task, position, index, None, False)  # Celery raises
-            return
+            shape.typed(*args, **kwargs)
         ids = [uuid() for _ in steps]
         # The chain field: the last step first, each a copy of the
         # template's step with this chain's id and arguments.
@@ -212,7 +210,7 @@ def _results(result: Any) -> Any:
 
 
 def _makers(clone: _chain) -> list[Any]:
-    return [result_maker(step.type) for step in clone.tasks]
+    return [signature_result_maker(step) for step in clone.tasks]
 
 
 def _frozen_as_expected(rest: Any, ids: list[str], index: int) -> bool:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from celery import chain
-from celery.canvas import _chain
+from celery.canvas import Signature, _chain
 from celery.canvas import group as celery_group
 
 from tests.integration.celery_wire import Level, dispatch, drain, normalized_plain
@@ -164,6 +164,7 @@ def canonical(messages, results):
     return out, chains
 
 
+SHARED_REST = [Signature("tg_groupmsg.add", args=(5,))]  # only sent: no app needed
 CHAIN_CASES = {
     # the bench's shape: 2-step chains, nothing set on them
     "2-step": (lambda g, t: g(chain(t["add"].s(i, i), t["add"].s(1)) for i in range(30)), 30, 0),
@@ -182,6 +183,34 @@ CHAIN_CASES = {
         1,
     ),
 }
+
+
+CHAIN_CASES.update(
+    {
+        # a chain option set on plain children is each one's own
+        "chain options of plain children": (
+            lambda g, t: g(
+                t["add"].s(1).set(chain=[t["tsum"].s()]),
+                *[t["add"].s(i).set(chain=SHARED_REST) for i in range(2, 5)],
+            ),
+            4,
+            0,
+        ),
+        # a step not registered here (sent by name), and keyword arguments
+        # given as pairs (Signature.clone makes a dict of them)
+        "a step by name, kwargs as pairs": (
+            lambda g, t: g(
+                chain(
+                    Signature(t["add"], args=(i,), kwargs=[("y", i)], app=t["add"].app),
+                    t["add"].app.signature("tg_groupmsg.remote"),
+                )
+                for i in range(4)
+            ),
+            4,
+            0,
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("case", list(CHAIN_CASES))

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 from celery import chain
+from celery.canvas import Signature
 from celery.canvas import group as celery_group
 
 from tests.integration.celery_wire import (
@@ -222,6 +223,23 @@ def test_chord_header_pushes_what_celery_pushes(wire_env):
 # both sides, so each message's own id is normalized away too.
 PLAIN_CASES = {
     "alike": (lambda g, t: g(t["add"].s(i, i) for i in range(2500)), {}),
+    # group._apply_tasks takes the group's group_index for itself
+    "a group index of the group's own": (
+        lambda g, t: g(t["add"].s(i, i) for i in range(4)),
+        {"group_index": 7},
+    ),
+    # tasks sent by name, not registered here (Celery's send_task)
+    "by name": (
+        lambda g, t: g(t["add"].app.signature("tg_groupmsg.remote", args=(i,)) for i in range(3)),
+        {},
+    ),
+    # Signature.clone makes a dict of them
+    "kwargs as pairs": (
+        lambda g, t: g(
+            Signature(t["add"], args=(i,), kwargs=[("y", i)], app=t["add"].app) for i in range(3)
+        ),
+        {},
+    ),
     "kinds": (
         lambda g, t: g(
             t["add"].s(y=i) if i % 5 else t["add"].s().set(priority=3 + i % 2) for i in range(40)
