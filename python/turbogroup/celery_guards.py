@@ -118,6 +118,12 @@ _SETTINGS_PROPERTIES = frozenset(
 )
 
 
+def argument_check(task: Task) -> Any:
+    """What ``Task.apply_async`` checks a call's arguments with when the
+    task has ``typing`` on (its ``__header__``), or None."""
+    return getattr(task, "__header__", None) if task.typing else None
+
+
 def fast_path_refusal(app: Any) -> str | None:
     """Why ``app`` must take Celery's own path for dispatch and collection,
     or None when turbogroup's fast paths may run."""

@@ -31,6 +31,7 @@ from celery.canvas import Signature, _chain
 from celery.utils.functional import _regen
 
 from turbogroup._unroll import freeze_leaf, freeze_options, plain_freeze
+from turbogroup.celery_guards import argument_check
 from turbogroup.chains import ChildCall
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
@@ -250,10 +251,8 @@ class PlainDispatch:
         make = signature_result_maker(clone)
         if learn:
             alike = self.fast.last_alike
-            typed = None
             if alike is not None:
-                t = self.fast.app.tasks[clone.task]
-                typed = getattr(t, "__header__", None) if t.typing else None
+                typed = argument_check(self.fast.app.tasks[clone.task])
                 self._kinds[kind] = (*alike, typed, make)
             else:
                 self._kinds[kind] = None
@@ -264,24 +263,13 @@ class PlainDispatch:
     def _publish(self, clone: Signature, position: int) -> None:
         """Celery's publish of a frozen clone (called later, when sealing,
         for a message the encoder could not render: it names its child)."""
-        publish = partial(
-            clone.apply_async,
-            producer=self.producer,
-            add_to_parent=False,
-            chord=self._chord_of(clone),
-            args=self.args,
-            kwargs=self.kwargs,
-            **self.options,
-        )
-        try:
-            child_publish(publish, self.batch)()
-        except Exception as exc:
-            note_child(exc, position, clone.task, nothing_sent=True)
-            raise
+        call = ChildCall(clone, self._chord_of(clone), self.args, self.kwargs, self.options)
+        self.publish_call(call, position, clone.task)
 
     def publish_call(self, call: ChildCall, position: int, name: str) -> None:
-        """Celery's publish of a chain's first task (``chains.into_batch``),
-        into the batch; it names its child if it raises."""
+        """Celery's publish of a child as ``group._apply_tasks`` makes it (a
+        chain's: its first task's, ``chains.into_batch``), into the batch;
+        it names its child if it raises."""
         try:
             child_publish(partial(call.publish, self.producer), self.batch)()
         except Exception as exc:

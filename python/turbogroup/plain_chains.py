@@ -30,7 +30,7 @@ import celery.canvas
 from celery.canvas import Signature, _chain
 
 from turbogroup._unroll import freeze_leaf, freezes_as_signature
-from turbogroup.celery_guards import chain_start_is_celerys, defined_by
+from turbogroup.celery_guards import argument_check, chain_start_is_celerys, defined_by
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.ids import uuid
 from turbogroup.lazy import signature_result_maker
@@ -166,8 +166,7 @@ class ChainMembers:
         alike, rest = fast.last_alike, call.options.get("chain", ())
         if alike is None or not _frozen_as_expected(rest, ids, index):
             return None
-        task = fast.app.tasks[call.sig.task]
-        typed = getattr(task, "__header__", None) if task.typing else None
+        typed = argument_check(fast.app.tasks[call.sig.task])
         qname, template = alike
         return ChainShape(qname, template, list(rest), typed, ChainResults(_makers(clone)))
 

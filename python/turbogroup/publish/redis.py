@@ -32,6 +32,7 @@ from celery.app.task import Task
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
+from turbogroup.celery_guards import argument_check
 from turbogroup.ids import uuid
 from turbogroup.publish.alike import (
     OWN,
@@ -215,10 +216,9 @@ class RedisFastDispatch:
             return built
         # The same task and options as an earlier child but for its ids and
         # arguments: what Celery resolves from them is resolved already.
-        if task.typing:
-            check_arguments = getattr(task, "__header__", None)
-            if check_arguments is not None:
-                check_arguments(*(args or ()), **(kwargs or {}))
+        check_arguments = argument_check(task)
+        if check_arguments is not None:
+            check_arguments(*(args or ()), **(kwargs or {}))
         if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
             return None  # Celery raises TypeError: let it
         qname, template, _ = memo

@@ -20,7 +20,7 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
 from dateutil.parser import isoparse
 
-from turbogroup.celery_guards import setting
+from turbogroup.celery_guards import argument_check, setting
 from turbogroup.publish.signalled import SendOptions
 
 # send_task_message's and kombu Producer.publish's named parameters.
@@ -82,10 +82,9 @@ class MessageResolver:
         # Task.apply_async
         if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
             return None  # Celery raises ValueError: let it
-        if task.typing:
-            check_arguments = getattr(task, "__header__", None)
-            if check_arguments is not None:
-                check_arguments(*(args or ()), **(kwargs or {}))
+        check_arguments = argument_check(task)
+        if check_arguments is not None:
+            check_arguments(*(args or ()), **(kwargs or {}))
         task_id = opts.pop("task_id", None)
         opts.pop("producer", None)
         link, link_error = opts.pop("link", None), opts.pop("link_error", None)
