@@ -61,6 +61,27 @@ class Barrier:
     def throw1(self, *args: Any, **kwargs: Any) -> None: ...
 
 @final
+class QuickFulfilment:
+    """The short path of ``turbogroup.collect.settle`` in Rust: caches each
+    SUCCESS meta on its result and fires its ``on_ready`` promise, as
+    ``settle._fulfil_success`` does, stopping at the first result that needs
+    the Python path."""
+
+    def __new__(
+        cls,
+        promise_type: type,
+        on_fulfilled: Callable[..., Any],
+        kinds: dict[type, bool],
+        tracked: tuple[Any, tuple[Any, ...]] | None = None,
+    ) -> QuickFulfilment: ...
+    def run(
+        self, nodes: list[Any], decoded: list[Any], start: int, out: list[Any]
+    ) -> tuple[int, int]:
+        """Settles ``nodes[start:]``, appending each meta to ``out``; returns
+        (the index of the first node left to Python, or ``len(nodes)``; how
+        many were fulfilled here)."""
+
+@final
 class Unsupported:
     """Stands in for a message the encoder cannot reproduce byte for byte.
 
@@ -192,6 +213,7 @@ def lpush_command(key: str, values: list[bytes]) -> bytes:
 __all__ = [
     "LEAF",
     "Barrier",
+    "QuickFulfilment",
     "Unsupported",
     "__version__",
     "amqp_alike_parts",

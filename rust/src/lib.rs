@@ -9,6 +9,7 @@ mod encode;
 mod errors;
 mod ids;
 mod read;
+mod settle;
 mod unroll;
 
 #[pymodule]
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
     m.add_class::<barrier::Barrier>()?;
     m.add_class::<errors::PyUnsupported>()?;
+    m.add_class::<settle::QuickFulfilment>()?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from celery import states
@@ -34,6 +35,7 @@ from celery.result import AsyncResult
 from vine import promise
 
 from turbogroup._compat import RedisBackend
+from turbogroup._core import QuickFulfilment
 
 try:
     from celery.backends.redis import ResultConsumer
@@ -168,6 +170,9 @@ class Settler:
             and cls.remove_pending_result is SyncBackendMixin.remove_pending_result
         )
         self._celery_removal = self._sync_removal or redis_removal_is_celerys(backend)
+        #: How many results the Rust loop cached and fulfilled (tests read
+        #: it to see the short path did the work).
+        self.quickly_fulfilled = 0
 
     def _celery_removal_now(self) -> bool:
         """Whether ``remove_pending_result`` is Celery's (or our stand-in
@@ -197,53 +202,100 @@ class Settler:
         ``meta_from_decoded`` is applied, and a ready meta is cached on the
         node (its ``on_ready`` fired). Stops after the first node whose
         status satisfies ``until``, as Celery's ``all()``/``any()`` over
-        the results stop: later nodes are neither decoded nor cached."""
+        the results stop: later nodes are neither decoded nor cached.
+
+        Runs of SUCCESS metas go through ``_core.QuickFulfilment`` (the
+        short path without bytecode per result); each node it hands back
+        is settled here, then it goes on from the next."""
         backend = self.backend
-        from_decoded = backend.meta_from_decoded
-        exception_states = backend.EXCEPTION_STATES
-        plain_meta = self._plain_meta
         quick = self._celery_removal_now()
-        kinds = self._kinds
         # Tested before each result: a callback fired by an earlier one
         # may subscribe or register results.
         tracked = quick and not self._sync_removal
-        untracked = untracked_by(backend) if tracked else None
-        subscribed = backend.result_consumer.subscribed_to if tracked else None
-        registries = backend._pending_results if tracked else ()
+        one = _OneSettle(self, quick, untracked_by(backend) if tracked else None)
+        rust = self._quick_fulfilment(nodes, decoded, until, quick, tracked)
         out: list[Any] = []
-        append = out.append
-        for node, meta in zip(nodes, decoded):
-            cached = node._cache
-            if cached is not None:
-                meta = cached
-            elif meta is None:
-                meta = {"status": states.PENDING, "result": None}
-            elif meta is NOT_FETCHED:
-                # Its cache was dropped (``forget()``) by a callback that
-                # ran since the fetch: Celery's own read.
-                meta = node._get_task_meta()
-            else:
-                # Celery's meta_from_decoded only touches exception states.
-                if not plain_meta or meta["status"] in exception_states:
-                    meta = from_decoded(meta)
-                status = meta["status"]
-                if status in _READY and not (
-                    quick
-                    and status == _SUCCESS
-                    and (
-                        untracked is None
-                        # the usual case, read inline: nothing tracked at all
-                        or (not subscribed and not any(registries))
-                        or untracked(node.id)
-                    )
-                    and type(meta) is dict
-                    and not meta.get("children")
-                    and (kinds.get(type(node)) or self._quick_kind(type(node)))
-                    and _fulfil_success(node, meta)
-                ):
-                    node._maybe_set_cache(meta)
-                    meta = node._cache
-            append(meta)
+        i, end = 0, min(len(nodes), len(decoded))
+        while i < end:
+            if rust is not None:
+                i, fulfilled = rust(i, out)
+                self.quickly_fulfilled += fulfilled
+                if i >= end:
+                    break
+            meta = one.settle(nodes[i], decoded[i])
+            out.append(meta)
+            i += 1
             if until is not None and until(meta["status"]):
                 break
         return out
+
+    def _quick_fulfilment(
+        self, nodes: Any, decoded: Any, until: Any, quick: bool, tracked: bool
+    ) -> Callable[[int, list[Any]], tuple[int, int]] | None:
+        """The Rust loop over ``nodes`` from a start index, where it does
+        exactly what the Python one does: lists of nodes and metas, no
+        ``until`` (it checks no status), the backend's
+        ``meta_from_decoded`` Celery's own."""
+        if not (quick and self._plain_meta and until is None):
+            return None
+        if type(nodes) is not list or type(decoded) is not list:
+            return None
+        backend = self.backend
+        registries = None
+        if tracked:
+            subscribed = backend.result_consumer.subscribed_to
+            registries = (subscribed, tuple(backend._pending_results))
+        run = QuickFulfilment(promise, _ON_FULFILLED, self._kinds, registries).run
+        return partial(run, nodes, decoded)
+
+
+class _OneSettle:
+    """One node's ``_get_task_meta()`` from its fetched payload, in Python:
+    every case the Rust loop hands back."""
+
+    def __init__(self, settler: Settler, quick: bool, untracked: Callable[[str], bool] | None):
+        backend = settler.backend
+        self.settler = settler
+        self.quick = quick
+        self.untracked = untracked
+        self.from_decoded = backend.meta_from_decoded
+        self.exception_states = backend.EXCEPTION_STATES
+        self.subscribed = backend.result_consumer.subscribed_to if untracked else None
+        self.registries = backend._pending_results if untracked else ()
+
+    def settle(self, node: AsyncResult, meta: Any) -> Any:
+        cached = node._cache
+        if cached is not None:
+            return cached
+        if meta is None:
+            return {"status": states.PENDING, "result": None}
+        if meta is NOT_FETCHED:
+            # Its cache was dropped (``forget()``) by a callback that ran
+            # since the fetch: Celery's own read.
+            return node._get_task_meta()
+        # Celery's meta_from_decoded only touches exception states.
+        if not self.settler._plain_meta or meta["status"] in self.exception_states:
+            meta = self.from_decoded(meta)
+        status = meta["status"]
+        if status not in _READY:
+            return meta
+        if not (
+            self.quick
+            and status == _SUCCESS
+            and self._untracked(node)
+            and type(meta) is dict
+            and not meta.get("children")
+            and self.settler._quick_kind(type(node))
+            and _fulfil_success(node, meta)
+        ):
+            node._maybe_set_cache(meta)
+            meta = node._cache
+        return meta
+
+    def _untracked(self, node: AsyncResult) -> bool:
+        untracked = self.untracked
+        return (
+            untracked is None
+            or (not self.subscribed and not any(self.registries))
+            or untracked(node.id)
+        )
