@@ -78,6 +78,14 @@ _MISSING = object()
 _SPELLINGS: dict[str, tuple[str, ...]] = {}
 
 
+def unproxied(app: Any) -> Any:
+    """The app itself where Celery hands its ``current_app`` proxy (a
+    group whose first child is an empty chain, a signature with no app):
+    the fast paths match apps by identity."""
+    get = getattr(type(app), "_get_current_object", None)
+    return get(app) if get is not None else app
+
+
 def setting(conf: Any, key: str, default: Any = None) -> Any:
     """``conf.get(key, default)`` for an app's ``conf``, read the way
     Celery's ``ConfigurationView.__getitem__`` reads it but without its

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from celery.canvas import Signature, _chain, _prepare_chain_from_options
 
-from turbogroup.celery_guards import chain_start_is_celerys, setting
+from turbogroup.celery_guards import chain_start_is_celerys, setting, unproxied
 
 
 class ChildCall(NamedTuple):
@@ -31,10 +31,14 @@ class ChildCall(NamedTuple):
     args: Any
     kwargs: Any
     options: dict[str, Any]
+    #: A chain's first task whose app is not the batch's: Celery's
+    #: ``_chain.run`` drops the group's producer, so the task's own app
+    #: publishes it, on a producer from that app's pool, at once.
+    alone: bool = False
 
     def publish(self, producer: Any) -> Any:
         return self.sig.apply_async(
-            producer=producer,
+            producer=None if self.alone else producer,
             add_to_parent=False,
             chord=self.chord,
             args=self.args,
@@ -43,26 +47,42 @@ class ChildCall(NamedTuple):
         )
 
 
-def into_batch(call: ChildCall, producer: Any) -> ChildCall | None:
-    """The call whose publish, on ``producer``, sends the message ``call``
-    sends: for a chain member whose ``apply_async`` and ``run`` are
-    Celery's own, its first task's call (None: the chain holds no task,
-    and Celery publishes nothing); else ``call`` itself."""
+def into_batch(call: ChildCall, producer: Any, app: Any) -> ChildCall | None:
+    """The call whose publish, on ``producer`` (``app``'s batch), sends the
+    message ``call`` sends: for a chain member whose ``apply_async`` and
+    ``run`` are Celery's own, its first task's call (None: the chain holds
+    no task, and Celery publishes nothing; ``alone`` when another app
+    publishes it); else ``call`` itself."""
     sig = call.sig
     if not isinstance(sig, _chain) or not chain_start_is_celerys(type(sig)):
         return call
     # _chain.apply_async
     args = call.args if call.args else ()
     kwargs = call.kwargs if call.kwargs else []
-    app = sig.app
-    if setting(app.conf, "task_always_eager"):
+    chain_app = sig.app
+    if setting(chain_app.conf, "task_always_eager"):
         return call
     # group._apply_tasks's call (its keywords collide as they would there),
     # over the chain's own options as _chain.apply_async merges them
     options = dict(
         sig.options, producer=producer, add_to_parent=False, chord=call.chord, **call.options
     )
-    return _run(sig, args, kwargs, app=app, **options)
+    first = _run(sig, args, kwargs, app=chain_app, **options)
+    if first is not None and _publishing_app(first.sig) is not unproxied(app):
+        return first._replace(alone=True)
+    return first
+
+
+def _publishing_app(sig: Any) -> Any:
+    """The app whose producer pool ``sig.apply_async()`` (no producer)
+    publishes on: its task's (``Task.apply_async``), or the signature's
+    own for a task sent by name and for a canvas."""
+    if type(sig) is Signature:
+        try:
+            return sig.type._get_app()
+        except KeyError:  # not registered: Signature._apply_async's send_task
+            pass
+    return unproxied(sig.app)
 
 
 def _run(

@@ -26,7 +26,7 @@ from turbogroup._gc import gc_paused
 from turbogroup._unroll import freeze_leaf
 from turbogroup.app_results import group_result_cls
 from turbogroup.barrier import barrier
-from turbogroup.celery_guards import setting
+from turbogroup.celery_guards import setting, unproxied
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.dispatch import GroupCall, Sending, amqp_fast_path, open_sending
 from turbogroup.errors import note_child
@@ -55,14 +55,6 @@ def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
     except Exception as exc:
         note_child(exc, position, _task_name(sig), nothing_sent)
         raise
-
-
-def _unproxied(app: Any) -> Any:
-    """The app itself where ``group.app`` gives Celery's ``current_app``
-    proxy (a group whose first child is an empty chain): the fast paths
-    match their app by identity."""
-    get = getattr(type(app), "_get_current_object", None)
-    return get(app) if get is not None else app
 
 
 def _then(p: Any, result: Any) -> None:
@@ -123,7 +115,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
             raise TypeError("Cannot add link to group: use a chord")
         if link_error is not None:
             raise TypeError("Cannot add link to group: do that on individual tasks")
-        app = _unproxied(self.app)
+        app = unproxied(self.app)
         if setting(app.conf, "task_always_eager"):
             return self.apply(args, kwargs, **options)
         if not self.tasks:
@@ -290,13 +282,16 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
                     if chord_obj is not None and next_task is None:
                         app.backend.set_chord_size(group_id, chord_size)
                     child = ChildCall(sig, chord_obj, args, kwargs, options)
-                    call = into_batch(child, producer) if batch is not None else child
+                    call = into_batch(child, producer, app) if batch is not None else child
                     # Celery's own chain publishes on a pooled producer.
-                    sent_at_once = sent_at_once or (
-                        call is not None and call.sig is sig and isinstance(sig, _chain)
+                    alone = call is not None and (
+                        call.alone or (call.sig is sig and isinstance(sig, _chain))
                     )
+                    sent_at_once = sent_at_once or alone
                     nothing_sent = batch is not None and not sent_at_once
-                    if call is not None:
+                    if call is not None and call.alone:
+                        call.publish(producer)
+                    elif call is not None:
                         publish = child_publish(partial(call.publish, producer), batch)
                         if fast is None or not fast.add(
                             call.sig,

@@ -171,6 +171,9 @@ class PlainDispatch:
         # that kind's messages are not alike (each goes the whole way)
         self._kinds: dict[tuple[Any, ...], tuple[str, dict[str, Any], Any, Any] | None] = {}
         self._fallback = self._celery_publish  # one bound method for every child
+        # A chain member another app publishes (``ChildCall.alone``) leaves
+        # at once, as on Celery's path; nothing else leaves before the flush.
+        self.sent_at_once = False
         self._chains = ChainMembers(self)
 
     def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
@@ -179,8 +182,8 @@ class PlainDispatch:
         dispatch order, nested groups unrolled; ``index`` is a child's
         group index, its position in its own group."""
         kinds = self._kinds
-        chord = None
         count = 0
+        task = None
         children = unrolled(tasks, nested) if nested else enumerate(tasks)
         for position, (index, task) in enumerate(children):
             try:
@@ -194,10 +197,12 @@ class PlainDispatch:
                     else:
                         self._alike(task, position, index, known)
             except Exception as exc:
-                note_child(exc, position, _get(task, "task"), nothing_sent=True)
+                note_child(exc, position, _get(task, "task"), not self.sent_at_once)
                 raise
-            chord = self._chord_of(task)
             count += 1
+        # group._apply_tasks reads each child's chord, but only the last
+        # child's decides.
+        chord = self._chord_of(task) if count else None
         if chord is not None:
             # group._apply_tasks sets it before the last child's publish
             # (the last child's chord decides); nothing is sent before the
@@ -270,10 +275,14 @@ class PlainDispatch:
         """Celery's publish of a child as ``group._apply_tasks`` makes it (a
         chain's: its first task's, ``chains.into_batch``), into the batch;
         it names its child if it raises."""
+        self.sent_at_once = self.sent_at_once or call.alone
         try:
-            child_publish(partial(call.publish, self.producer), self.batch)()
+            if call.alone:
+                call.publish(None)
+            else:
+                child_publish(partial(call.publish, self.producer), self.batch)()
         except Exception as exc:
-            note_child(exc, position, name, nothing_sent=True)
+            note_child(exc, position, name, not self.sent_at_once)
             raise
 
     def _chord_of(self, task: Signature) -> Any:

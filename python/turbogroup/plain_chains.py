@@ -141,7 +141,9 @@ class ChainMembers:
             for step, task_id in zip(clone.tasks, ids):
                 step.options["task_id"] = task_id  # kept by Signature.freeze
         result = freeze_leaf(clone, group_id=d.group_id, root_id=d.root_id, group_index=index)
-        call = into_batch(ChildCall(clone, None, d.args, d.kwargs, d.options), d.producer)
+        call = into_batch(
+            ChildCall(clone, None, d.args, d.kwargs, d.options), d.producer, d.fast.app
+        )
         assert call is not None  # a plain chain has tasks
         return clone, call, [r.id for r in reversed(list(_results(result)))]
 
@@ -151,7 +153,9 @@ class ChainMembers:
         d = self.dispatch
         clone, call, ids = self._start(task, index)
         publish = partial(d.publish_call, call, position, task.task)
-        built = d.fast.add(call.sig, call.chord, call.args, call.kwargs, call.options, publish)
+        built = not call.alone and d.fast.add(
+            call.sig, call.chord, call.args, call.kwargs, call.options, publish
+        )
         if not built:
             publish()
         shape = self._learn(clone, call, index, ids) if built and learn else None
