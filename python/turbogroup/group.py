@@ -367,7 +367,7 @@ def _alike_chains(fast: Any, call: GroupCall) -> bool:
     """Whether chain members may be built from their shape's template
     (``plain_chains``): on a fast path that fills in each one's chain."""
     return bool(
-        getattr(fast, "alike_chains", False)
+        fast.alike_chains
         and chains_allowed(call.args, call.kwargs, call.options)
         and celerys_chain_steps()
     )

@@ -210,8 +210,10 @@ fn alike_item<'py>(
                 &t.get_item(3).map_err(read_failed)?,
                 Value::Dict(vec![]),
             )?,
-            chain: match t.get_item(4) {
-                Ok(chain) if !chain.is_none() => Some(convert(ctx, &chain, Mode::Json, 0)?),
+            // Read only when present: a failed get_item raises (and drops)
+            // an IndexError, per message.
+            chain: match (t.len() > 4).then(|| t.get_item(4)) {
+                Some(Ok(chain)) if !chain.is_none() => Some(convert(ctx, &chain, Mode::Json, 0)?),
                 _ => None,
             },
         })

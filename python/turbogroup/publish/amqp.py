@@ -27,15 +27,13 @@ it for Celery's per-task publishes). The messages are exactly the ones
 Celery builds (headers, properties, body, routing, ``declare``); only the
 channel they travel on, and when, differ.
 
-Not covered: a child that does not hand the producer on publishes through
-Celery's pool as Celery does, at once and without confirms. (Celery 5.7.0's
-``chain.run`` drops the ``producer`` it is given; a chain member is started
-by ``turbogroup/chains.py`` instead, which hands it on.)
+Not covered: a child that does not hand the producer on (a chain whose
+first task is another app's, ``turbogroup/chains.py``) publishes through
+Celery's pool as Celery does, at once and without confirms.
 
 Retries follow Celery's policy only where a rewrite cannot duplicate a
-message (docs/ARCHITECTURE.md, "Retries on RabbitMQ"): opening the
-channel, and a write that failed while every earlier message was acked.
-Everything else raises ``PublishError`` with the exact unconfirmed ids.
+message (docs/ARCHITECTURE.md, "Retries on RabbitMQ"); anything else
+raises ``PublishError`` with the exact unconfirmed ids.
 """
 
 from __future__ import annotations

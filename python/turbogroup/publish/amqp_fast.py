@@ -81,6 +81,10 @@ class AmqpFastDispatch:
     """The alike children of one dispatch on RabbitMQ (module docstring).
     Same interface as ``RedisFastDispatch`` for ``turbogroup.plain``."""
 
+    #: Chain members are not built from a template here: each chain's first
+    #: message is Celery's, recorded (``plain_chains`` is Redis's).
+    alike_chains = False
+
     def __init__(self, app: Any, batch: Any, max_message_size: int) -> None:
         self.app = app
         self.batch = batch

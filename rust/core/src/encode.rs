@@ -3,6 +3,7 @@
 
 pub mod alike;
 pub mod envelope;
+pub mod envelope_template;
 pub mod json;
 pub mod message;
 pub mod pyfloat;

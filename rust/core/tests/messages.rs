@@ -88,22 +88,11 @@ fn extra_headers_update_in_place_like_a_dict() {
     assert!(e.contains(r#""stamps": {"s1": "v"}, "zz": null}"#), "{e}");
 }
 
-#[test]
-fn alike_messages_equal_their_full_builds() {
-    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
-    template.group_id = s("g");
-    template.chain = Value::List(vec![s("the template's")]);
-    let items: Vec<_> = (0..3)
-        .map(|i| AlikeItem {
-            id: Text::from(format!("id-{i}").as_str()),
-            group_index: Value::Int(i),
-            args: Value::Tuple(vec![Value::Int(i), Value::Int(i)]),
-            kwargs: Value::Dict(vec![(s("k"), Value::Int(i))]),
-            chain: (i % 2 == 1)
-                .then(|| Value::List(vec![Value::Dict(vec![(s("id"), Value::Int(i))])])),
-        })
-        .collect();
+/// Builds `items` alike `template` and compares each with its full build
+/// (an item's error with the full build's error).
+fn assert_alike_equal_full_builds(mut template: TaskMessage, items: Vec<AlikeItem>) {
     let limits = ReprLimits::default();
+    let before = template.clone();
     let alike = build_alike_envelopes(
         &mut template,
         items
@@ -115,8 +104,8 @@ fn alike_messages_equal_their_full_builds() {
         &limits,
     )
     .unwrap();
-    assert_eq!(alike.len(), 4);
-    assert_eq!(alike[3], Err(Unsupported("bad".into())));
+    assert_eq!(alike.len(), items.len() + 1);
+    assert_eq!(alike[items.len()], Err(Unsupported("bad".into())));
     for (item, got) in items.iter().zip(&alike) {
         let mut full = template.clone();
         full.id = item.id.clone();
@@ -126,14 +115,70 @@ fn alike_messages_equal_their_full_builds() {
         if let Some(chain) = &item.chain {
             full.chain = chain.clone();
         }
-        let got = String::from_utf8(got.clone().unwrap()).unwrap();
-        let tag = &got[got.rfind("\"delivery_tag\": \"").unwrap() + 17..got.len() - 3];
-        assert_eq!(got, envelope(&full, tag));
+        let tag = "5c8c4a8e-2d0e-4f5b-9f55-1a2b3c4d5e6f";
+        let mut expected = Vec::new();
+        let expected = write_envelope(&mut expected, &full, &limits, tag).map(|()| expected);
+        let got = got.clone().map(|bytes| {
+            // Each message has a fresh delivery tag: compare with a fixed one.
+            let text = String::from_utf8(bytes).unwrap();
+            let at = text.rfind("\"delivery_tag\": \"").unwrap() + 17;
+            format!("{}{tag}{}", &text[..at], &text[at + 36..]).into_bytes()
+        });
+        assert_eq!(got, expected);
     }
-    // the template is left as it was
-    assert_eq!(template.id, Text::from("t0"));
-    assert_eq!(template.args, Value::Tuple(vec![]));
-    assert_eq!(template.chain, Value::List(vec![s("the template's")]));
+    assert_eq!(template, before, "the template is left as it was");
+}
+
+fn alike_items() -> Vec<AlikeItem> {
+    (0..4)
+        .map(|i| AlikeItem {
+            // ids that JSON escapes too
+            id: Text::from(
+                if i == 2 {
+                    "id-\u{e9}\"2".into()
+                } else {
+                    format!("id-{i}")
+                }
+                .as_str(),
+            ),
+            group_index: if i == 3 { Value::None } else { Value::Int(i) },
+            args: Value::Tuple(vec![Value::Int(i), s("a\tb")]),
+            kwargs: Value::Dict(vec![(s("k"), Value::Int(i))]),
+            chain: (i % 2 == 1)
+                .then(|| Value::List(vec![Value::Dict(vec![(s("id"), Value::Int(i))])])),
+        })
+        .collect()
+}
+
+#[test]
+fn alike_messages_equal_their_full_builds() {
+    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+    template.group_id = s("g");
+    template.chain = Value::List(vec![s("the template's")]);
+    assert_alike_equal_full_builds(template.clone(), alike_items());
+    // a root id of its own, reprs set explicitly
+    let mut own = template.clone();
+    own.root_id = s("root");
+    own.argsrepr = Some(s("(given)"));
+    own.kwargsrepr = Some(s("{given}"));
+    assert_alike_equal_full_builds(own, alike_items());
+    // extra headers in the slots of the id and the group index, and after
+    let mut extra = template.clone();
+    extra.extra_headers = vec![
+        (s("id"), s("header id")),
+        (s("group_index"), Value::Int(7)),
+        (s("zz"), s("tg-hole-lookalike")),
+    ];
+    extra.extra_properties = vec![(s("x-prop"), Value::Int(1))];
+    assert_alike_equal_full_builds(extra, alike_items());
+    // an envelope that does not write: each message gives its own error
+    let mut reserved = template.clone();
+    reserved.extra_properties = vec![(s("priority"), Value::Int(1))];
+    assert_alike_equal_full_builds(reserved, alike_items());
+    // an item whose arguments do not write
+    let mut items = alike_items();
+    items[1].kwargs = Value::Dict(vec![(Value::Bytes(vec![]), Value::None)]);
+    assert_alike_equal_full_builds(template, items);
 }
 
 #[test]

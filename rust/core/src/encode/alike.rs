@@ -4,6 +4,7 @@
 //! copied, per message.
 
 use super::envelope::write_envelope;
+use super::envelope_template::EnvelopeTemplate;
 use super::json::write_value;
 use super::message::{check_arguments, write_body, ReprLimits, TaskMessage};
 use super::saferepr::saferepr;
@@ -49,8 +50,12 @@ pub fn for_each_alike_envelope(
     limits: &ReprLimits,
     mut sink: impl FnMut(Result<&[u8], Unsupported>),
 ) -> Result<(), RandomnessError> {
-    let tags = uuid4_batch(items.len())?;
+    // One more id than messages: the last is the placeholders' nonce.
+    let mut tags = uuid4_batch(items.len() + 1)?;
+    let nonce = tags.pop().expect("one id was added");
+    let holed = EnvelopeTemplate::new(template, limits, &nonce);
     let mut out = Vec::with_capacity(2048);
+    let mut scratch = Vec::with_capacity(256);
     for (item, tag) in items.into_iter().zip(&tags) {
         let mut item = match item {
             Ok(item) => item,
@@ -61,7 +66,10 @@ pub fn for_each_alike_envelope(
         };
         out.clear();
         swap_in(template, &mut item);
-        let written = write_envelope(&mut out, template, limits, tag);
+        let written = match &holed {
+            Some(holed) => holed.write(&mut out, template, limits, tag, &mut scratch),
+            None => write_envelope(&mut out, template, limits, tag),
+        };
         swap_in(template, &mut item);
         sink(written.map(|()| out.as_slice()));
     }

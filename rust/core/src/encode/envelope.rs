@@ -89,8 +89,12 @@ fn write_named(
     if !first {
         out.extend_from_slice(b", ");
     }
-    write_rust_str(out, name);
-    out.extend_from_slice(b": ");
+    // The names are this module's constants, plain ASCII: written as they
+    // are, without the escaping scan.
+    debug_assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\": ");
     write_field(out, field)
 }
 
@@ -217,6 +221,32 @@ fn write_properties(
     Ok(())
 }
 
+/// How every envelope starts: its body, base64-encoded, up to (not
+/// including) the closing quote.
+pub const BODY_PREFIX: &[u8] = b"{\"body\": \"";
+
+/// `BODY_PREFIX` and `m`'s body in base64, the JSON written into `scratch`
+/// first (cleared here, so a caller may reuse it).
+pub fn write_encoded_body(
+    out: &mut Vec<u8>,
+    m: &TaskMessage,
+    scratch: &mut Vec<u8>,
+) -> Result<(), Unsupported> {
+    check_arguments(m)?;
+    scratch.clear();
+    write_body(scratch, m)?;
+    out.extend_from_slice(BODY_PREFIX);
+    // The body JSON is ASCII (ensure_ascii), so kombu's utf-8 encode and
+    // base64 (`Base64.encode`) see exactly these bytes.
+    let start = out.len();
+    out.resize(start + scratch.len().div_ceil(3) * 4, 0);
+    let written = BASE64
+        .encode_slice(scratch, &mut out[start..])
+        .expect("buffer sized for the base64 output");
+    out.truncate(start + written);
+    Ok(())
+}
+
 /// Append the envelope kombu's Redis transport LPUSHes for `m`.
 /// `delivery_tag` is the fresh uuid4 kombu's virtual channel assigns.
 /// On error `out` may hold a partial message; callers discard it.
@@ -226,18 +256,7 @@ pub fn write_envelope(
     limits: &ReprLimits,
     delivery_tag: &str,
 ) -> Result<(), Unsupported> {
-    check_arguments(m)?;
-    let mut body = Vec::with_capacity(256);
-    write_body(&mut body, m)?;
-    out.extend_from_slice(b"{\"body\": \"");
-    // The body JSON is ASCII (ensure_ascii), so kombu's utf-8 encode and
-    // base64 (`Base64.encode`) see exactly these bytes.
-    let start = out.len();
-    out.resize(start + body.len().div_ceil(3) * 4, 0);
-    let written = BASE64
-        .encode_slice(&body, &mut out[start..])
-        .expect("buffer sized for the base64 output");
-    out.truncate(start + written);
+    write_encoded_body(out, m, &mut Vec::with_capacity(256))?;
     out.extend_from_slice(
         b"\", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", \"headers\": ",
     );

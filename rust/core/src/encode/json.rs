@@ -10,7 +10,6 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use std::io::Write;
 
 use super::pyfloat;
 use super::text::Text;
@@ -29,6 +28,19 @@ fn push_u_escape(out: &mut Vec<u8>, unit: u32) {
     }
 }
 
+/// The bytes `encode_basestring_ascii` writes unchanged: printable ASCII
+/// but `"` and `\\`. A table, so the common all-plain string costs one
+/// lookup per byte.
+const WRITTEN_AS_IS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        table[b as usize] = b != b'"' && b != b'\\';
+        b += 1;
+    }
+    table
+};
+
 /// `json.encoder.encode_basestring_ascii` (C `ascii_escape_unichar`).
 pub fn write_str(out: &mut Vec<u8>, s: &Text) {
     write_str_of(out, s.as_bytes(), || s.chars());
@@ -45,10 +57,7 @@ fn write_str_of<I: Iterator<Item = u32>>(
     chars: impl FnOnce() -> I,
 ) {
     out.push(b'"');
-    if bytes
-        .iter()
-        .all(|&b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
+    if bytes.iter().all(|&b| WRITTEN_AS_IS[b as usize]) {
         out.extend_from_slice(bytes);
     } else {
         for c in chars() {
@@ -89,7 +98,7 @@ fn float_text(x: f64) -> String {
 pub fn write_key(out: &mut Vec<u8>, key: &Value) -> Result<(), Unsupported> {
     match key {
         Value::Str(s) => write_str(out, s),
-        Value::Int(i) => write_rust_str(out, &i.to_string()),
+        Value::Int(i) => write_rust_str(out, itoa::Buffer::new().format(*i)),
         Value::BigInt(digits) => write_rust_str(out, digits),
         Value::Float(x) => write_rust_str(out, &float_text(*x)),
         Value::Bool(true) => out.extend_from_slice(b"\"true\""),
@@ -152,7 +161,7 @@ fn write_value_at(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), 
         Value::None => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(i) => write!(out, "{i}").expect("writing to a Vec cannot fail"),
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::BigInt(digits) => out.extend_from_slice(digits.as_bytes()),
         Value::Float(x) => out.extend_from_slice(float_text(*x).as_bytes()),
         Value::Str(s) => write_str(out, s),

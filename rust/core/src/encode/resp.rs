@@ -16,13 +16,17 @@ pub fn write_lpush<V: AsRef<[u8]>>(out: &mut Vec<u8>, key: &[u8], values: &[V]) 
 /// The header of `LPUSH key` followed by `count` values, each of which
 /// is then appended with [`bulk`].
 pub fn write_lpush_head(out: &mut Vec<u8>, key: &[u8], count: usize) {
-    out.extend_from_slice(format!("*{}\r\n$5\r\nLPUSH\r\n", count + 2).as_bytes());
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(count + 2).as_bytes());
+    out.extend_from_slice(b"\r\n$5\r\nLPUSH\r\n");
     bulk(out, key);
 }
 
 /// One RESP bulk string.
 pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("${}\r\n", data.len()).as_bytes());
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }

@@ -124,7 +124,7 @@ impl<'a> Stream<'a> {
         let (start, end, at_limit, seq) = match v {
             Value::None => return Tok::Plain(Text::from("None")),
             Value::Bool(b) => return Tok::Plain(Text::from(if *b { "True" } else { "False" })),
-            Value::Int(i) => return Tok::Plain(Text::from(i.to_string())),
+            Value::Int(i) => return Tok::Plain(Text::from(itoa::Buffer::new().format(*i))),
             Value::BigInt(digits) => return Tok::Plain(Text::from(digits.as_str())),
             Value::Float(x) => return Tok::Plain(Text::from(pyfloat::repr(*x))),
             Value::Tagged { repr, .. } => return Tok::Plain(repr.clone()),

@@ -1,0 +1,158 @@
+//! An alike run's envelope written once, with holes where its messages
+//! differ.
+//!
+//! Alike messages share every header and property but a few fields: the
+//! task id (in `id`, in `correlation_id`, and in `root_id` when the
+//! template has none), the group index, the reprs of the arguments when
+//! Celery computes them, and the delivery tag; the body differs whole.
+//! [`EnvelopeTemplate::new`] writes the template's envelope once with a
+//! placeholder in each of those fields and keeps the bytes between them;
+//! each message is then its body, those pieces, and its own fields written
+//! into the holes by the same functions `write_envelope` uses, so the
+//! bytes are the ones `write_envelope` writes.
+
+use super::envelope::{write_encoded_body, write_envelope, BODY_PREFIX};
+use super::json::{write_rust_str, write_str, write_value};
+use super::message::{ReprLimits, TaskMessage};
+use super::saferepr::saferepr;
+use super::text::Text;
+use super::value::{Unsupported, Value};
+
+/// A field each alike message writes for itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hole {
+    Id,
+    GroupIndex,
+    ArgsRepr,
+    KwargsRepr,
+    DeliveryTag,
+}
+
+/// The bytes of a template's envelope after its body, cut at its holes.
+#[derive(Debug)]
+pub struct EnvelopeTemplate {
+    /// Each piece of literal bytes, then the hole after it (none after the
+    /// last).
+    pieces: Vec<(Vec<u8>, Option<Hole>)>,
+}
+
+/// What `template` holds in the holed fields while it is written.
+struct Saved {
+    id: Text,
+    group_index: Value,
+    argsrepr: Option<Option<Value>>,
+    kwargsrepr: Option<Option<Value>>,
+}
+
+impl EnvelopeTemplate {
+    /// The template's envelope, cut at its holes. `nonce` makes the
+    /// placeholders unique (a fresh random id): no value of the template
+    /// can contain them. None when the template's envelope does not write
+    /// (each message is then written whole, and finds its own error).
+    pub fn new(template: &mut TaskMessage, limits: &ReprLimits, nonce: &str) -> Option<Self> {
+        let placeholder = |hole: Hole| format!("tg-hole-{nonce}-{hole:?}");
+        let saved = Saved {
+            id: std::mem::replace(&mut template.id, Text::from(placeholder(Hole::Id))),
+            group_index: std::mem::replace(
+                &mut template.group_index,
+                Value::str(&placeholder(Hole::GroupIndex)),
+            ),
+            // Reprs the template sets explicitly are the same in every
+            // message: only computed ones are holes.
+            argsrepr: template.argsrepr.is_none().then(|| {
+                template
+                    .argsrepr
+                    .replace(Value::str(&placeholder(Hole::ArgsRepr)))
+            }),
+            kwargsrepr: template.kwargsrepr.is_none().then(|| {
+                template
+                    .kwargsrepr
+                    .replace(Value::str(&placeholder(Hole::KwargsRepr)))
+            }),
+        };
+        let mut out = Vec::with_capacity(2048);
+        let written = write_envelope(&mut out, template, limits, &placeholder(Hole::DeliveryTag));
+        template.id = saved.id;
+        template.group_index = saved.group_index;
+        if let Some(argsrepr) = saved.argsrepr {
+            template.argsrepr = argsrepr;
+        }
+        if let Some(kwargsrepr) = saved.kwargsrepr {
+            template.kwargsrepr = kwargsrepr;
+        }
+        written.ok()?;
+        // base64 holds no quote: the body ends at the first one.
+        let body_end =
+            BODY_PREFIX.len() + out[BODY_PREFIX.len()..].iter().position(|&b| b == b'"')?;
+        let holes = [
+            Hole::Id,
+            Hole::GroupIndex,
+            Hole::ArgsRepr,
+            Hole::KwargsRepr,
+            Hole::DeliveryTag,
+        ];
+        // Every placeholder is written as a JSON string: cut it with its quotes.
+        let quoted: Vec<(Hole, Vec<u8>)> = holes
+            .iter()
+            .map(|&hole| (hole, format!("\"{}\"", placeholder(hole)).into_bytes()))
+            .collect();
+        Some(EnvelopeTemplate {
+            pieces: cut(&out[body_end..], &quoted),
+        })
+    }
+
+    /// Append the envelope of `m` (the template with one message's fields
+    /// swapped in), as `write_envelope(out, m, limits, delivery_tag)`
+    /// would; `scratch` holds the body's JSON meanwhile.
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        m: &TaskMessage,
+        limits: &ReprLimits,
+        delivery_tag: &str,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), Unsupported> {
+        write_encoded_body(out, m, scratch)?;
+        for (literal, hole) in &self.pieces {
+            out.extend_from_slice(literal);
+            match hole {
+                None => {}
+                Some(Hole::Id) => write_str(out, &m.id),
+                Some(Hole::GroupIndex) => write_value(out, &m.group_index)?,
+                Some(Hole::ArgsRepr) => write_str(
+                    out,
+                    &saferepr(&m.args, limits.argsrepr_maxsize, limits.maxlevels),
+                ),
+                Some(Hole::KwargsRepr) => write_str(
+                    out,
+                    &saferepr(&m.kwargs, limits.kwargsrepr_maxsize, limits.maxlevels),
+                ),
+                Some(Hole::DeliveryTag) => write_rust_str(out, delivery_tag),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `bytes` as literal pieces, each followed by the hole whose quoted
+/// placeholder came next.
+fn cut(bytes: &[u8], quoted: &[(Hole, Vec<u8>)]) -> Vec<(Vec<u8>, Option<Hole>)> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let found = quoted
+            .iter()
+            .find(|(_, placeholder)| bytes[at..].starts_with(placeholder));
+        match found {
+            Some((hole, placeholder)) => {
+                pieces.push((bytes[start..at].to_vec(), Some(*hole)));
+                at += placeholder.len();
+                start = at;
+            }
+            None => at += 1,
+        }
+    }
+    pieces.push((bytes[start..].to_vec(), None));
+    pieces
+}
