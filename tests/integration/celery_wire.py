@@ -62,16 +62,20 @@ def wire_env(redis_url):
     client = redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")
     tasks = {"add": add, "routed": routed, "tsum": tsum, "own": own}
     yield app, tasks, [queue, other], client
-    keys = [k for q in (queue, other) for k in client.scan_iter(match=f"*{q}*")]
-    if keys:
-        client.delete(*keys)
+    for q in (queue, other):
+        delete_matching(client, f"*{q}*")
     client.close()
     backend_client = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
-    keys = list(backend_client.scan_iter(match=f"{queue}:*"))
-    if keys:
-        backend_client.delete(*keys)
+    delete_matching(backend_client, f"{queue}:*")
     backend_client.close()
     app.close()
+
+
+def delete_matching(client, pattern):
+    """Deletes this test's keys (never anything else in the database)."""
+    keys = list(client.scan_iter(match=pattern))
+    if keys:
+        client.delete(*keys)
 
 
 def drain(client, queues):

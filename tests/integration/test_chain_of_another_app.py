@@ -14,8 +14,8 @@ import redis
 from celery import Celery, chain
 from celery.canvas import group as celery_group
 
-from tests.conftest import kombu_list_key
-from tests.integration.celery_wire import drain
+from tests.conftest import REDIS_BROKER_DB, kombu_list_key
+from tests.integration.celery_wire import delete_matching, drain
 from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
@@ -36,10 +36,9 @@ def other_app(redis_url):
 
     client = redis.Redis.from_url(f"{redis_url}/{OTHER_DB}")
     yield app, mul, queue, client
-    for db_client in (client, redis.Redis.from_url(f"{redis_url}/11")):
-        keys = list(db_client.scan_iter(match=f"*{queue}*"))
-        if keys:
-            db_client.delete(*keys)
+    # Its queue on the group's broker too: where the message went by mistake.
+    for db_client in (client, redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")):
+        delete_matching(db_client, f"*{queue}*")
         db_client.close()
     app.close()
 
@@ -47,7 +46,7 @@ def other_app(redis_url):
 def landed(client, queues):
     """(task name, task id) per destination list, oldest first."""
     return {
-        key: [(json.loads(m)["headers"]["task"], json.loads(m)["headers"]["id"]) for m in messages]
+        key: [(h["task"], h["id"]) for h in (json.loads(m)["headers"] for m in messages)]
         for key, messages in drain(client, queues).items()
     }
 

@@ -56,7 +56,6 @@ def scenario(app, calls):
     )
     with_children = app.AsyncResult(uuid())
     add(with_children, success(5, children=[[[uuid(), None], None]]))
-    add(OwnCache(uuid(), app=app), success(6))
     two = app.AsyncResult(uuid())
     two.on_ready.then(lambda r: calls.append(("first", r.id)))
     two.on_ready.then(lambda r: calls.append(("second", r.id)))
@@ -97,9 +96,8 @@ def test_the_rust_loop_ends_every_node_as_the_python_loop_does(backend_app):
     python = run(backend_app, quick=False)
     nodes, metas, calls, b, quickly = ours
     p_nodes, p_metas, p_calls, p_b, p_quickly = python
-    # The Rust loop did the plain successes (the first node of a kind is
-    # judged in Python); Python did all in the other run.
-    assert quickly == 10 and p_quickly == 0
+    # The Rust loop did the plain successes; Python did all in the other run.
+    assert quickly == 11 and p_quickly == 0
     assert len(metas) == len(p_metas) == len(nodes)
     for mine, theirs, meta, p_meta in zip(nodes, p_nodes, metas, p_metas):
         m, t = end_state(mine), end_state(theirs)
@@ -109,6 +107,16 @@ def test_the_rust_loop_ends_every_node_as_the_python_loop_does(backend_app):
         assert (meta.get("result") == p_meta.get("result")) or meta["status"] == states.FAILURE
     assert [c[0] for c in calls] == [c[0] for c in p_calls] == ["first", "second", "own"]
     assert b._value == p_b._value
+
+
+def test_a_result_class_of_its_own_keeps_the_whole_list_in_python(backend_app):
+    nodes = [backend_app.AsyncResult(uuid()) for _ in range(3)]
+    nodes.insert(1, OwnCache(uuid(), app=backend_app))
+    settler = Settler(backend_app.backend)
+    metas = settler.settle(nodes, [success(i) for i in range(4)])
+    assert [m["result"] for m in metas] == [0, 1, 2, 3]
+    assert all(n._cache is not None and n.on_ready.ready for n in nodes)
+    assert nodes[1].seen and settler.quickly_fulfilled == 0
 
 
 def test_a_raising_callback_propagates_and_is_dropped_as_in_python(backend_app):

@@ -240,6 +240,11 @@ class Settler:
             return None
         if type(nodes) is not list or type(decoded) is not list:
             return None
+        # Judged here for every class at once: a run of results the Rust
+        # loop would hand back one by one (turbogroup's LazyNode, a user's
+        # result class) stays in the Python loop.
+        if not all([self._quick_kind(kind) for kind in set(map(type, nodes))]):
+            return None
         backend = self.backend
         registries = None
         if tracked:
