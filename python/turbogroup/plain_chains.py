@@ -5,8 +5,9 @@ For each chain member Celery clones the chain, freezes it (an id and a
 result per step, the last step carrying the group's id and index) and
 starts it: its first task's message carries the rest of the chain, last
 step first, in its ``chain`` field. Chains of one shape (the same tasks
-in the same order, nothing set on them) differ only in their ids and
-arguments. So the first chain of a shape takes Celery's steps (clone,
+in the same order, nothing set on them, the same chain options) differ
+only in their ids and arguments. So the first chain of a shape takes
+Celery's steps (clone,
 freeze, start, into the batch through the fast path), and its message and
 the steps in its ``chain`` field become the shape's template; every
 other chain of the shape gets new ids and its own arguments written into
@@ -16,8 +17,10 @@ last step's result, each step's result the next one's ``parent``.
 
 Only where nothing else could differ: chains of Celery's own class with
 Celery's own cloning, freezing and starting, of at least two plain task
-signatures with no options, and a group call with no partial arguments or
-options but its group and root ids (``chains_allowed``). A template whose
+signatures with no options (the chain itself may have options its first
+task is started with, the same for every chain of the shape: part of the
+shape), and a group call with no partial arguments or options but its
+group and root ids (``chains_allowed``). A template whose
 ``chain`` field is not what these rules give is not used.
 """
 
@@ -34,7 +37,7 @@ from turbogroup.celery_guards import argument_check, chain_start_is_celerys, def
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.ids import uuid
 from turbogroup.lazy import signature_result_maker
-from turbogroup.publish.alike import AlikeChild
+from turbogroup.publish.alike import ATOMIC, AlikeChild
 
 # Celery's methods the template stands in for, by class.
 _CELERYS = ((_chain, ("clone", "freeze", "prepare_steps")), (Signature, ("clone", "freeze")))
@@ -57,9 +60,34 @@ def chains_allowed(args: Any, kwargs: Any, options: dict[str, Any]) -> bool:
     return not args and not kwargs and options.keys() <= {"group_id", "root_id"}
 
 
+# Chain options the template cannot carry: ids and places (each chain's
+# own), callbacks and chords (not atomic, or changing the chain field),
+# and clock options (each message's own time).
+_NOT_SHARED_OPTIONS = frozenset(
+    {
+        "task_id", "group_id", "root_id", "parent_id", "group_index", "chord", "link",
+        "link_error", "chain", "countdown", "eta", "expires",
+    }
+)  # fmt: skip
+
+
+def _shared_options(options: Any) -> bool:
+    """Options every chain of a shape starts its first task with alike
+    (``_chain.run`` passes them to it): atomic values, none of a chain's
+    own."""
+    return type(options) is dict and all(
+        type(v) in ATOMIC and k not in _NOT_SHARED_OPTIONS for k, v in options.items()
+    )
+
+
 def plain_chain(task: Any) -> bool:
     """A chain that the shape's template builds exactly (module docstring)."""
-    if type(task) is not _chain or task.options or task.args or task.kwargs.keys() != {"tasks"}:
+    if (
+        type(task) is not _chain
+        or not _shared_options(task.options)
+        or task.args
+        or task.kwargs.keys() != {"tasks"}
+    ):
         return False
     steps = task.tasks
     return len(steps) >= 2 and all(
@@ -77,6 +105,7 @@ def chain_kind(task: _chain) -> tuple[Any, ...]:
         _chain,
         task._app,
         tuple((step.task, bool(step.immutable), step._type, step._app) for step in task.tasks),
+        tuple(task.options.items()),  # atomic values (plain_chain)
     )
 
 

@@ -150,13 +150,16 @@ def test_group_with_empty_chains_completes_as_celerys_does(tasks):
     assert canvas(celery_group).apply_async().get(timeout=TIMEOUT) == [3, 7]
 
 
-def test_group_of_chains_is_built_by_the_engine_and_gives_celerys_values(tasks, dispatch_reports):
+@pytest.mark.parametrize("options", [{}, {"priority": 3}], ids=["plain", "with priority"])
+def test_group_of_chains_is_built_by_the_engine_and_gives_celerys_values(
+    tasks, dispatch_reports, options
+):
     """Each chain's first task goes out in the group's batch with the rest
     of its chain in its message; the worker runs every step."""
     add = tasks["add"]
 
     def canvas(g):
-        return g(celery.chain(add.s(i, i), add.s(1), add.s(10)) for i in range(300))
+        return g(celery.chain(add.s(i, i), add.s(1), add.s(10)).set(**options) for i in range(300))
 
     ours = canvas(group).apply_async()
     (report,) = dispatch_reports()

@@ -15,6 +15,7 @@ from celery.canvas import group as celery_group
 
 from tests.integration.celery_wire import Level, dispatch, drain, normalized_plain
 from turbogroup import group as turbo_group
+from turbogroup import plain_chains
 from turbogroup.publish.redis import RedisFastDispatch
 
 pytestmark = pytest.mark.redis
@@ -211,6 +212,64 @@ CHAIN_CASES.update(
         ),
     }
 )
+
+
+# Chains with options of their own (the same within a shape): each shape's
+# first chain takes Celery's steps, the others its template (the number is
+# how many took Celery's steps). Clock options keep the group on Celery's
+# path (None): each message has its own eta.
+OPTION_CHAIN_CASES = {
+    "priority": (lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(priority=3), 1),
+    "queue and shadow": (
+        lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(queue="tg-q2", shadow="sh"),
+        1,
+    ),
+    "two shapes by option": (
+        lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(priority=i % 2),
+        2,
+    ),
+    "countdown": (lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(countdown=5), None),
+}
+
+
+@pytest.mark.parametrize("case", list(OPTION_CHAIN_CASES))
+def test_chains_with_options_push_what_celery_pushes(wire_env, dispatch_reports, monkeypatch, case):
+    app, tasks, queues, client = wire_env
+    build, whole_way = OPTION_CHAIN_CASES[case]
+    everywhere = [*queues, "tg-q2"]
+
+    def sent():
+        return {k: v for k, v in drain(client, everywhere).items()}
+
+    def canvas(g):
+        return g(build(tasks, i) for i in range(12))
+
+    started = []
+    original = plain_chains.ChainMembers._whole_way
+
+    def whole(self, task, *args, **kwargs):
+        started.append(task)
+        return original(self, task, *args, **kwargs)
+
+    monkeypatch.setattr(plain_chains.ChainMembers, "_whole_way", whole)
+    drain(client, everywhere)
+    theirs_result = canvas(celery_group).apply_async(task_id="group-id")
+    theirs = sent()
+    ours_result = canvas(turbo_group).apply_async(task_id="group-id")
+    ours = sent()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (12, 0)
+    assert ours.keys() == theirs.keys()
+    if whole_way is None:
+        assert not started and type(ours_result._results) is list
+        assert [len(v) for v in ours.values()] == [len(v) for v in theirs.values()]
+        return
+    assert type(ours_result._results).__name__ == "LazyResults", "the plain path was not taken"
+    assert len(started) == whole_way
+    for key in theirs:
+        assert canonical(ours[key], ours_result.results) == canonical(
+            theirs[key], theirs_result.results
+        )
 
 
 @pytest.mark.parametrize("case", list(CHAIN_CASES))
