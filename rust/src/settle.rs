@@ -50,8 +50,8 @@ impl QuickFulfilment {
 
     /// Settles `nodes[start:]` against `decoded` (same length), appending
     /// each node's meta to `out`, until a node needs the Python path.
-    /// Returns `(index of that node or len(nodes), how many were
-    /// fulfilled here)`.
+    /// Returns `(index of that node, or the end of the shorter list; how
+    /// many were fulfilled here)`.
     fn run(
         &self,
         py: Python<'_>,
@@ -60,14 +60,17 @@ impl QuickFulfilment {
         start: usize,
         out: &Bound<'_, PyList>,
     ) -> PyResult<(usize, usize)> {
-        let end = nodes.len().min(decoded.len());
         let mut fulfilled = 0;
-        for i in start..end {
+        let mut i = start;
+        // Lengths read at each step, as zip over the lists reads them: a
+        // callback may change the lists.
+        while i < nodes.len().min(decoded.len()) {
             let node = nodes.get_item(i)?;
             let cached = node.getattr(intern!(py, "_cache"))?;
             if !cached.is_none() {
                 // Celery's _get_task_meta serves the cache, unread.
                 out.append(cached)?;
+                i += 1;
                 continue;
             }
             let meta = decoded.get_item(i)?;
@@ -80,8 +83,9 @@ impl QuickFulfilment {
             fulfil(py, &node, &p, &meta)?;
             out.append(meta)?;
             fulfilled += 1;
+            i += 1;
         }
-        Ok((end, fulfilled))
+        Ok((i, fulfilled))
     }
 }
 

@@ -162,3 +162,16 @@ def test_not_fetched_nodes_go_back_to_celerys_read(backend_app):
     [meta] = settler.settle([node], [NOT_FETCHED])
     assert meta["result"] == 3 and node._cache is not None
     assert settler.quickly_fulfilled == 0
+
+
+def test_a_callback_that_shortens_the_list_ends_the_settle_as_zip_would(backend_app):
+    lengths = []
+    for quick in (True, False):
+        nodes = [backend_app.AsyncResult(uuid()) for _ in range(5)]
+        nodes[1].on_ready.then(lambda r, nodes=nodes: (nodes.pop(), nodes.pop()))
+        settler = Settler(backend_app.backend)
+        if not quick:
+            settler._quick_fulfilment = lambda *a: None
+        metas = settler.settle(nodes, [success(i) for i in range(5)])
+        lengths.append((len(metas), settler.quickly_fulfilled))
+    assert lengths == [(3, 3), (3, 0)]

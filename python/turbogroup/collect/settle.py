@@ -215,12 +215,13 @@ class Settler:
         one = _OneSettle(self, quick, untracked_by(backend) if tracked else None)
         rust = self._quick_fulfilment(nodes, decoded, until, quick, tracked)
         out: list[Any] = []
-        i, end = 0, min(len(nodes), len(decoded))
-        while i < end:
+        i = 0
+        # Lengths read at each step, as zip would: a callback may change them.
+        while i < min(len(nodes), len(decoded)):
             if rust is not None:
                 i, fulfilled = rust(i, out)
                 self.quickly_fulfilled += fulfilled
-                if i >= end:
+                if i >= min(len(nodes), len(decoded)):
                     break
             meta = one.settle(nodes[i], decoded[i])
             out.append(meta)
