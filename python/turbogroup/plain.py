@@ -39,7 +39,7 @@ from turbogroup.freezing import LazilyFrozen
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, signature_result_maker
 from turbogroup.plain_chains import ChainMembers, plain_chain
-from turbogroup.publish.alike import ATOMIC, AlikeChild
+from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key
 from turbogroup.publish.signals import child_publish
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
@@ -135,7 +135,7 @@ def _kind(task: Signature) -> tuple[Any, ...]:
     if not options:
         return key
     return key + tuple(
-        (k, v if type(v) in ATOMIC else id(v))
+        (k, atomic_key(v) if type(v) in ATOMIC else id(v))
         if k not in _PER_CHILD
         else (k,)  # frozen: its id is its own, but not every child has one
         for k, v in options.items()

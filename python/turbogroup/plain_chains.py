@@ -37,7 +37,7 @@ from turbogroup.celery_guards import argument_check, chain_start_is_celerys, def
 from turbogroup.chains import ChildCall, into_batch
 from turbogroup.ids import uuid
 from turbogroup.lazy import signature_result_maker
-from turbogroup.publish.alike import ATOMIC, AlikeChild
+from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key
 
 # Celery's methods the template stands in for, by class.
 _CELERYS = ((_chain, ("clone", "freeze", "prepare_steps")), (Signature, ("clone", "freeze")))
@@ -105,7 +105,7 @@ def chain_kind(task: _chain) -> tuple[Any, ...]:
         _chain,
         task._app,
         tuple((step.task, bool(step.immutable), step._type, step._app) for step in task.tasks),
-        tuple(task.options.items()),  # atomic values (plain_chain)
+        tuple((k, atomic_key(v)) for k, v in task.options.items()),  # atomic (plain_chain)
     )
 
 

@@ -228,6 +228,11 @@ OPTION_CHAIN_CASES = {
         lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(priority=i % 2),
         2,
     ),
+    # equal in Python, written differently: two shapes
+    "option values equal only in Python": (
+        lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(time_limit=(60, 60.0)[i % 2]),
+        2,
+    ),
     "countdown": (lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(countdown=5), None),
 }
 

@@ -163,6 +163,15 @@ CASES = {
         {"args": (100,), "priority": 2},
     ),
 }
+CASES["option values equal only in Python"] = (
+    lambda g, t: g(
+        t["add"].s(i).set(task_id=f"id-{i}", time_limit=(60, 60.0)[i % 2], soft_time_limit=0.0)
+        if i % 3
+        else t["add"].s(i).set(task_id=f"id-{i}", time_limit=60, soft_time_limit=-0.0)
+        for i in range(9)
+    ),
+    {},
+)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -255,6 +264,14 @@ PLAIN_CASES = {
         ),
         {"args": (7,)},
     ),
+    # equal in Python, written differently: each value its own kind
+    "option values equal only in Python": (
+        lambda g, t: g(
+            t["add"].s(i).set(time_limit=(60, 60.0)[i % 2], priority=(1, True, 1.0)[i % 3])
+            for i in range(12)
+        ),
+        {},
+    ),
     "unencodable-alike-child": (
         lambda g, t: g(
             t["add"].s(1, 2),
@@ -346,3 +363,34 @@ def test_protocol_1_apps_get_celerys_protocol_1_messages(wire_env, dispatch_repo
     assert {k: [normalized(m) for m in v] for k, v in ours.items()} == {
         k: [normalized(m) for m in v] for k, v in theirs.items()
     }
+
+
+@pytest.mark.parametrize("preset_ids", [True, False], ids=["preset ids", "plain path"])
+def test_a_tasks_own_expires_is_each_messages_own_time(wire_env, preset_ids):
+    """A task's ``expires`` attribute is turned into a time per message, from
+    ``app.now()`` at that message: alike children must not share the first
+    one's. The clock ticks at each read, so a shared value shows."""
+    app, tasks, queues, client = wire_env
+
+    @app.task(name="tg_groupmsg.expiring", shared=False, expires=60)
+    def expiring(x):
+        return x
+
+    def canvas(g):
+        return g(
+            expiring.s(i).set(task_id=f"id-{i}") if preset_ids else expiring.s(i) for i in range(6)
+        )
+
+    def ticking():
+        ticks = iter(range(10**6))
+        return lambda: FIXED_NOW + datetime.timedelta(milliseconds=next(ticks))
+
+    sent = {}
+    for name, g in (("celery", celery_group), ("turbogroup", turbo_group)):
+        drain(client, queues)
+        app.now = ticking()
+        canvas(g).apply_async(task_id="group-id")
+        (messages,) = drain(client, queues).values()
+        sent[name] = [json.loads(m)["headers"]["expires"] for m in messages]
+    assert len(set(sent["celery"])) == 6
+    assert sent["turbogroup"] == sent["celery"]

@@ -52,6 +52,14 @@ OWN = frozenset({"chain"})
 ATOMIC = frozenset({str, int, float, bool, type(None)})
 
 
+def atomic_key(value: Any) -> Any:
+    """An atomic option value as a key part that is equal only for values
+    written alike: ``1``, ``1.0`` and ``True`` are equal in Python but not
+    in a message, nor are ``0.0`` and ``-0.0``."""
+    kind = type(value)
+    return (kind, repr(value)) if kind is float else (kind, value)
+
+
 def fast_path_allowed(app: Any, producer: Any) -> bool:
     """Whether a fast path may build this app's messages at all: they are
     protocol 2 messages (the encoder's; protocol 1 is Celery's to write),
@@ -139,11 +147,13 @@ class AlikeKeys:
             not memoizable
             or "task_id" not in opts
             or not CLOCKED.isdisjoint(opts)
+            # a task's own expires is each message's own time too
+            or task._get_exec_options().get("expires") is not None
             or not (OWN.isdisjoint(opts) or OWN.intersection(opts) <= self.per_child)
         ):
             return None
         return (task.name,) + tuple(
-            (k, v if type(v) in ATOMIC else id(v)) if k not in OWN else (k,)
+            (k, atomic_key(v) if type(v) in ATOMIC else id(v)) if k not in OWN else (k,)
             for k, v in opts.items()
             if k != "task_id" and k != "group_index"
         )
@@ -151,6 +161,7 @@ class AlikeKeys:
 
 __all__ = [
     "ATOMIC",
+    "atomic_key",
     "CLOCKED",
     "OWN",
     "AlikeKeys",
