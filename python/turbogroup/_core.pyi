@@ -78,8 +78,8 @@ class QuickFulfilment:
         self, nodes: list[Any], decoded: list[Any], start: int, out: list[Any]
     ) -> tuple[int, int]:
         """Settles ``nodes[start:]``, appending each meta to ``out``; returns
-        (the index of the first node left to Python, or ``len(nodes)``; how
-        many were fulfilled here)."""
+        (the index of the first node left to Python, or the end of the
+        shorter list; how many were fulfilled here)."""
 
 @final
 class Unsupported:

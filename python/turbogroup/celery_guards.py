@@ -78,12 +78,13 @@ _MISSING = object()
 _SPELLINGS: dict[str, tuple[str, ...]] = {}
 
 
-def unproxied(app: Any) -> Any:
-    """The app itself where Celery hands its ``current_app`` proxy (a
-    group whose first child is an empty chain, a signature with no app):
-    the fast paths match apps by identity."""
-    get = getattr(type(app), "_get_current_object", None)
-    return get(app) if get is not None else app
+def unproxied(obj: Any) -> Any:
+    """The object itself where Celery hands a proxy of it
+    (``celery.local.Proxy``): its ``current_app`` (a group whose first
+    child is an empty chain, a signature with no app), a ``shared_task``.
+    The fast paths match apps and tasks by identity."""
+    get = getattr(type(obj), "_get_current_object", None)
+    return get(obj) if get is not None else obj
 
 
 def setting(conf: Any, key: str, default: Any = None) -> Any:
@@ -219,9 +220,7 @@ def publishing_is_celerys_own(app: Any) -> bool:
         or _wrapped(Producer, "publish", kombu.messaging)
     ):
         return False
-    resolve = getattr(app, "_get_current_object", None)  # celery.local.Proxy
-    if resolve is not None:
-        app = resolve()
+    app = unproxied(app)
     send_task = getattr(type(app), "send_task", None)
     if "send_task" in vars(app) or not defined_by(send_task, celery.app.base, "send_task"):
         return False

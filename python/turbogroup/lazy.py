@@ -18,6 +18,7 @@ from celery.result import result_from_tuple
 
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
+from turbogroup.celery_guards import unproxied
 from turbogroup.collect.redis import reads_like_celery
 from turbogroup.collect.settle import fulfil_quietly
 
@@ -27,9 +28,7 @@ def result_maker(task: Task) -> Any:
     ``Task.AsyncResult`` reads ``task.backend``, which is per thread, and
     the results may be made in another thread than the dispatch. A task
     held through Celery's proxy (``shared_task``) is its task."""
-    unproxied = getattr(type(task), "_get_current_object", None)
-    if unproxied is not None:
-        task = unproxied(task)
+    task = unproxied(task)
     if getattr(type(task), "AsyncResult", None) is not Task.AsyncResult:
         return task.AsyncResult  # the task's own: called as Celery would
     return partial(task._get_app().AsyncResult, backend=task.backend, task_name=task.name)
