@@ -1,6 +1,6 @@
 """Type stubs for the compiled ``turbogroup._core`` module."""
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeAlias, final, overload
 
 from typing_extensions import Unpack, disjoint_base
@@ -20,6 +20,20 @@ def uuid4() -> str:
 
 def uuid4_batch(n: int) -> list[str]:
     """``n`` new uuid4 strings from one read of OS randomness."""
+
+@final
+class TaskIds:
+    """A group's task ids in order, kept compactly (16 bytes for an id in
+    ``kombu.utils.uuid.uuid()``'s form); each comes back as it was added."""
+
+    def __init__(self) -> None: ...
+    def append(self, task_id: str) -> None: ...
+    def extend(self, task_ids: Iterable[str]) -> None: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> str: ...
+    def tolist(self) -> list[str]:
+        """Every id, in order, as a new list."""
 
 def freeze_unroll_order(shape: list[int]) -> list[int]:
     """Leaf numbers in Celery 5.7.0's ``group._freeze_unroll`` order.
@@ -214,6 +228,7 @@ __all__ = [
     "LEAF",
     "Barrier",
     "QuickFulfilment",
+    "TaskIds",
     "Unsupported",
     "__version__",
     "amqp_alike_parts",

@@ -16,6 +16,7 @@ from celery import states
 from celery.app.task import Task
 from celery.result import result_from_tuple
 
+from turbogroup import _core
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.celery_guards import unproxied
@@ -79,7 +80,10 @@ class LazyResults:
         attach: Callable[[Any], Any] | None,
         on_child_ready: Callable[[], Any] | None = None,
     ) -> None:
-        self._entries: list[str] = []  # task ids, in group order
+        # task ids in group order, 16 bytes each, not Python strings: a
+        # million kept as strings held ~190 MiB of the client's memory
+        # (the strings, and the allocator arenas they pinned)
+        self._entries = _core.TaskIds()
         self._makers: list[tuple[int, Callable[[str], Any]]] = []
         self._attach = attach
         self._on_child_ready = on_child_ready
@@ -120,7 +124,9 @@ class LazyResults:
             ):
                 return None
             if self._nodes is None:
-                self._nodes = [LazyNode(task_id, self, backend) for task_id in self._entries]
+                self._nodes = [
+                    LazyNode(task_id, self, backend) for task_id in self._entries.tolist()
+                ]
             return self._nodes
 
     def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
@@ -147,11 +153,12 @@ class LazyResults:
                 # hundred of them would walk the whole heap again and again.
                 with gc_paused(len(self._entries)):
                     self._made = self._make()
-                self._entries = []
+                self._entries = _core.TaskIds()
             return self._made
 
     def _make(self) -> list[Any]:
-        made, attach, nodes = list(self._entries), self._attach, self._nodes
+        made: list[Any] = self._entries.tolist()
+        attach, nodes = self._attach, self._nodes
         ends = [start for start, _ in self._makers[1:]] + [len(made)]
         for (first, make), end in zip(self._makers, ends):
             for i in range(first, end):

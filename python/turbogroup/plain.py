@@ -40,7 +40,7 @@ from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, signature_result_maker
 from turbogroup.plain_chains import ChainMembers, plain_chain
 from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key
-from turbogroup.publish.signals import child_publish
+from turbogroup.publish.signals import child_publish, publish_receivers
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 # Options group._apply_tasks takes as parameters of its own: not passed on.
@@ -175,6 +175,11 @@ class PlainDispatch:
         # at once, as on Celery's path; nothing else leaves before the flush.
         self.sent_at_once = False
         self._chains = ChainMembers(self)
+        # Celery's message has a copy of the signature's kwargs (clone): a
+        # publish signal receiver may change it. Without receivers nothing
+        # writes to it before it is sent, and a million copies held until
+        # then (all or nothing) cost 64 MiB.
+        self._copy_kwargs = publish_receivers()
 
     def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
         """Dispatch ``tasks`` (plain children, or groups of ``nested`` types
@@ -212,7 +217,9 @@ class PlainDispatch:
     def _alike(self, task: Signature, position: int, index: int, known: tuple) -> None:
         qname, template, typed, make = known
         args = tuple(_get(task, "args"))  # Signature.clone
-        kwargs = dict(_get(task, "kwargs"))  # (a list of pairs too)
+        kwargs = _get(task, "kwargs")
+        if type(kwargs) is not dict or self._copy_kwargs:
+            kwargs = dict(kwargs)  # Signature.clone's (of a list of pairs too)
         if not _get(task, "immutable"):  # Signature._merge
             if self.args:
                 args = tuple(self.args) + args

@@ -2,10 +2,11 @@
 //! exception a core error raises, and how a value the encoder cannot
 //! reproduce (`Unsupported`) is handed back, as an object, not raised.
 
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use turbogroup_core::barrier::FullBarrier;
 use turbogroup_core::encode::Unsupported;
+use turbogroup_core::id_column::IndexOutOfRange;
 use turbogroup_core::ids::RandomnessError;
 use turbogroup_core::unroll::ShapeError;
 
@@ -25,6 +26,13 @@ impl ToPyErr for RandomnessError {
 impl ToPyErr for ShapeError {
     fn to_py(self) -> PyErr {
         PyValueError::new_err(self.to_string())
+    }
+}
+
+/// As a list raises for an index past its end.
+impl ToPyErr for IndexOutOfRange {
+    fn to_py(self) -> PyErr {
+        PyIndexError::new_err(self.to_string())
     }
 }
 

@@ -17,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(ids::uuid4, m)?)?;
     m.add_function(wrap_pyfunction!(ids::uuid4_batch, m)?)?;
+    m.add_class::<ids::TaskIds>()?;
     m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
     m.add_class::<barrier::Barrier>()?;

@@ -110,9 +110,9 @@ def test_chain_members_are_built_by_the_encoder_in_one_batch(
     sealed_kinds = []
     sender = RedisFastDispatch.sender
 
-    def noting_kinds(self, sealed):
+    def noting_kinds(self, sealed, ids):
         sealed_kinds.extend(type(s.message).__name__ for s in sealed)
-        return sender(self, sealed)
+        return sender(self, sealed, ids)
 
     monkeypatch.setattr(RedisFastDispatch, "sender", noting_kinds)
     result = turbo_group(chain(add.s(i, i), add.s(1), add.s(2)) for i in range(50)).apply_async()

@@ -147,3 +147,29 @@ def test_plain_children_between_receivers_match_celery(wire_env, dispatch_report
     # only the values the encoder leaves to kombu go through Celery
     assert report.by_engine + report.by_celery == total
     assert report.by_engine >= total - 2
+
+
+def _writes_to_the_body_kwargs(sender=None, body=None, **kwargs):
+    body[1]["written"] = True
+
+
+@pytest.mark.parametrize("impl", [celery_group, turbo_group])
+def test_a_receiver_writing_to_a_message_leaves_the_signatures_alone(
+    wire_env, dispatch_reports, impl
+):
+    # Celery's message holds a copy of each signature's kwargs (clone);
+    # without receivers the fast path reads the signature's own dict.
+    app, tasks, queues, client = wire_env
+    drain(client, queues)
+    children = [tasks["add"].s(i, y=i) for i in range(20)]
+    signals.before_task_publish.connect(_writes_to_the_body_kwargs)
+    try:
+        impl(children, app=app).apply_async()
+    finally:
+        signals.before_task_publish.disconnect(_writes_to_the_body_kwargs)
+    assert [child.kwargs for child in children] == [{"y": i} for i in range(20)]
+    sent = [json.loads(m) for each in drain(client, queues).values() for m in each]
+    assert len(sent) == 20
+    if impl is turbo_group:
+        (report,) = dispatch_reports()
+        assert report.by_engine == 20  # the fast path's messages, between the receivers

@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from celery import signals
 from kombu.exceptions import BatchPublishError
 from kombu.utils.json import dumps as json_dumps
 
+from turbogroup import _core
 from turbogroup._compat import RedisChannel
 from turbogroup.celery_guards import (
     celery_retries_each_callback_publish,
@@ -85,13 +87,20 @@ class Step:
 
     def __init__(
         self,
-        ids: list[str],
+        ids: Iterable[str],
         send: Callable[[int], None],
         per_message: bool,
         records: list[Any] | None = None,
         pipelined: Any = None,
     ) -> None:
-        self.ids = ids
+        # Kept compactly until sent (16 bytes an id): a whole group's steps
+        # are built before the first is sent. The fast path's column of a
+        # step's ids is the step's own (``Batch.seal``).
+        if type(ids) is _core.TaskIds:
+            self.ids = ids
+        else:
+            self.ids = _core.TaskIds()
+            self.ids.extend(ids)
         self.send = send
         # The fast path's FastSend when the step is its messages alone: then
         # it is pipelined with its neighbours (publish/redis_wire.py).
@@ -193,18 +202,21 @@ class Batch:
             if records:
                 self._add_records([record for _, record in by_seq])
             return
-        ids: list[str] = []
+        parts: list[_core.TaskIds] = []
         in_step: list[Any] = []
         sends: list[Callable[[], None]] = []
         for is_record, items in _interleaved(sealed, by_seq):
-            ids += [item.task_id for item in items]
+            ids = _core.TaskIds()
+            ids.extend(map(_task_id, items))
+            parts.append(ids)
             if is_record:
                 in_step += items
                 sends.append(partial(self._replay_all, items))
             else:
                 if self.notices:  # messages sent between the publish signals
                     in_step += [item.message for item in items]
-                sends.append(self.fast.sender(items))
+                sends.append(self.fast.sender(items, ids))
+        step_ids = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
 
         def send(start: int) -> None:
             del start  # the step is resent whole
@@ -212,7 +224,8 @@ class Batch:
                 each()
 
         alone = sends[0] if len(sends) == 1 and getattr(self.fast, "pipelines", False) else None
-        self.steps.append(Step(ids, send, per_message=False, records=in_step, pipelined=alone))
+        step = Step(step_ids, send, per_message=False, records=in_step, pipelined=alone)
+        self.steps.append(step)
 
     def _resume(self, steps: list[Step]) -> None:
         """Send ``steps`` (the failed one from where it stopped), on a
@@ -317,9 +330,13 @@ class Batch:
             confirmed = step.done if step.per_message else 0
             self._announce(step.records[:confirmed])
             failed = k + applied
-            unconfirmed = step.ids[confirmed:] + [i for s in steps[failed + 1 :] for i in s.ids]
+            later = [i for s in steps[failed + 1 :] for i in s.ids]
+            unconfirmed = step.ids.tolist()[confirmed:] + later
             resume = partial(self._resume, steps[failed:])
             raise PublishError(unconfirmed, self.confirmed + confirmed, resume) from exc
+
+
+_task_id = attrgetter("task_id")  # a sealed message's, or a record's
 
 
 def _interleaved(sealed: list[Any], by_seq: list[tuple[int, Deferred]]) -> Iterator[Any]:

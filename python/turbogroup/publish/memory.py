@@ -19,7 +19,8 @@ from typing import Any, cast
 from jiter import from_json
 from kombu.transport.memory import Channel as MemoryChannel
 
-from turbogroup.publish.redis import Message, RedisFastDispatch, Run
+from turbogroup.publish.redis import RedisFastDispatch
+from turbogroup.publish.redis_runs import Message, Run
 
 
 class MemoryFastDispatch(RedisFastDispatch):

@@ -24,8 +24,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from itertools import islice
-from typing import Any, NamedTuple, cast
+from itertools import repeat
+from typing import Any, cast
 
 from celery import Signature
 from celery.app.task import Task
@@ -43,60 +43,27 @@ from turbogroup.publish.alike import (
     fast_path_allowed,
     repr_limits,
 )
+from turbogroup.publish.redis_runs import (
+    MESSAGE,
+    QUEUE,
+    SEALED_KEY,
+    SEALED_MESSAGE,
+    SEQ,
+    TASK_ID,
+    Message,
+    Run,
+    Sealed,
+    alike_columns,
+    message_priority,
+    new_tuple,
+    one_template,
+)
 from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed
 from turbogroup.publish.resolve import MessageResolver
 from turbogroup.publish.signalled import Built, SendOptions, SignalledMessages
 from turbogroup.publish.signals import publish_receivers
 
 logger = logging.getLogger("turbogroup.publish.redis")
-
-
-Message = dict[str, Any] | AlikeChild
-
-
-class Sealed(NamedTuple):
-    """A checked message of this path, with its place in dispatch order."""
-
-    seq: int
-    task_id: str
-    key: str
-    message: Message
-    # its envelope, when kept from the check (see _check)
-    encoded: bytes | None = None
-
-
-class Run(NamedTuple):
-    """Messages pushed by one LPUSH, in order: with a ``template``, the
-    alike messages as four columns (their ids, group indexes, args and
-    kwargs: 32 bytes a message until sent, where a tuple each took 88),
-    and a fifth, the rest of each one's chain, for chain members; without,
-    whole message dicts (or their envelopes)."""
-
-    key: str
-    template: dict[str, Any] | None
-    messages: Any
-
-    def items(self) -> Any:
-        """The encoder's items: ``(task_id, group_index, args, kwargs[,
-        chain])`` each, for an alike run."""
-        return zip(*self.messages)
-
-
-def _columns(children: list[AlikeChild]) -> tuple[Any, ...]:
-    ids, indexes, args, kwargs, chains = islice(zip(*children), 5)
-    first = indexes[0]
-    kept: Any = indexes
-    if type(first) is int and indexes == tuple(range(first, first + len(indexes))):
-        # the usual run: consecutive children, kept without an int each
-        kept = range(first, first + len(indexes))
-    # one template: every child has a chain of its own, or none has
-    if chains[0] is None:
-        return ids, kept, args, kwargs
-    return ids, kept, args, kwargs, chains
-
-
-def _priority(message: Message) -> Any:
-    return (message.template if isinstance(message, AlikeChild) else message)["priority"]
 
 
 class FastSend:
@@ -272,7 +239,17 @@ class RedisFastDispatch:
         if not self.pending:
             return []
         pending, self.pending = self.pending, []
-        encoded = self._check([message for _, _, message, _, _ in pending])
+        messages = list(map(MESSAGE, pending))
+        encoded = self._check(messages)
+        if encoded is None and len(set(map(QUEUE, pending))) == 1:
+            # the usual step: one queue and template, all encodable (C-level
+            # loops: a Python one per message cost a tenth of a dispatch)
+            key = self._list_key(pending[0][1], messages[0], {})
+            seqs, ids = map(SEQ, pending), map(TASK_ID, pending)
+            fields = zip(seqs, ids, repeat(key), messages, repeat(None))
+            return list(map(new_tuple, repeat(Sealed), fields))
+        if encoded is None:
+            encoded = [None] * len(pending)
         sealed: list[Sealed] = []
         keys: dict[tuple[str, Any], str] = {}
         for (task_id, queue, message, fallback, seq), data in zip(pending, encoded):
@@ -286,10 +263,16 @@ class RedisFastDispatch:
             sealed.append(Sealed(seq, task_id, key, message, data))
         return sealed
 
-    def sender(self, sealed: list[Sealed]) -> FastSend:
+    def sender(self, sealed: list[Sealed], ids: _core.TaskIds) -> FastSend:
         """What sends these sealed messages, in order: runs of one list key
         and one template, an alike message kept as its (id, index, args,
-        kwargs) only."""
+        kwargs) only; ``ids`` are the messages' (a run of them all keeps
+        them as its column)."""
+        template = one_template(list(map(SEALED_MESSAGE, sealed)))
+        if template is not None and len(set(map(SEALED_KEY, sealed))) == 1:
+            # one LPUSH of one template's messages: the usual step
+            columns = alike_columns(list(map(SEALED_MESSAGE, sealed)), ids)
+            return self._fast_send([Run(sealed[0].key, template, columns)])
         runs: list[Run] = []
         for _, _, key, message, encoded in sealed:
             entry: Any
@@ -300,8 +283,11 @@ class RedisFastDispatch:
             if not runs or runs[-1].key != key or runs[-1].template is not template:
                 runs.append(Run(key, template, []))
             runs[-1].messages.append(entry)
-        runs = [run if run.template is None else run._replace(messages=_columns(run.messages))
+        runs = [run if run.template is None else run._replace(messages=alike_columns(run.messages))
                 for run in runs]  # fmt: skip
+        return self._fast_send(runs)
+
+    def _fast_send(self, runs: list[Run]) -> FastSend:
         self._steps += 1
         return FastSend(self, self._prepare(runs), f"turbogroup.sent.{self._tag}.{self._steps}")
 
@@ -309,7 +295,7 @@ class RedisFastDispatch:
         """The list kombu pushes ``message`` to, by kombu's own rules (the
         channel's priority steps and ``sep``); ``keys`` caches them for one
         seal."""
-        raw = _priority(message)
+        raw = message_priority(message)
         key = keys.get((queue, raw))
         if key is None:
             channel = self.channel
@@ -373,12 +359,18 @@ class RedisFastDispatch:
                 raise RuntimeError(f"message no longer encodable: {value.reason}")
         return values
 
-    def _check(self, messages: list[Message]) -> list[Any]:
-        """None, or ``Unsupported``, per message: alike messages are encoded
+    def _check(self, messages: list[Message]) -> list[Any] | None:
+        """None when every message encodes; else None, or ``Unsupported``,
+        per message (or an envelope, below): alike messages are encoded
         together, per template, and no bytes are kept. A whole message sent
         between the publish signals keeps its envelope instead of None: it
         holds a held signal's arguments until sent anyway, and is encoded
         once, not twice."""
+        template = one_template(messages)
+        if template is not None:
+            alike = cast(list[AlikeChild], messages)
+            checked = _core.encode_alike_messages(template, alike, check=True, **self.limits)
+            return None if checked.count(None) == len(checked) else checked
         out: list[Any] = [None] * len(messages)
         templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
         whole = [i for i, template in enumerate(templates) if template is None]
@@ -391,7 +383,7 @@ class RedisFastDispatch:
             items = [cast(AlikeChild, messages[i]) for i in positions]
             checked = _core.encode_alike_messages(template, items, check=True, **self.limits)
             if checked.count(None) == len(checked):
-                continue  # the usual case: all encodable, out is all None
+                continue  # all encodable: out is all None there
             for i, verdict in zip(positions, checked):
                 out[i] = verdict
         return out

@@ -6,5 +6,6 @@
 
 pub mod barrier;
 pub mod encode;
+pub mod id_column;
 pub mod ids;
 pub mod unroll;
