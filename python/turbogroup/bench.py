@@ -14,8 +14,9 @@ import argparse
 import os
 import sys
 import uuid
+from typing import Any
 
-from turbogroup.benchkit import collect, dispatch, peers, raw_amqp, shapes, tracing
+from turbogroup.benchkit import collect, dispatch, peers, raw_amqp, raw_redis, shapes, tracing
 from turbogroup.benchkit.plot import matplotlib_available, write_plot
 from turbogroup.benchkit.report import LIBRARIES, Report, print_report, print_table
 from turbogroup.benchkit.timing import Timing, predicted_seconds
@@ -150,16 +151,17 @@ def bench_transport(
                         app.close()
                         app = transport.make_app()
                 series[lib].append(timing)
-            if raw_amqp.is_amqp(transport):
+            limit = _broker_limit(transport)
+            if limit is not None:
                 # The broker's own limit, in the same run.
-                raw = raw or raw_amqp.RawAmqpPeer(transport, app)
-                raw_series = report.dispatch.setdefault((raw_amqp.NAME, transport.name), [])
+                name, make = limit
+                raw = raw or make(transport, app)
+                raw_series = report.dispatch.setdefault((name, transport.name), [])
                 timing = skip_by_prediction(last_ok(raw_series), n, args.max_seconds)
                 if timing is None:
                     timing = peers.run_peer(
-                        raw, raw_amqp.NAME, n, args.rounds, args.max_seconds, progress,
-                        transport.name,
-                    )  # fmt: skip
+                        raw, name, n, args.rounds, args.max_seconds, progress, transport.name
+                    )
                 raw_series.append(timing)
         if args.rss:
             report.rss[transport.name] = measure_rss(transport, series, args)
@@ -168,6 +170,15 @@ def bench_transport(
             raw.close()
         transport.cleanup(app)
         app.close()
+
+
+def _broker_limit(transport: Transport) -> tuple[str, Any] | None:
+    """The plain client that shows the broker's limit: its name and class."""
+    if raw_amqp.is_amqp(transport):
+        return raw_amqp.NAME, raw_amqp.RawAmqpPeer
+    if raw_redis.is_redis(transport):
+        return raw_redis.NAME, raw_redis.RawRedisPeer
+    return None
 
 
 def measure_rss(

@@ -144,8 +144,9 @@ def print_report(report: Report, sizes: list[int], out: Callable = print) -> Non
     if peer:
         print_table(
             f"Peers on the same broker (raw-amqp: py-amqp publishing Celery's messages, "
-            f"prebuilt, written continuously with confirms drained as they arrive: the "
-            f"broker's limit), dispatch call only, "
+            f"prebuilt, written continuously with confirms drained as they arrive; "
+            f"raw-redis: redis-py pushing Celery's envelopes, prebuilt, 1,000 per LPUSH, "
+            f"all in one pipeline: each broker's limit), dispatch call only, "
             f"µs per task, {best}",
             ["library", "broker", "N", "µs/task", "peer/turbo", "queued on return"],
             peer,
