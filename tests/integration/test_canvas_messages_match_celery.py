@@ -111,15 +111,20 @@ def test_chain_members_are_built_by_the_encoder_in_one_batch(
     sender = RedisFastDispatch.sender
 
     def noting_kinds(self, sealed, ids):
-        sealed_kinds.extend(type(s.message).__name__ for s in sealed)
+        sealed_kinds.extend(
+            (type(s.message).__name__, s.message.template["task_id"], s.task_id) for s in sealed
+        )
         return sender(self, sealed, ids)
 
     monkeypatch.setattr(RedisFastDispatch, "sender", noting_kinds)
     result = turbo_group(chain(add.s(i, i), add.s(1), add.s(2)) for i in range(50)).apply_async()
     (report,) = dispatch_reports()
     assert (report.by_engine, report.by_celery) == (50, 0)
-    # the first chain's message is the others' template
-    assert sealed_kinds == ["dict"] + ["AlikeChild"] * 49
+    # the first chain's message is the others' template, each built from it
+    # (the first too: one run, one encoder call)
+    first_id = sealed_kinds[0][2]
+    assert [kind for kind, _, _ in sealed_kinds] == ["AlikeChild"] * 50
+    assert {template_id for _, template_id, _ in sealed_kinds} == {first_id}
     # each chain prepared once, by its freeze: chain.run's second pass
     # would only copy the frozen steps
     assert prepared == [False] * 50

@@ -132,6 +132,13 @@ CASES = {
     ),
     # Chains of one shape: the first's message is the template of the
     # others', each with the rest of its own chain filled in.
+    "one-child": (lambda g, t: g([t["add"].s(1, y=2).set(task_id="only")]), {}),
+    "one-chain": (
+        lambda g, t: g(
+            [chain(t["add"].s(1, 1).set(task_id="first"), t["add"].s(2).set(task_id="then"))]
+        ),
+        {},
+    ),
     "alike-chain-members": (
         lambda g, t: g(
             *[
@@ -189,6 +196,21 @@ def test_group_pushes_exactly_what_celery_pushes(wire_env, case):
         want = [normalized(m) for m in theirs[key]]
         got = [normalized(m) for m in ours[key]]
         assert got == want, key
+
+
+@pytest.mark.parametrize(("case", "messages"), [("one-child", 1), ("one-chain", 1), ("plain", 5)])
+def test_the_encoder_builds_every_message_of_a_small_group(
+    wire_env, dispatch_reports, case, messages
+):
+    # a group of one: its child is its kind's template and is sent whole;
+    # of more: the first is an alike child of its own message, with the rest
+    app, tasks, queues, client = wire_env
+    build, options = CASES[case]
+    drain(client, queues)
+    dispatch(turbo_group, build, app, tasks, options)
+    assert sum(map(len, drain(client, queues).values())) == messages
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (messages, 0)
 
 
 def test_stamped_group_pushes_what_celery_pushes(wire_env):

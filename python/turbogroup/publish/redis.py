@@ -159,7 +159,14 @@ class RedisFastDispatch:
             return False
         if self.signalled is not None:
             return self._signalled(*built)
-        self.pending.append((*built, fallback, self.sequence()))
+        task_id, qname, message = built
+        if self.last_alike is not None and message is self.last_alike[1]:
+            # The first of its kind is its kind's template, and is encoded
+            # as an alike child of it: the step is then one run (one
+            # LPUSH, one encoder call), not a whole message beside it.
+            fields = message["group_index"], message["args"], message["kwargs"]
+            message = AlikeChild(task_id, *fields, message["chain"], message)
+        self.pending.append((task_id, qname, message, fallback, self.sequence()))
         return True
 
     def _build(
@@ -269,6 +276,10 @@ class RedisFastDispatch:
         kwargs) only; ``ids`` are the messages' (a run of them all keeps
         them as its column)."""
         template = one_template(list(map(SEALED_MESSAGE, sealed)))
+        if template is not None and len(sealed) == 1 and template["task_id"] == sealed[0].task_id:
+            # a template's own message alone (a group of one): written
+            # whole, cheaper than laying out an envelope for many
+            return self._fast_send([Run(sealed[0].key, None, [template])])
         if template is not None and len(set(map(SEALED_KEY, sealed))) == 1:
             # one LPUSH of one template's messages: the usual step
             columns = alike_columns(list(map(SEALED_MESSAGE, sealed)), ids)
