@@ -39,7 +39,7 @@ from turbogroup.freezing import LazilyFrozen
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, signature_result_maker
 from turbogroup.plain_chains import ChainMembers, plain_chain
-from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key
+from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key, new_tuple
 from turbogroup.publish.signals import child_publish, publish_receivers
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
@@ -232,13 +232,9 @@ class PlainDispatch:
         # Named by its position if Celery's publish fails (at the seal);
         # only a nested group's children need their own callable for it.
         fallback = self._fallback if index == position else partial(self._nested_publish, position)
-        self.fast.add_alike(
-            qname,
-            # a chain option set on the child is its own (not the template's)
-            AlikeChild(
-                task_id, index, args, kwargs, _get(options, "chain"), template, task, fallback
-            ),
-        )
+        # a chain option set on the child is its own (not the template's)
+        fields = (task_id, index, args, kwargs, _get(options, "chain"), template, task, fallback)
+        self.fast.add_alike(qname, new_tuple(AlikeChild, fields))
         self.results.add_id(task_id, make)
         self.batch.published(task_id)
 

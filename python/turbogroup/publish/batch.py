@@ -150,6 +150,8 @@ class Batch:
         # Every message's place in dispatch order: the fast path's and the
         # records' are sent interleaved as the children came.
         self._seq = itertools.count()
+        # A message's place in dispatch order (a C-level call: one a child)
+        self.next_seq: Callable[[], int] = self._seq.__next__
         self._record_seqs: list[int] = []
         self._pinned: int | None = None
         self.report = DispatchReport(type(target.channel).__module__.rpartition(".")[2])
@@ -167,9 +169,6 @@ class Batch:
             json_dumps(headers)
             json_dumps(properties)
         self._record_seqs.append(next(self._seq) if self._pinned is None else self._pinned)
-
-    def next_seq(self) -> int:
-        return next(self._seq)
 
     @contextmanager
     def pinned(self, seq: int) -> Iterator[None]:

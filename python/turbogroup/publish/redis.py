@@ -41,6 +41,7 @@ from turbogroup.publish.alike import (
     by_template,
     celery_publishing_task,
     fast_path_allowed,
+    new_tuple,
     repr_limits,
 )
 from turbogroup.publish.redis_runs import (
@@ -55,7 +56,6 @@ from turbogroup.publish.redis_runs import (
     Sealed,
     alike_columns,
     message_priority,
-    new_tuple,
     one_template,
 )
 from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed

@@ -66,7 +66,6 @@ def alike_columns(
     return kept_ids, kept, args, kwargs, chains
 
 
-new_tuple = tuple.__new__  # a NamedTuple's own __new__ is a Python call
 # pending: (task_id, queue, message, fallback, seq)
 TASK_ID, QUEUE, MESSAGE, SEQ = (itemgetter(i) for i in (0, 1, 2, 4))
 SEALED_KEY, SEALED_MESSAGE = itemgetter(2), itemgetter(3)
