@@ -19,19 +19,18 @@ from celery import Celery
 from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
 
-from turbogroup.benchkit.transports import TASK_NAME, Transport
+from turbogroup.benchkit.transports import TASK_NAME, Transport, TransportPeer
 
 NAME = "raw-amqp"
 # Readable acks are drained after every this many writes, without waiting.
 DRAIN_EVERY = 100
 
 
-class RawAmqpPeer:
+class RawAmqpPeer(TransportPeer):
     """``build(n)`` outside the timing, ``dispatch(built)`` timed."""
 
     def __init__(self, transport: Transport, app: Celery) -> None:
-        self.transport = transport
-        self.app = app
+        super().__init__(transport, app)
         with app.connection_for_write() as conn:
             app.amqp.queues[transport.queue].bind(conn.default_channel).declare()
             info = conn.info()
@@ -95,12 +94,6 @@ class RawAmqpPeer:
                 self.connection.drain_events(timeout=0)
             except TimeoutError:
                 return
-
-    def depth(self) -> int:
-        return self.transport.depth(self.app)
-
-    def purge(self) -> None:
-        self.transport.purge(self.app)
 
     def close(self) -> None:
         self.connection.close()

@@ -19,18 +19,17 @@ from kombu.serialization import dumps
 from kombu.utils.json import dumps as json_dumps
 from kombu.utils.uuid import uuid
 
-from turbogroup.benchkit.transports import TASK_NAME, Transport
+from turbogroup.benchkit.transports import TASK_NAME, Transport, TransportPeer
 
 NAME = "raw-redis"
 VALUES_PER_LPUSH = 1000
 
 
-class RawRedisPeer:
+class RawRedisPeer(TransportPeer):
     """``build(n)`` outside the timing, ``dispatch(built)`` timed."""
 
     def __init__(self, transport: Transport, app: Celery) -> None:
-        self.transport = transport
-        self.app = app
+        super().__init__(transport, app)
         self.client = redis.Redis.from_url(transport.url)
 
     def build(self, n: int) -> tuple[str, list[bytes]]:
@@ -71,12 +70,6 @@ class RawRedisPeer:
         for start in range(0, len(envelopes), VALUES_PER_LPUSH):
             pipe.lpush(key, *envelopes[start : start + VALUES_PER_LPUSH])
         pipe.execute()
-
-    def depth(self) -> int:
-        return self.transport.depth(self.app)
-
-    def purge(self) -> None:
-        self.transport.purge(self.app)
 
     def close(self) -> None:
         self.client.close()

@@ -98,6 +98,21 @@ class Transport:
             delete_redis_keys(self.url, f"*{self.queue}*")
 
 
+class TransportPeer:
+    """A plain client timed on one of the bench's transports (a broker's
+    limit): its queue is the transport's, counted and purged as theirs."""
+
+    def __init__(self, transport: Transport, app: Celery) -> None:
+        self.transport = transport
+        self.app = app
+
+    def depth(self) -> int:
+        return self.transport.depth(self.app)
+
+    def purge(self) -> None:
+        self.transport.purge(self.app)
+
+
 def delete_redis_keys(url: str, pattern: str) -> int:
     """Delete the keys matching ``pattern`` (a SCAN, never FLUSHDB)."""
     import redis
