@@ -55,6 +55,7 @@ from turbogroup.publish.redis_runs import (
     Run,
     Sealed,
     alike_columns,
+    is_own_message,
     message_priority,
     one_template,
 )
@@ -276,7 +277,8 @@ class RedisFastDispatch:
         kwargs) only; ``ids`` are the messages' (a run of them all keeps
         them as its column)."""
         template = one_template(list(map(SEALED_MESSAGE, sealed)))
-        if template is not None and len(sealed) == 1 and template["task_id"] == sealed[0].task_id:
+        lone = cast(AlikeChild, sealed[0].message) if len(sealed) == 1 else None
+        if template is not None and lone is not None and is_own_message(lone):
             # a template's own message alone (a group of one): written
             # whole, cheaper than laying out an envelope for many
             return self._fast_send([Run(sealed[0].key, None, [template])])

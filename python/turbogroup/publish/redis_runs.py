@@ -80,5 +80,20 @@ def one_template(messages: list[Message]) -> Any:
     return templates[0] if len(set(map(id, templates))) == 1 else None
 
 
+def is_own_message(child: AlikeChild) -> bool:
+    """Whether ``child`` is its template's own message: the same id and
+    group index, and the very arguments and chain (by identity: ``1`` and
+    ``1.0`` are equal but written differently). A later child may share
+    the first one's id (a frozen signature repeated) and still differ."""
+    template = child.template
+    return (
+        child.task_id == template["task_id"]
+        and child.group_index == template["group_index"]
+        and child.args is template["args"]
+        and child.kwargs is template["kwargs"]
+        and child.chain is template["chain"]
+    )
+
+
 def message_priority(message: Message) -> Any:
     return (message.template if isinstance(message, AlikeChild) else message)["priority"]
