@@ -125,6 +125,9 @@ def _plain(task: Any) -> bool:
     return type(options) is dict and ("chord" not in options or "task_id" in options)
 
 
+# The kwargs of every alike child without any, read by the encoder only.
+_NO_KWARGS: dict[str, Any] = {}
+
 # What a frozen child's message takes from its own options, not its kind's.
 _PER_CHILD = frozenset({"task_id", "group_index"})
 
@@ -175,10 +178,12 @@ class PlainDispatch:
         # at once, as on Celery's path; nothing else leaves before the flush.
         self.sent_at_once = False
         self._chains = ChainMembers(self)
-        # Celery's message has a copy of the signature's kwargs (clone): a
-        # publish signal receiver may change it. Without receivers nothing
-        # writes to it before it is sent, and a million copies held until
-        # then (all or nothing) cost 64 MiB.
+        # Celery's message has a copy of the signature's kwargs (clone),
+        # made when it publishes the child; ours are sent later (all or
+        # nothing), so they are copied too. Empty ones, the usual fan-out's,
+        # all share one empty dict nothing writes to (a million copies
+        # held until sent cost 64 MiB), unless publish signal receivers,
+        # which may write to a message's kwargs, see them.
         self._copy_kwargs = publish_receivers()
 
     def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
@@ -218,8 +223,10 @@ class PlainDispatch:
         qname, template, typed, make = known
         args = tuple(_get(task, "args"))  # Signature.clone
         kwargs = _get(task, "kwargs")
-        if type(kwargs) is not dict or self._copy_kwargs:
+        if kwargs or self._copy_kwargs or type(kwargs) is not dict:
             kwargs = dict(kwargs)  # Signature.clone's (of a list of pairs too)
+        else:
+            kwargs = _NO_KWARGS
         if not _get(task, "immutable"):  # Signature._merge
             if self.args:
                 args = tuple(self.args) + args

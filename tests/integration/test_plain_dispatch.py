@@ -440,3 +440,34 @@ def test_a_queue_is_declared_once_then_found_in_kombus_cache(env, monkeypatch):
     group(add.s(i, i).set(queue=fresh) for i in range(3)).apply_async()
     assert calls == [fresh]  # from the cache: nothing asked of kombu
     assert broker.llen(fresh) == 6
+
+
+def test_kwargs_are_sent_as_they_were_when_the_group_was_applied(
+    env, dispatch_reports, monkeypatch
+):
+    # Celery publishes each child at once, with a copy of its kwargs; ours
+    # are sent after every child is built, and a progress callback runs
+    # between the steps (one in flight at a time here): what it changes
+    # must not reach unsent messages.
+    app, add, queue, broker = env
+    monkeypatch.setitem(app.conf, "turbogroup_confirm_window", 1)
+    children = [add.s(i, y=i) if i % 2 else add.s(i, i) for i in range(2500)]
+
+    def meddle(done, total):
+        for child in children:
+            child.kwargs["y"] = -1  # the later steps are not sent yet
+            child.kwargs.setdefault("z", 0)
+
+    group(children).apply_async(on_progress=meddle)
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (2500, 0)
+    bodies = sorted(
+        (
+            json.loads(m)["headers"]["group_index"],
+            json.loads(base64.b64decode(json.loads(m)["body"])),
+        )
+        for m in broker.lrange(queue, 0, -1)
+    )
+    assert [body[:2] for _, body in bodies] == [
+        [[i], {"y": i}] if i % 2 else [[i, i], {}] for i in range(2500)
+    ]
