@@ -24,15 +24,18 @@ def uuid4_batch(n: int) -> list[str]:
 @final
 class TaskIds:
     """A group's task ids in order, kept compactly (16 bytes for an id in
-    ``kombu.utils.uuid.uuid()``'s form); each comes back as it was added."""
+    ``kombu.utils.uuid.uuid()``'s form); each comes back as it was added
+    (an id that is not a string as its object)."""
 
     def __init__(self) -> None: ...
-    def append(self, task_id: str) -> None: ...
-    def extend(self, task_ids: Iterable[str]) -> None: ...
-    def __iter__(self) -> Iterator[str]: ...
+    def append(self, task_id: object) -> None: ...
+    def extend(self, task_ids: Iterable[object]) -> None: ...
+    def __iter__(self) -> Iterator[Any]: ...
     def __len__(self) -> int: ...
-    def __getitem__(self, index: int, /) -> str: ...
-    def tolist(self) -> list[str]:
+    def __getitem__(self, index: int, /) -> Any:
+        """As a list indexes (a negative index counts from the end)."""
+
+    def tolist(self) -> list[Any]:
         """Every id, in order, as a new list."""
 
 def freeze_unroll_order(shape: list[int]) -> list[int]:
@@ -141,7 +144,8 @@ def encode_task_messages(
     ``expiration`` (``str(int(expires_s * 1000))`` or None), ``priority``
     (0), ``exchange`` ("") and ``routing_key``. Raises ``ValueError`` /
     ``TypeError`` for an unknown or missing key or an unresolved
-    ``eta``/``expires``/``expiration``.
+    ``eta``/``expires``/``expiration``. A ``task_id`` that is not a str
+    (Celery sends an int or a ``UUID`` as it is) gives ``Unsupported``.
     """
 
 @overload

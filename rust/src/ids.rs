@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use pyo3::prelude::*;
@@ -28,18 +29,59 @@ pub fn uuid4_batch(py: Python<'_>, n: usize) -> PyResult<Vec<String>> {
 
 /// A group's task ids in group order, kept compactly
 /// (`turbogroup_core::id_column`): what a dispatched group's results are
-/// until first touched.
+/// until first touched. An id that is not a string (Celery sends an int or
+/// a `UUID` a user chose as it is) is kept as its object.
 #[pyclass(frozen, module = "turbogroup._core")]
 pub struct TaskIds {
     // A lock, not pyo3's borrow flag: a thread reading the ids while the
     // dispatching thread appends must wait, not raise.
-    column: Mutex<IdColumn>,
+    ids: Mutex<Ids>,
+}
+
+#[derive(Default)]
+struct Ids {
+    column: IdColumn,
+    // the objects of the column's held slots, by position
+    objects: BTreeMap<usize, Py<PyAny>>,
+}
+
+impl Ids {
+    fn push(&mut self, task_id: &Bound<'_, PyAny>) {
+        match task_id
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok())
+        {
+            Some(text) => self.column.push(text),
+            None => {
+                // not a string, or one UTF-8 cannot hold (a lone surrogate)
+                self.objects
+                    .insert(self.column.len(), task_id.clone().unbind());
+                self.column.push_held();
+            }
+        }
+    }
+
+    fn append(&mut self, other: Ids) {
+        let offset = self.column.len();
+        let mut column = other.column;
+        self.column.append(&mut column);
+        self.objects
+            .extend(other.objects.into_iter().map(|(i, id)| (i + offset, id)));
+    }
+
+    fn get<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self.column.get(index).map_err(ToPyErr::to_py)? {
+            Some(text) => PyString::new(py, &text).into_any(),
+            None => self.objects[&index].bind(py).clone(),
+        })
+    }
 }
 
 impl TaskIds {
-    fn column(&self) -> MutexGuard<'_, IdColumn> {
+    fn ids(&self) -> MutexGuard<'_, Ids> {
         // No Python runs under the lock, so a poisoned lock is consistent.
-        self.column.lock().unwrap_or_else(|e| e.into_inner())
+        self.ids.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -48,40 +90,54 @@ impl TaskIds {
     #[new]
     fn new() -> Self {
         Self {
-            column: Mutex::new(IdColumn::new()),
+            ids: Mutex::new(Ids::default()),
         }
     }
 
-    fn append(&self, task_id: &str) {
-        self.column().push(task_id);
+    fn append(&self, task_id: &Bound<'_, PyAny>) {
+        self.ids().push(task_id);
     }
 
-    /// Appends every id of `task_ids` (strings), in order.
+    /// Appends every id of `task_ids`, in order.
     fn extend(&self, task_ids: &Bound<'_, PyAny>) -> PyResult<()> {
-        // Read into a column of its own first: iterating may run Python
-        // code, which must never run under the lock.
-        let mut read = IdColumn::new();
+        // Read into ids of their own first: iterating may run Python code,
+        // which must never run under the lock.
+        let mut read = Ids::default();
         for id in task_ids.try_iter()? {
-            read.push(id?.cast::<PyString>()?.to_str()?);
+            read.push(&id?);
         }
-        self.column().append(&mut read);
+        self.ids().append(read);
         Ok(())
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
-        PyList::new(py, self.tolist())?.try_iter()
+        self.tolist(py)?.try_iter()
     }
 
     fn __len__(&self) -> usize {
-        self.column().len()
+        self.ids().column.len()
     }
 
-    fn __getitem__(&self, index: usize) -> PyResult<String> {
-        self.column().get(index).map_err(ToPyErr::to_py)
+    /// As a list indexes: a negative index counts from the end.
+    fn __getitem__<'py>(&self, py: Python<'py>, index: isize) -> PyResult<Bound<'py, PyAny>> {
+        let ids = self.ids();
+        let len = ids.column.len();
+        let at = if index < 0 {
+            index.checked_add_unsigned(len).unwrap_or(-1)
+        } else {
+            index
+        };
+        // an index still negative is out of range: past any length
+        ids.get(py, usize::try_from(at).unwrap_or(usize::MAX))
     }
 
-    /// Every id, in order, as a new list of strings.
-    fn tolist(&self) -> Vec<String> {
-        self.column().iter().collect()
+    /// Every id, in order, as a new list.
+    fn tolist<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let ids = self.ids();
+        let items = (0..ids.column.len())
+            .map(|i| ids.get(py, i))
+            .collect::<PyResult<Vec<_>>>()?;
+        drop(ids);
+        PyList::new(py, items)
     }
 }

@@ -79,6 +79,10 @@ impl<'py> Slots<'py> {
     }
 }
 
+fn not_a_str_id() -> Unsupported {
+    Unsupported("a task id that is not a str".to_owned())
+}
+
 /// Reads one message dict. `Err(PyErr)` is a caller bug (missing or
 /// unknown key, wrong type for a resolved field); `Ok(Err(_))` is a message
 /// whose values must go through Celery.
@@ -88,15 +92,19 @@ pub fn message<'py>(
     d: &Bound<'py, PyDict>,
 ) -> PyResult<Result<TaskMessage, Unsupported>> {
     let slots = Slots::read(index, d)?;
-    let required = |key: &str| -> PyResult<String> {
+    let required = |key: &str| -> PyResult<&Bound<'py, PyAny>> {
         slots
             .get(key)
-            .ok_or_else(|| bad_message(format!("message {index}: '{key}' is required")))?
-            .extract::<String>()
-            .map_err(|_| wrong_type(format!("message {index}: '{key}' must be a str")))
+            .ok_or_else(|| bad_message(format!("message {index}: '{key}' is required")))
     };
-    let id = required("task_id")?;
-    let name = required("name")?;
+    // Celery sends a task id a user chose as it is (an int, a UUID): the
+    // encoder writes ids as strings only, so such a message is Celery's.
+    let Ok(id) = required("task_id")?.extract::<String>() else {
+        return Ok(Err(not_a_str_id()));
+    };
+    let name = required("name")?
+        .extract::<String>()
+        .map_err(|_| wrong_type(format!("message {index}: 'name' must be a str")))?;
     for key in ["eta", "expires", "expiration"] {
         // Celery derives these from the clock; the caller resolves them.
         if let Some(v) = slots.get(key) {
@@ -192,10 +200,9 @@ fn alike_item<'py>(
         .ok()
         .filter(|t| t.len() >= 4)
         .ok_or_else(|| wrong_type(format!("item {index}: expected a tuple of 4 or more")))?;
-    let id = t
-        .get_item(0)?
-        .extract::<String>()
-        .map_err(|_| wrong_type(format!("item {index}: the task id must be a str")))?;
+    let Ok(id) = t.get_item(0)?.extract::<String>() else {
+        return Ok(Err(not_a_str_id()));
+    };
     let fields = || -> Result<AlikeItem, Unsupported> {
         Ok(AlikeItem {
             id: Text::from(id.as_str()),

@@ -16,10 +16,12 @@ import json
 import uuid
 
 import pytest
+import redis
 from celery import chain
 from celery.canvas import Signature
 from celery.canvas import group as celery_group
 
+from tests.conftest import REDIS_BROKER_DB
 from tests.integration.celery_wire import (
     FIXED_NOW,
     Level,
@@ -130,8 +132,6 @@ CASES = {
         ),
         {},
     ),
-    # Chains of one shape: the first's message is the template of the
-    # others', each with the rest of its own chain filled in.
     "one-child": (lambda g, t: g([t["add"].s(1, y=2).set(task_id="only")]), {}),
     "one-chain": (
         lambda g, t: g(
@@ -139,6 +139,8 @@ CASES = {
         ),
         {},
     ),
+    # Chains of one shape: the first's message is the template of the
+    # others', each with the rest of its own chain filled in.
     "alike-chain-members": (
         lambda g, t: g(
             *[
@@ -416,3 +418,67 @@ def test_a_tasks_own_expires_is_each_messages_own_time(wire_env, preset_ids):
         sent[name] = [json.loads(m)["headers"]["expires"] for m in messages]
     assert len(set(sent["celery"])) == 6
     assert sent["turbogroup"] == sent["celery"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 1000])
+def test_a_repeated_frozen_signature_pushes_what_celery_pushes(
+    wire_env, dispatch_reports, monkeypatch, batch_size
+):
+    # Every child has the first one's id; a step may hold one of them alone,
+    # which is not the first child's message (its group index differs).
+    app, tasks, queues, client = wire_env
+    monkeypatch.setitem(app.conf, "turbogroup_batch_size", batch_size)
+
+    def build(g, t):
+        sig = t["add"].s(1, y=2)
+        sig.freeze(_id="frozen-id")
+        return g([sig] * 5)
+
+    drain(client, queues)
+    dispatch(celery_group, build, app, tasks, {})
+    theirs = drain(client, queues)
+    dispatch(turbo_group, build, app, tasks, {})
+    ours = drain(client, queues)
+    assert {k: [normalized(m) for m in v] for k, v in ours.items()} == {
+        k: [normalized(m) for m in v] for k, v in theirs.items()
+    }
+    assert sum(map(len, ours.values())) == 5
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (5, 0)
+
+
+def test_task_ids_that_are_not_strings_are_sent_as_celery_sends_them(redis_url, dispatch_reports):
+    # Celery sends a task_id a user set as it is (kombu's JSON writes a UUID
+    # as its string); with no result backend it dispatches them (a Redis
+    # backend's key for an int id raises, in Celery and so in turbogroup).
+    from celery import Celery
+
+    queue = f"tg-groupmsg-ids-{uuid.uuid4().hex[:10]}"
+    app = Celery("tg_groupmsg_ids", set_as_current=False)
+    app.conf.update(broker_url=f"{redis_url}/{REDIS_BROKER_DB}", task_default_queue=queue)
+
+    @app.task(name="tg_groupmsg_ids.add", shared=False)
+    def add(x, y=0):
+        return x + y
+
+    own = uuid.UUID("6f9619ff-8b86-d011-b42d-00cf4fc964ff")
+    client = redis.Redis.from_url(f"{redis_url}/{REDIS_BROKER_DB}")
+
+    def sent(g):
+        children = [add.s(1, 1).set(task_id=5), add.s(2, 2).set(task_id="id-1")]
+        result = g([*children, add.s(3, 3).set(task_id=own)], app=app).apply_async(
+            task_id="group-id"
+        )
+        pushed = [normalized(m) for m in reversed(client.lrange(queue, 0, -1))]
+        client.delete(queue)
+        return [r.id for r in result.results], pushed
+
+    try:
+        theirs, ours = sent(celery_group), sent(turbo_group)
+    finally:
+        client.delete(queue)
+        app.close()
+    assert ours == theirs
+    assert ours[0] == [5, "id-1", own] and ours[0][2] is own
+    (report,) = dispatch_reports()
+    assert report.by_engine + report.by_celery == 3 and report.by_celery >= 2

@@ -257,7 +257,7 @@ def _encode_scenario() -> Scenario:
         ([{"task_id": "id"}], ValueError),  # no name
         ([{"task_id": "id", "name": "t", "countdown": 1}], ValueError),  # unknown key
         ([{"task_id": "id", "name": "t", "eta": datetime.datetime(2031, 1, 1)}], TypeError),
-        ([{"task_id": 1, "name": "t"}], TypeError),
+        ([{"task_id": "id", "name": 1}], TypeError),
         (["not a dict"], TypeError),
         (None, TypeError),
     ]
@@ -275,6 +275,8 @@ def _encode_scenario() -> Scenario:
         assert type(short) is bytes
         [loop] = _core.encode_task_messages([{"task_id": "id", "name": "t", "args": circular}])
         assert type(loop) is _core.Unsupported
+        [int_id] = _core.encode_task_messages([{"task_id": 1, "name": "t"}])
+        assert type(int_id) is _core.Unsupported  # Celery's to publish
         for bad, exc in caller_errors:
             _raises(exc, _core.encode_task_messages, bad)
 

@@ -29,13 +29,29 @@ def test_ids_come_back_as_added_in_order():
         kept[len(added)]
 
 
-def test_extend_takes_any_iterable_and_refuses_non_strings_whole():
+def test_ids_that_are_not_strings_come_back_as_the_same_objects():
+    # Celery sends a task_id a user chose as it is: an int, a UUID
+    own = uuid.uuid4()
+    surrogate = "id-\udc80"  # a str UTF-8 cannot hold
     kept = _core.TaskIds()
-    kept.extend(iter(["a", "b"]))
+    kept.append(5)
+    kept.extend(iter([own, "a", surrogate]))
     kept.extend(_core.TaskIds())
-    with pytest.raises(TypeError):
-        kept.extend(["c", 1])
-    assert kept.tolist() == ["a", "b"]  # nothing of the refused batch
+    assert kept.tolist() == [5, own, "a", surrogate]
+    assert kept[1] is own and kept[-1] is surrogate and kept[-4] == 5
+    with pytest.raises(IndexError):
+        kept[-5]
+
+
+def test_a_failed_extend_adds_nothing():
+    def ids():
+        yield "a"
+        raise RuntimeError("the iterable failed")
+
+    kept = _core.TaskIds()
+    with pytest.raises(RuntimeError):
+        kept.extend(ids())
+    assert len(kept) == 0
 
 
 def test_a_million_ids_take_16_bytes_each():

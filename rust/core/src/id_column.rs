@@ -6,7 +6,7 @@
 //! nearly every child gets) are kept as their 16 bytes; any other string a
 //! user chose as a `task_id` is kept as it was given.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
@@ -37,6 +37,9 @@ pub struct IdColumn {
     // Position -> an id that does not round-trip through the 16-byte form
     // (upper case, braces, not a uuid at all). Its `uuids` slot is unused.
     others: BTreeMap<usize, String>,
+    // Positions whose id is not a string at all (an int a user chose, say):
+    // the caller keeps those ids itself. Their `uuids` slots are unused.
+    held: BTreeSet<usize>,
 }
 
 /// The 16 bytes of `id` when formatting them gives back exactly `id`.
@@ -65,6 +68,12 @@ impl IdColumn {
         }
     }
 
+    /// A slot whose id the caller keeps (`get` gives `None` for it).
+    pub fn push_held(&mut self) {
+        self.held.insert(self.uuids.len());
+        self.uuids.push(0);
+    }
+
     /// Moves every id of `other` to the end of this column.
     pub fn append(&mut self, other: &mut IdColumn) {
         let offset = self.uuids.len();
@@ -72,6 +81,11 @@ impl IdColumn {
             std::mem::take(&mut other.others)
                 .into_iter()
                 .map(|(i, id)| (i + offset, id)),
+        );
+        self.held.extend(
+            std::mem::take(&mut other.held)
+                .into_iter()
+                .map(|i| i + offset),
         );
         self.uuids.append(&mut other.uuids);
     }
@@ -84,23 +98,28 @@ impl IdColumn {
         self.uuids.is_empty()
     }
 
-    /// The id at `index`, as it was pushed.
-    pub fn get(&self, index: usize) -> Result<String, IndexOutOfRange> {
+    /// The id at `index`, as it was pushed; `None` for a held slot.
+    pub fn get(&self, index: usize) -> Result<Option<String>, IndexOutOfRange> {
         let value = *self.uuids.get(index).ok_or(IndexOutOfRange {
             index,
             len: self.len(),
         })?;
         if let Some(other) = self.others.get(&index) {
-            return Ok(other.clone());
+            return Ok(Some(other.clone()));
+        }
+        if self.held.contains(&index) {
+            return Ok(None);
         }
         let mut buf = [0u8; UUID_LEN];
-        Ok(Uuid::from_u128(value)
-            .hyphenated()
-            .encode_lower(&mut buf)
-            .to_owned())
+        Ok(Some(
+            Uuid::from_u128(value)
+                .hyphenated()
+                .encode_lower(&mut buf)
+                .to_owned(),
+        ))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = String> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Option<String>> + '_ {
         (0..self.len()).map(|i| self.get(i).expect("in range"))
     }
 }
@@ -124,7 +143,7 @@ mod tests {
             column.push(id);
         }
         assert_eq!(column.len(), pushed.len());
-        assert_eq!(column.iter().collect::<Vec<_>>(), pushed);
+        assert_eq!(column.iter().collect::<Option<Vec<_>>>().unwrap(), pushed);
         assert!(column.get(pushed.len()).is_err());
         assert_eq!(column.others.len(), 5);
     }
@@ -135,11 +154,20 @@ mod tests {
         let ids = uuid4_batch(4).unwrap();
         first.push(&ids[0]);
         first.push("own-1");
+        first.push_held();
         second.push("own-2");
+        second.push_held();
         second.push(&ids[1]);
         first.append(&mut second);
         assert!(second.is_empty());
-        let expected = [ids[0].as_str(), "own-1", "own-2", ids[1].as_str()];
+        let expected = [
+            Some(ids[0].clone()),
+            Some("own-1".to_owned()),
+            None,
+            Some("own-2".to_owned()),
+            None,
+            Some(ids[1].clone()),
+        ];
         assert_eq!(first.iter().collect::<Vec<_>>(), expected);
     }
 
