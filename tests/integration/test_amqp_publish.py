@@ -409,7 +409,11 @@ def test_resume_sends_exactly_the_unconfirmed_messages_again(make_app, monkeypat
     written = hook_publishes(monkeypatch, 1500, drop_socket)
     with pytest.raises(PublishError) as info:
         group(sigs).apply_async(retry=False)
-    assert len(written) == 1501, "the socket was never dropped"
+    # The drop is found by the first write to reach the socket: at once, or
+    # a few messages later when the broker's acks lag and the next frames
+    # are being gathered. Either way the dispatch stopped there.
+    assert 1501 <= len(written) < len(ids), "the socket was never dropped"
+    assert set(info.value.unconfirmed_ids) >= set(ids[len(written) :])
     monkeypatch.undo()
     error = info.value
     first = queued_ids(app, app.queue_names[0])
