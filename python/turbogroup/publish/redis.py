@@ -252,7 +252,7 @@ class RedisFastDispatch:
         if encoded is None and len(set(map(QUEUE, pending))) == 1:
             # the usual step: one queue and template, all encodable (C-level
             # loops: a Python one per message cost a tenth of a dispatch)
-            key = self._list_key(pending[0][1], messages[0], {})
+            key = self._list_key(QUEUE(pending[0]), messages[0], {})
             seqs, ids = map(SEQ, pending), map(TASK_ID, pending)
             fields = zip(seqs, ids, repeat(key), messages, repeat(None))
             return list(map(new_tuple, repeat(Sealed), fields))
@@ -276,15 +276,16 @@ class RedisFastDispatch:
         and one template, an alike message kept as its (id, index, args,
         kwargs) only; ``ids`` are the messages' (a run of them all keeps
         them as its column)."""
-        template = one_template(list(map(SEALED_MESSAGE, sealed)))
-        lone = cast(AlikeChild, sealed[0].message) if len(sealed) == 1 else None
+        messages = list(map(SEALED_MESSAGE, sealed))
+        template = one_template(messages)
+        lone = cast(AlikeChild, messages[0]) if len(messages) == 1 else None
         if template is not None and lone is not None and is_own_message(lone):
             # a template's own message alone (a group of one): written
             # whole, cheaper than laying out an envelope for many
             return self._fast_send([Run(sealed[0].key, None, [template])])
         if template is not None and len(set(map(SEALED_KEY, sealed))) == 1:
             # one LPUSH of one template's messages: the usual step
-            columns = alike_columns(list(map(SEALED_MESSAGE, sealed)), ids)
+            columns = alike_columns(messages, ids)
             return self._fast_send([Run(sealed[0].key, template, columns)])
         runs: list[Run] = []
         for _, _, key, message, encoded in sealed:
