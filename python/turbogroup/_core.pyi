@@ -98,6 +98,15 @@ class QuickFulfilment:
         (the index of the first node left to Python, or the end of the
         shorter list; how many were fulfilled here)."""
 
+def decode_json_payloads(
+    payloads: list[Any],
+) -> tuple[list[Any], list[int], list[int]]:
+    """``(values, suspects, refused)``: each payload (bytes, or None where
+    nothing is stored) parsed as ``jiter.from_json`` parses it, None where
+    missing or refused; ``suspects``, the parsed payloads holding kombu's
+    type tag or a ``\\u`` escape; ``refused``, those the parser refused or
+    that are not bytes."""
+
 @final
 class Unsupported:
     """Stands in for a message the encoder cannot reproduce byte for byte.
@@ -236,6 +245,7 @@ __all__ = [
     "Unsupported",
     "__version__",
     "amqp_alike_parts",
+    "decode_json_payloads",
     "encode_alike_messages",
     "encode_task_messages",
     "freeze_unroll_order",

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod barrier;
 mod convert;
+mod decode;
 mod encode;
 mod errors;
 mod ids;
@@ -23,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<barrier::Barrier>()?;
     m.add_class::<errors::PyUnsupported>()?;
     m.add_class::<settle::QuickFulfilment>()?;
+    m.add_function(wrap_pyfunction!(decode::decode_json_payloads, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;

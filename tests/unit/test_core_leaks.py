@@ -287,12 +287,37 @@ def _encode_scenario() -> Scenario:
     )
 
 
+def _decode_scenario() -> Scenario:
+    from turbogroup import _core
+
+    payloads = [
+        b'{"status": "SUCCESS", "result": [1, 2.5, "x", null], "children": []}',
+        None,
+        b'{"d": {"__type__": "uuid", "__value__": "x"}}',
+        b'{"broken": ',
+        '{"str": 1}',
+        b'"\\ud800"',
+        b"123456789012345678901234567890",
+    ]
+
+    def step() -> None:
+        values, suspects, refused = _core.decode_json_payloads(payloads)
+        assert values[0]["result"] == [1, 2.5, "x", None] and values[1] is None
+        assert suspects == [2] and refused == [3, 4, 5]
+        _raises(TypeError, _core.decode_json_payloads, None)
+
+    return Scenario(
+        "decode_json_payloads", step, [payloads, *(p for p in payloads if p is not None)]
+    )
+
+
 SCENARIOS = (
     _ids_scenario,
     _big_id_batch_scenario,
     _unroll_scenario,
     _barrier_scenario,
     _encode_scenario,
+    _decode_scenario,
 )
 
 

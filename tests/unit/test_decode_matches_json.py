@@ -147,3 +147,19 @@ def test_missing_payloads_stay_none_and_indexes_line_up():
     values, needs_python = decode_json_batch(payloads)
     assert values == [None, 1, None, None, {"a": [1.5]}]
     assert needs_python == [2]
+
+
+def test_tagged_refused_and_foreign_payloads_go_back_in_order():
+    """A tagged object, a payload the parser refuses and one that is not
+    bytes (a client decoding replies to str) all go to kombu, their
+    indexes in order whichever way each was found."""
+    payloads = [
+        b'{"d": {"__type__": "uuid", "__value__": "x"}}',
+        b"nope",
+        '{"s": 1}',
+        b'{"k": "\\u0041"}',
+        b'{"__type__": 1}',
+    ]
+    values, needs_python = decode_json_batch(payloads)
+    assert needs_python == [0, 1, 2]
+    assert values == [None, None, None, {"k": "A"}, {"__type__": 1}]

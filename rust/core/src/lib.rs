@@ -8,4 +8,5 @@ pub mod barrier;
 pub mod encode;
 pub mod id_column;
 pub mod ids;
+pub mod payload;
 pub mod unroll;
