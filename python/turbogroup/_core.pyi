@@ -1,6 +1,6 @@
 """Type stubs for the compiled ``turbogroup._core`` module."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias, final, overload
 
 from typing_extensions import Unpack, disjoint_base
@@ -97,6 +97,25 @@ class QuickFulfilment:
         """Settles ``nodes[start:]``, appending each meta to ``out``; returns
         (the index of the first node left to Python, or the end of the
         shorter list; how many were fulfilled here)."""
+
+@final
+class AlikeQueue:
+    """The per-child loop of ``turbogroup.plain.PlainDispatch`` for a run of
+    children of one kind without options of their own, in Rust: each is
+    queued as ``PlainDispatch._alike`` queues it, stopping before the first
+    child that needs the Python loop."""
+
+    def __new__(
+        cls,
+        signature_type: type,
+        child_type: type,
+        tuple_new: Callable[..., Any],
+        no_kwargs: dict[str, Any],
+    ) -> AlikeQueue: ...
+    def run(self, tasks: Sequence[Any], start: int, stop: int, run: Any, ids: TaskIds) -> int:
+        """Queues ``tasks[start:stop]`` while each is a child of ``run``'s
+        kind (a ``plain.AlikeRun``), appending its id to ``ids``; returns
+        the index of the first child left to Python, or ``stop``."""
 
 def decode_json_payloads(
     payloads: list[Any],
@@ -239,6 +258,7 @@ def lpush_command(key: str, values: list[bytes]) -> bytes:
 
 __all__ = [
     "LEAF",
+    "AlikeQueue",
     "Barrier",
     "QuickFulfilment",
     "TaskIds",

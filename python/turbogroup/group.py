@@ -32,8 +32,9 @@ from turbogroup.dispatch import GroupCall, Sending, amqp_fast_path, open_sending
 from turbogroup.errors import note_child
 from turbogroup.freezing import GroupFreezing
 from turbogroup.lazy import LazyResults
-from turbogroup.plain import PlainDispatch, plain_children
+from turbogroup.plain import PlainDispatch
 from turbogroup.plain_chains import celerys_chain_steps, chains_allowed
+from turbogroup.plain_children import plain_children
 from turbogroup.progress import DispatchProgress, ProgressFn
 from turbogroup.publish.deferred import DeferringProducer
 from turbogroup.publish.signals import child_publish

@@ -93,11 +93,16 @@ class LazyResults:
         self._backends: dict[int, Any] = {}
 
     def add_id(self, task_id: str, make: Callable[[str], Any]) -> None:
+        self.column_for(make).append(task_id)
+
+    def column_for(self, make: Callable[[str], Any]) -> _core.TaskIds:
+        """The id column, where the ids appended next have their results
+        made by ``make``."""
         if not self._makers or self._makers[-1][1] is not make:
             self._makers.append((len(self._entries), make))
             backend = getattr(make, "keywords", {}).get("backend")
             self._backends[id(backend)] = backend
-        self._entries.append(task_id)
+        return self._entries
 
     def __len__(self) -> int:
         return len(self._entries) if self._made is None else len(self._made)

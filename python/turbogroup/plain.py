@@ -17,116 +17,68 @@ What Celery does per child that can be observed is still done per child:
 the arguments go through the clone's ``tuple()`` and ``_merge``, the
 ``typing`` check runs with them, a bad child is named and nothing is sent.
 The caller's signatures are not written to, as Celery's clone leaves them.
+On the Redis fast path, a run of children alike the last one queued, with
+no options of their own, is queued by a loop in Rust (``_core.AlikeQueue``)
+that does the same per child, so the usual fan-out runs no bytecode per
+child; it hands back to the Python loop any child it does not take.
 A child whose message the encoder cannot render is published by Celery's
 own ``apply_async`` on a clone frozen with the same id and index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.canvas import Signature, _chain
 from celery.utils.functional import _regen
 
+from turbogroup._core import AlikeQueue
 from turbogroup._unroll import freeze_leaf, freeze_options, plain_freeze
 from turbogroup.celery_guards import argument_check
 from turbogroup.chains import ChildCall
 from turbogroup.dispatch import GroupCall, Sending
 from turbogroup.errors import note_child
-from turbogroup.freezing import LazilyFrozen
 from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, signature_result_maker
-from turbogroup.plain_chains import ChainMembers, plain_chain
+from turbogroup.plain_chains import ChainMembers
+from turbogroup.plain_children import unrolled
 from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key, new_tuple
+from turbogroup.publish.batch import Batch
+from turbogroup.publish.redis import RedisFastDispatch
 from turbogroup.publish.signals import child_publish, publish_receivers
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
+
+
+class AlikeRun(NamedTuple):
+    """What ``_core.AlikeQueue`` reads for one run: the kind (``_kind`` of
+    a child without options, and its ``_kinds`` entry but the result
+    maker) and where its children go."""
+
+    name: Any
+    immutable: bool
+    sig_type: Any
+    app: Any
+    qname: str
+    template: Any
+    typed: Any
+    pending: list[Any]  # the fast path's (sealing a step replaces it)
+    sequence: Callable[[], int]
+    fallback: Callable[..., Any]
+    copy_kwargs: bool
+
+
 # Options group._apply_tasks takes as parameters of its own: not passed on.
 _APPLY_TASKS_OWN = frozenset({"chord", "group_index"})
 
 
-def plain_children(tasks: Any, nested: tuple[type, ...] = (), chains: bool = False) -> bool:
-    """Whether every child is a plain task signature: one Celery would
-    freeze with a new id and no chord, or one frozen already (a chord
-    header's child, a frozen group's), which keeps its id and chord. A
-    child that is a group of a type in ``nested`` is plain when its own
-    children are (see ``unrolled``); with ``chains``, a chain that
-    ``plain_chains`` builds is too.
-
-    The children of a generator group that was frozen (a chord header's,
-    ``LazilyFrozen``) are frozen only as its results are read, which
-    chord.run never does: each is plain as a generator group's child is,
-    or as a frozen one if its result was read (by ``save()`` say).
-
-    A generator group (``_regen``) is read to the end to know: it keeps
-    what it yielded, so the dispatch reads the same children again. If the
-    generator raises, the child it failed to produce is named and nothing
-    is sent, as on Celery's path (``group._apply_tasks``).
-    """
-    if type(tasks) is list or type(tasks) is tuple:
-        if all(map(_plain, tasks)):
-            return True
-        return bool(nested or chains) and all(_plain_child(t, nested, chains) for t in tasks)
-    if type(tasks) is not _regen and type(tasks) is not LazilyFrozen:
-        return False
-    children = iter(tasks)
-    position = 0
-    while True:
-        try:
-            task = next(children)
-        except StopIteration:
-            return True
-        except Exception as exc:
-            note_child(exc, position, None, nothing_sent=True)
-            raise
-        if not _plain_child(task, nested, chains):
-            return False
-        position += 1
-
-
-def _plain_child(task: Any, nested: tuple[type, ...], chains: bool) -> bool:
-    return _plain(task) or (chains and plain_chain(task)) or _plain_group(task, nested, chains)
-
-
-def _plain_group(task: Any, nested: tuple[type, ...], chains: bool) -> bool:
-    """A nested group that ``group._prepared`` unrolls into plain children
-    exactly as ``unrolled`` does: it clones the group first (which deep
-    copies its options and gives each child the group's app, if it has
-    one), so those must change nothing."""
-    if type(task) not in nested:
-        return False
-    options = _get(task, "options")
-    if type(options) is not dict or any(type(v) not in ATOMIC for v in options.values()):
-        return False
-    children = task.tasks
-    if not plain_children(children, nested, chains):
-        return False
-    app = task._app
-    return app is None or all(child._app is app for child in children)
-
-
-def unrolled(tasks: Any, nested: tuple[type, ...]) -> Iterator[tuple[int, Any]]:
-    """``(group_index, task)`` for each task ``group._prepared`` sends, in
-    its order: a nested group's children in its place, each indexed
-    within its own group (Celery's ``enumerate`` at each level)."""
-    for index, task in enumerate(tasks):
-        if type(task) in nested:
-            yield from unrolled(task.tasks, nested)
-        else:
-            yield index, task
-
-
-def _plain(task: Any) -> bool:
-    if type(task) is not Signature or _get(task, "subtask_type") is not None:
-        return False
-    options = _get(task, "options")
-    return type(options) is dict and ("chord" not in options or "task_id" in options)
-
-
 # The kwargs of every alike child without any, read by the encoder only.
 _NO_KWARGS: dict[str, Any] = {}
+
+# The Rust loop's constants (``_queue_alike``).
+_QUEUE = AlikeQueue(Signature, AlikeChild, tuple.__new__, _NO_KWARGS)
 
 # What a frozen child's message takes from its own options, not its kind's.
 _PER_CHILD = frozenset({"task_id", "group_index"})
@@ -185,31 +137,30 @@ class PlainDispatch:
         # held until sent cost 64 MiB), unless publish signal receivers,
         # which may write to a message's kwargs, see them.
         self._copy_kwargs = publish_receivers()
+        # The Rust loop, for the Redis fast path's own batches, where no
+        # group-level arguments are merged into the children's.
+        self._quick = (
+            isinstance(self.fast, RedisFastDispatch)
+            and type(self.batch) is Batch
+            and not (self.args or self.kwargs)
+        )
+        self._last_kind: tuple[Any, ...] | None = None
+        self._backoff = self._wait = 0
 
     def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
         """Dispatch ``tasks`` (plain children, or groups of ``nested`` types
         of them: ``plain_children``). ``position`` counts the children in
         dispatch order, nested groups unrolled; ``index`` is a child's
         group index, its position in its own group."""
-        kinds = self._kinds
-        count = 0
-        task = None
-        children = unrolled(tasks, nested) if nested else enumerate(tasks)
-        for position, (index, task) in enumerate(children):
-            try:
-                if type(task) is _chain:
-                    self._chains.add(task, position, index)
-                else:
-                    kind = _kind(task)
-                    known = kinds.get(kind)
-                    if known is None:
-                        self._whole_way(task, position, index, kind, kind not in kinds)
-                    else:
-                        self._alike(task, position, index, known)
-            except Exception as exc:
-                note_child(exc, position, _get(task, "task"), not self.sent_at_once)
-                raise
-            count += 1
+        if self._quick and type(tasks) is _regen:
+            # plain_children read it to the end: its children, as a list
+            tasks = tasks.data
+        if self._quick and (type(tasks) is list or type(tasks) is tuple):
+            count, task = self._run_sequence(tasks, nested)
+        else:
+            count, task = self._run_children(
+                unrolled(tasks, nested) if nested else enumerate(tasks)
+            )
         # group._apply_tasks reads each child's chord, but only the last
         # child's decides.
         chord = self._chord_of(task) if count else None
@@ -218,6 +169,94 @@ class PlainDispatch:
             # (the last child's chord decides); nothing is sent before the
             # batch is flushed, after this.
             self.fast.app.backend.set_chord_size(self.group_id, count)
+
+    def _run_children(self, children: Any, start: int = 0) -> tuple[int, Any]:
+        """Each ``(index, task)`` of ``children``, from position ``start``;
+        returns the position after the last, and the last task."""
+        position, task = start, None
+        for index, task in children:
+            self._one(task, position, index)
+            position += 1
+        return position, task
+
+    def _run_sequence(self, tasks: Any, nested: tuple[type, ...]) -> tuple[int, Any]:
+        """``run`` over a list or tuple: after each child the Python loop
+        sends, the children alike it that follow go through the Rust loop
+        (``_core.AlikeQueue``) until one is not, or a step is due."""
+        position = i = 0
+        task = None
+        while i < len(tasks):
+            task = tasks[i]
+            if type(task) in nested:
+                position, last = self._run_children(unrolled((task,), nested), position)
+                task = last if last is not None else task
+                i += 1
+                continue
+            self._one(task, position, i)
+            i += 1
+            position += 1
+            if position == i:  # each child's index is its position
+                done = self._queue_alike(tasks, i)
+                if done > i:
+                    position += done - i
+                    i = done
+                    task = tasks[i - 1]
+        return position, task
+
+    def _queue_alike(self, tasks: Any, start: int) -> int:
+        """The children from ``start`` alike the last one the Python loop
+        queued, queued by the Rust loop; returns where it stopped. After a
+        run that queued nothing (children of changing kinds), the next
+        tries wait for ever more children (up to 64) in the Python loop."""
+        if self._wait:
+            self._wait -= 1
+            return start
+        kind = self._last_kind
+        known = self._kinds.get(kind) if kind is not None else None
+        fast = self.fast
+        if kind is None or known is None or fast.signalled is not None:
+            return start
+        name, immutable, sig_type, app = kind
+        qname, template, typed, make = known
+        run = AlikeRun(
+            name,
+            immutable,
+            sig_type,
+            app,
+            qname,
+            template,
+            typed,
+            fast.pending,
+            fast.sequence,
+            self._fallback,
+            self._copy_kwargs,
+        )
+        stop = start + self.batch.until_seal()
+        done: int = _QUEUE.run(tasks, start, stop, run, self.results.column_for(make))
+        self.batch.published_many(done - start)
+        self.batch.report.looped += done - start
+        self._backoff = 0 if done > start else min(2 * self._backoff + 1, 64)
+        self._wait = self._backoff
+        return done
+
+    def _one(self, task: Any, position: int, index: int) -> None:
+        """One child by the Python loop."""
+        self._last_kind = None
+        try:
+            if type(task) is _chain:
+                self._chains.add(task, position, index)
+            else:
+                kind = _kind(task)
+                known = self._kinds.get(kind)
+                if known is None:
+                    self._whole_way(task, position, index, kind, kind not in self._kinds)
+                else:
+                    self._alike(task, position, index, known)
+                if len(kind) == 4:  # no options: the Rust loop's kind
+                    self._last_kind = kind
+        except Exception as exc:
+            note_child(exc, position, _get(task, "task"), not self.sent_at_once)
+            raise
 
     def _alike(self, task: Signature, position: int, index: int, known: tuple) -> None:
         qname, template, typed, make = known

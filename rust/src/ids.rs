@@ -79,6 +79,11 @@ impl Ids {
 }
 
 impl TaskIds {
+    /// Appends an id the caller made (a uuid string), as `append` would.
+    pub(crate) fn push_str(&self, task_id: &str) {
+        self.ids().column.push(task_id);
+    }
+
     fn ids(&self) -> MutexGuard<'_, Ids> {
         // No Python runs under the lock, so a poisoned lock is consistent.
         self.ids.lock().unwrap_or_else(|e| e.into_inner())

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod alike_queue;
 mod barrier;
 mod convert;
 mod decode;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<barrier::Barrier>()?;
     m.add_class::<errors::PyUnsupported>()?;
     m.add_class::<settle::QuickFulfilment>()?;
+    m.add_class::<alike_queue::AlikeQueue>()?;
     m.add_function(wrap_pyfunction!(decode::decode_json_payloads, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;

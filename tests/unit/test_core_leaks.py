@@ -311,6 +311,54 @@ def _decode_scenario() -> Scenario:
     )
 
 
+def _alike_queue_scenario() -> Scenario:
+    import itertools
+
+    from celery import Celery
+    from celery.canvas import Signature
+
+    from turbogroup import _core
+    from turbogroup.plain import _NO_KWARGS, AlikeRun
+    from turbogroup.publish.alike import AlikeChild
+
+    app = Celery("turbogroup-leaks", set_as_current=False)
+    queue = _core.AlikeQueue(Signature, AlikeChild, tuple.__new__, _NO_KWARGS)
+    tasks = [Signature("tg.add", args=(i, i), app=app) for i in range(8)]
+    tasks += [Signature("tg.add", args=[1], kwargs={"y": 2}, app=app), Signature("other", app=app)]
+    template = {"template": True}
+    counter = itertools.count()
+
+    def typed(*args: Any, **kwargs: Any) -> None:
+        if args == (3, 3):
+            raise TypeError("bad arguments")
+
+    def fallback(*args: Any) -> None:
+        pass
+
+    def step() -> None:
+        pending: list[Any] = []
+        ids = _core.TaskIds()
+        run = AlikeRun(
+            "tg.add",
+            False,
+            None,
+            app,
+            "q",
+            template,
+            typed,
+            pending,
+            counter.__next__,
+            fallback,
+            False,
+        )
+        assert queue.run(tasks, 0, 10, run, ids) == 3  # the typing check raised
+        assert queue.run(tasks, 4, 10, run, ids) == 9  # another task
+        assert len(pending) == len(ids) == 8
+        _raises(AttributeError, queue.run, tasks, 0, 10, None, ids)  # not a run
+
+    return Scenario("AlikeQueue.run", step, [queue, app, template, typed, fallback, *tasks])
+
+
 SCENARIOS = (
     _ids_scenario,
     _big_id_batch_scenario,
@@ -318,6 +366,7 @@ SCENARIOS = (
     _barrier_scenario,
     _encode_scenario,
     _decode_scenario,
+    _alike_queue_scenario,
 )
 
 

@@ -186,6 +186,16 @@ class Batch:
         if self._children % self._size == 0:
             self.seal()
 
+    def published_many(self, count: int) -> None:
+        """``count`` children queued, at most ``until_seal()``."""
+        self._children += count
+        if count and self._children % self._size == 0:
+            self.seal()
+
+    def until_seal(self) -> int:
+        """How many more children make the current step full."""
+        return self._size - self._children % self._size
+
     def seal(self) -> None:
         """Close the messages built so far into a step (the fast path's
         are sealed first: its fallbacks are recorded while it seals)."""

@@ -26,6 +26,8 @@ class DispatchReport:
     transport: str
     by_engine: int = 0
     by_celery: int = 0
+    # of the engine's, the children queued by the Rust per-child loop
+    looped: int = 0
     # why children the encoder was given went to Celery's publish instead
     fallbacks: Counter[str] = field(default_factory=Counter)
 
