@@ -101,7 +101,7 @@ class QuickFulfilment:
 @final
 class AlikeQueue:
     """The per-child loop of ``turbogroup.plain.PlainDispatch`` for a run of
-    children of one kind without options of their own, in Rust: each is
+    children of one kind, in Rust: each is
     queued as ``PlainDispatch._alike`` queues it, stopping before the first
     child that needs the Python loop."""
 

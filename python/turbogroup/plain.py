@@ -17,10 +17,10 @@ What Celery does per child that can be observed is still done per child:
 the arguments go through the clone's ``tuple()`` and ``_merge``, the
 ``typing`` check runs with them, a bad child is named and nothing is sent.
 The caller's signatures are not written to, as Celery's clone leaves them.
-On the Redis fast path, a run of children alike the last one queued, with
-no options of their own, is queued by a loop in Rust (``_core.AlikeQueue``)
-that does the same per child, so the usual fan-out runs no bytecode per
-child; it hands back to the Python loop any child it does not take.
+On the Redis fast path, a run of children of the kind of the last one
+queued is queued by a loop in Rust (``_core.AlikeQueue``) that does the
+same per child, so the usual fan-out runs no bytecode per child; it hands
+back to the Python loop any child it does not take.
 A child whose message the encoder cannot render is published by Celery's
 own ``apply_async`` on a clone frozen with the same id and index.
 """
@@ -53,21 +53,41 @@ _get: Callable[[dict[str, Any], str], Any] = dict.get
 
 
 class AlikeRun(NamedTuple):
-    """What ``_core.AlikeQueue`` reads for one run: the kind (``_kind`` of
-    a child without options, and its ``_kinds`` entry but the result
-    maker) and where its children go."""
+    """What ``_core.AlikeQueue`` reads for one run: the kind (``_kind``,
+    with each option as ``(key, how, value)``), its ``_kinds`` entry but
+    the result maker, the group's partial arguments, and where its
+    children go."""
 
     name: Any
     immutable: bool
     sig_type: Any
     app: Any
+    options: tuple[tuple[str, int, Any], ...]
     qname: str
     template: Any
     typed: Any
+    partial_args: tuple[Any, ...]
+    partial_kwargs: dict[str, Any]
     pending: list[Any]  # the fast path's (sealing a step replaces it)
     sequence: Callable[[], int]
     fallback: Callable[..., Any]
     copy_kwargs: bool
+
+
+# How AlikeQueue compares a child's option with its kind's: any value (the
+# child's own), a value written alike (atomic_key), or the very object.
+_PER_CHILD_VALUE, _ATOMIC_VALUE, _SAME_OBJECT = 0, 1, 2
+
+
+def _option_spec(options: dict[str, Any]) -> tuple[tuple[str, int, Any], ...]:
+    """``_kind``'s options part, as ``AlikeQueue`` reads it."""
+    return tuple((k, _how_compared(k, v), v) for k, v in options.items())
+
+
+def _how_compared(key: str, value: Any) -> int:
+    if key in _PER_CHILD:
+        return _PER_CHILD_VALUE
+    return _ATOMIC_VALUE if type(value) in ATOMIC else _SAME_OBJECT
 
 
 # Options group._apply_tasks takes as parameters of its own: not passed on.
@@ -137,14 +157,23 @@ class PlainDispatch:
         # held until sent cost 64 MiB), unless publish signal receivers,
         # which may write to a message's kwargs, see them.
         self._copy_kwargs = publish_receivers()
-        # The Rust loop, for the Redis fast path's own batches, where no
-        # group-level arguments are merged into the children's.
+        # The Rust loop, for the Redis fast path's own batches, with the
+        # group's partial arguments merged as Signature._merge merges them
+        # (a list or tuple, and a dict of str keys; anything else stays
+        # with the Python loop, which raises what Celery raises).
         self._quick = (
             isinstance(self.fast, RedisFastDispatch)
             and type(self.batch) is Batch
-            and not (self.args or self.kwargs)
+            and (not self.args or type(self.args) in (list, tuple))
+            and (
+                not self.kwargs
+                or (type(self.kwargs) is dict and all(type(k) is str for k in self.kwargs))
+            )
         )
+        self._partial_args = tuple(self.args) if self._quick and self.args else ()
+        self._partial_kwargs = self.kwargs if self._quick and self.kwargs else {}
         self._last_kind: tuple[Any, ...] | None = None
+        self._last_options: dict[str, Any] = {}
         self._backoff = self._wait = 0
 
     def run(self, tasks: Any, nested: tuple[type, ...] = ()) -> None:
@@ -216,16 +245,19 @@ class PlainDispatch:
         fast = self.fast
         if kind is None or known is None or fast.signalled is not None:
             return start
-        name, immutable, sig_type, app = kind
+        name, immutable, sig_type, app = kind[:4]
         qname, template, typed, make = known
         run = AlikeRun(
             name,
             immutable,
             sig_type,
             app,
+            _option_spec(self._last_options),
             qname,
             template,
             typed,
+            self._partial_args,
+            self._partial_kwargs,
             fast.pending,
             fast.sequence,
             self._fallback,
@@ -252,8 +284,8 @@ class PlainDispatch:
                     self._whole_way(task, position, index, kind, kind not in self._kinds)
                 else:
                     self._alike(task, position, index, known)
-                if len(kind) == 4:  # no options: the Rust loop's kind
-                    self._last_kind = kind
+                self._last_kind = kind  # the Rust loop's next run's
+                self._last_options = _get(task, "options")
         except Exception as exc:
             note_child(exc, position, _get(task, "task"), not self.sent_at_once)
             raise

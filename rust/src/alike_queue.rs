@@ -1,18 +1,19 @@
 //! `AlikeQueue`: the per-child loop of `turbogroup.plain.PlainDispatch` for
-//! the usual fan-out, a run of children of one kind with no options of
-//! their own, queued with no Python bytecode per child.
+//! the usual fan-out, a run of children of one kind, queued with no Python
+//! bytecode per child.
 //!
-//! For each child it does what `PlainDispatch._alike` does in that case:
-//! the clone's `tuple(args)` and kwargs copy, the task's typing check,
-//! a new id, the `AlikeChild` queued on the fast path with its place in
-//! dispatch order, and the id kept for the result. It stops, before
-//! touching it, at the first child that is not such a child or whose
-//! typing check raises, and hands it back to the Python loop (which
-//! raises what Celery raises, naming the child).
+//! For each child it does what `PlainDispatch._alike` does: the clone's
+//! `tuple(args)` and kwargs copy, the merge of the group's partial
+//! arguments, the task's typing check, the child's preset id or a new one,
+//! the `AlikeChild` queued on the fast path with its place in dispatch
+//! order, and the id kept for the result. It stops, before touching it, at
+//! the first child that is not of the kind or whose typing check raises,
+//! and hands it back to the Python loop (which raises what Celery raises,
+//! naming the child).
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
 use turbogroup_core::ids;
 
 use crate::errors::ToPyErr;
@@ -32,25 +33,42 @@ pub struct AlikeQueue {
 }
 
 /// One run (read from the attributes of `plain.AlikeRun`): a kind of
-/// child, its task name, immutability, signature type and app (`plain._kind`
-/// of a child without options), what its messages are built from (the
-/// queue, the template, the typing check), and where they go: the fast
-/// path's pending queue, the batch's order counter, the dispatch's Celery
-/// publish of a child, and whether empty kwargs are copied too (publish
-/// receivers may write to them).
+/// child (its task name, immutability, signature type, app and options:
+/// `plain._kind`), what its messages are built from (the queue, the
+/// template, the typing check), the group's partial arguments, and where
+/// they go: the fast path's pending queue, the batch's order counter, the
+/// dispatch's Celery publish of a child, and whether empty kwargs are
+/// copied too (publish receivers may write to them).
 #[derive(FromPyObject)]
 pub struct Run<'py> {
     name: Bound<'py, PyAny>,
     immutable: bool,
     sig_type: Bound<'py, PyAny>,
     app: Bound<'py, PyAny>,
+    /// `(key, how, value)` per option, in order: `how` is `PER_CHILD`
+    /// (any value), `ATOMIC` (a value of the same type, written alike) or
+    /// `SAME` (the very object).
+    options: Vec<(Bound<'py, PyAny>, u8, Bound<'py, PyAny>)>,
     qname: Bound<'py, PyAny>,
     template: Bound<'py, PyAny>,
     typed: Bound<'py, PyAny>,
+    partial_args: Bound<'py, PyTuple>,
+    partial_kwargs: Bound<'py, PyDict>,
     pending: Bound<'py, PyList>,
     sequence: Bound<'py, PyAny>,
     fallback: Bound<'py, PyAny>,
     copy_kwargs: bool,
+}
+
+const PER_CHILD: u8 = 0;
+const ATOMIC: u8 = 1;
+
+/// What a child of the run takes from its own signature.
+struct Child<'py> {
+    args: Bound<'py, PyTuple>,
+    kwargs: Bound<'py, PyDict>,
+    task_id: Option<Bound<'py, PyAny>>,
+    chain: Option<Bound<'py, PyAny>>,
 }
 
 #[pymethods]
@@ -70,9 +88,9 @@ impl AlikeQueue {
         }
     }
 
-    /// Queues `tasks[start:stop]` while each is a child of `run`'s kind at its
-    /// own position (its group index), appending each id to `ids`; returns
-    /// the index of the first child left to Python (or `stop`).
+    /// Queues `tasks[start:stop]` while each is a child of `run`'s kind at
+    /// its own position (its group index), appending each id to `ids`;
+    /// returns the index of the first child left to Python (or `stop`).
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -83,49 +101,57 @@ impl AlikeQueue {
         ids: &Bound<'py, TaskIds>,
     ) -> PyResult<usize> {
         let stop = stop.min(tasks.len()?);
-        // Ids made as children pass, in chunks doubling with the run (one
-        // read of OS randomness a chunk), so that a run that stops early
-        // made few for nothing.
+        // New ids made as children need them, in chunks doubling with the
+        // run (one read of OS randomness a chunk), so that a run that
+        // stops early made few for nothing.
         let mut fresh: Vec<String> = Vec::new();
         let mut i = start;
         while i < stop {
             let task = tasks.get_item(i)?;
-            let Some((args, kwargs)) = self.arguments(py, &task, &run)? else {
+            let Some(child) = self.child(py, &task, &run)? else {
                 break;
             };
             if !run.typed.is_none() {
-                let named = (!kwargs.is_empty()).then_some(&kwargs);
-                if run.typed.call(args.clone(), named).is_err() {
+                let named = (!child.kwargs.is_empty()).then_some(&child.kwargs);
+                if run.typed.call(child.args.clone(), named).is_err() {
                     // Python runs the check again and raises it, naming
                     // the child.
                     break;
                 }
             }
-            if fresh.is_empty() {
-                let chunk = (stop - i).min((i - start).max(1));
-                fresh = ids::uuid4_batch(chunk).map_err(ToPyErr::to_py)?;
-                fresh.reverse(); // popped from the end, in the order made
-            }
-            let fresh_id = fresh.pop().expect("an id per child");
-            let task_id = PyString::new(py, &fresh_id);
+            let task_id = match child.task_id {
+                Some(task_id) => {
+                    ids.get().push_any(&task_id);
+                    task_id
+                }
+                None => {
+                    if fresh.is_empty() {
+                        let chunk = (stop - i).min((i - start).max(1));
+                        fresh = ids::uuid4_batch(chunk).map_err(ToPyErr::to_py)?;
+                        fresh.reverse(); // popped from the end, in the order made
+                    }
+                    let fresh_id = fresh.pop().expect("an id per child");
+                    ids.get().push_str(&fresh_id);
+                    PyString::new(py, &fresh_id).into_any()
+                }
+            };
             let fields = (
                 &task_id,
                 i,
-                args,
-                kwargs,
-                py.None(),
+                child.args,
+                child.kwargs,
+                child.chain,
                 &run.template,
                 &task,
                 &run.fallback,
             );
-            let child = self
+            let queued = self
                 .tuple_new
                 .bind(py)
                 .call1((self.child_type.bind(py), fields.into_pyobject(py)?))?;
             let seq = run.sequence.call0()?;
-            let queued = (&task_id, &run.qname, child, py.None(), seq);
-            run.pending.append(queued)?;
-            ids.get().push_str(&fresh_id);
+            run.pending
+                .append((&task_id, &run.qname, queued, py.None(), seq))?;
             i += 1;
         }
         Ok(i)
@@ -133,26 +159,21 @@ impl AlikeQueue {
 }
 
 impl AlikeQueue {
-    /// The child's clone's args and kwargs when it is a child of `run`'s kind
-    /// with no options of its own and arguments the clone copies as they
-    /// are (a list or tuple, a dict); None otherwise.
-    fn arguments<'py>(
+    /// What `task` takes of its own when it is a child of `run`'s kind with
+    /// arguments the clone copies as they are (a list or tuple, a dict);
+    /// None otherwise.
+    fn child<'py>(
         &self,
         py: Python<'py>,
         task: &Bound<'py, PyAny>,
         run: &Run<'py>,
-    ) -> PyResult<Option<(Bound<'py, PyTuple>, Bound<'py, PyDict>)>> {
+    ) -> PyResult<Option<Child<'py>>> {
         if !task.get_type().is(self.signature_type.bind(py)) {
             return Ok(None);
         }
         let sig = task.cast::<PyDict>()?;
         let same_name = match sig.get_item(intern!(py, "task"))? {
-            Some(name) => {
-                name.is(&run.name)
-                    || (name.is_exact_instance_of::<PyString>()
-                        && run.name.is_exact_instance_of::<PyString>()
-                        && name.eq(&run.name)?)
-            }
+            Some(name) => same_key(&name, &run.name)?,
             None => false,
         };
         let immutable = match sig.get_item(intern!(py, "immutable"))? {
@@ -166,23 +187,23 @@ impl AlikeQueue {
         {
             return Ok(None);
         }
-        let no_options = match sig.get_item(intern!(py, "options"))? {
-            Some(options) => options
-                .cast_exact::<PyDict>()
-                .is_ok_and(|options| options.is_empty()),
-            None => false,
+        let Some(options) = sig.get_item(intern!(py, "options"))? else {
+            return Ok(None);
         };
-        if !no_options {
+        let Ok(options) = options.cast_exact::<PyDict>() else {
+            return Ok(None);
+        };
+        if !same_options(options, &run.options)? {
             return Ok(None);
         }
-        let args = match sig.get_item(intern!(py, "args"))? {
+        let mut args = match sig.get_item(intern!(py, "args"))? {
             Some(args) if args.is_exact_instance_of::<PyTuple>() => args.cast_into::<PyTuple>()?,
             Some(args) if args.is_exact_instance_of::<PyList>() => {
                 args.cast_into::<PyList>()?.to_tuple()
             }
             _ => return Ok(None),
         };
-        let kwargs = match sig.get_item(intern!(py, "kwargs"))? {
+        let mut kwargs = match sig.get_item(intern!(py, "kwargs"))? {
             Some(kwargs) if kwargs.is_exact_instance_of::<PyDict>() => {
                 let kwargs = kwargs.cast_into::<PyDict>()?;
                 if kwargs.is_empty() && !run.copy_kwargs {
@@ -193,6 +214,76 @@ impl AlikeQueue {
             }
             _ => return Ok(None),
         };
-        Ok(Some((args, kwargs)))
+        if !immutable {
+            // Signature._merge of the group's partial arguments
+            if !run.partial_args.is_empty() {
+                args = run.partial_args.add(&args)?.cast_into::<PyTuple>()?;
+            }
+            if !run.partial_kwargs.is_empty() {
+                let merged = kwargs.copy()?;
+                merged.update(run.partial_kwargs.as_mapping())?;
+                kwargs = merged;
+            }
+        }
+        // `options.get("task_id") or uuid()`
+        let task_id = match options.get_item(intern!(py, "task_id"))? {
+            Some(task_id) => match task_id.is_truthy() {
+                Ok(true) => Some(task_id),
+                Ok(false) => None,
+                Err(_) => return Ok(None), // Python raises it
+            },
+            None => None,
+        };
+        let chain = options.get_item(intern!(py, "chain"))?;
+        Ok(Some(Child {
+            args,
+            kwargs,
+            task_id,
+            chain,
+        }))
     }
+}
+
+/// Keys (or task names) equal as `plain._kind`'s tuple compares them: the
+/// same object, or equal strings.
+fn same_key(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(a.is(b)
+        || (a.is_exact_instance_of::<PyString>()
+            && b.is_exact_instance_of::<PyString>()
+            && a.eq(b)?))
+}
+
+/// Whether `options` has the run's keys in its order, each value as the
+/// kind has it (`publish.alike.atomic_key` for atomic values: the same
+/// type, and a float with the very same bits, which `repr` writes alike).
+fn same_options(
+    options: &Bound<'_, PyDict>,
+    kind: &[(Bound<'_, PyAny>, u8, Bound<'_, PyAny>)],
+) -> PyResult<bool> {
+    if options.len() != kind.len() {
+        return Ok(false);
+    }
+    for ((key, value), (kind_key, how, kind_value)) in options.iter().zip(kind) {
+        if !same_key(&key, kind_key)? {
+            return Ok(false);
+        }
+        let same = match *how {
+            PER_CHILD => true,
+            ATOMIC => {
+                value.get_type().is(kind_value.get_type())
+                    && match value.cast::<PyFloat>() {
+                        Ok(float) => {
+                            let kind_float = kind_value.cast::<PyFloat>()?;
+                            float.value().to_bits() == kind_float.value().to_bits()
+                        }
+                        Err(_) => value.eq(kind_value)?,
+                    }
+            }
+            _ => value.is(kind_value),
+        };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -84,6 +84,11 @@ impl TaskIds {
         self.ids().column.push(task_id);
     }
 
+    /// Appends an id object, as `append` does.
+    pub(crate) fn push_any(&self, task_id: &Bound<'_, PyAny>) {
+        self.ids().push(task_id);
+    }
+
     fn ids(&self) -> MutexGuard<'_, Ids> {
         // No Python runs under the lock, so a poisoned lock is consistent.
         self.ids.lock().unwrap_or_else(|e| e.into_inner())

@@ -32,21 +32,38 @@ def mixed(g, t):
 def runs(g, t):
     add, routed = t["add"], t["routed"]
     children = [add.s(i, i) for i in range(1200)]  # across a step boundary
-    children += [add.s(i).set(priority=3) for i in range(5)]  # options: Python's
-    children += [add.s(i, 1).set(task_id=f"preset-{i}") for i in range(3)]
+    children += [add.s(i).set(priority=3) for i in range(50)]  # options of a kind
+    children += [add.s(i).set(priority=3.0) for i in range(5)]  # equal, written otherwise
+    children += [add.s(i, 1).set(task_id=f"preset-{i}") for i in range(30)]  # own ids
     children += [add.s(i) if i % 2 else routed.s(i) for i in range(20)]  # changing kinds
     children += [Signature(add, args=[i, 4], app=add.app) for i in range(900)]  # list args
     children += [add.s(i, 5) for i in range(1100)]
     return g(children)
 
 
-@pytest.mark.parametrize("build", [mixed, runs], ids=["mixed", "runs"])
-def test_runs_of_alike_children_push_what_celery_pushes(wire_env, dispatch_reports, build):
+def partials(g, t):
+    add = t["add"]
+    children = [add.s() for _ in range(40)]  # the group's args and kwargs merged
+    children += [add.si(i, 2) for i in range(10)]  # immutable: not merged
+    children += [add.s().set(queue=t["add"].app.conf.task_default_queue) for i in range(10)]
+    return g(children)
+
+
+CASES = {
+    "mixed": (mixed, {}, 40),
+    "runs": (runs, {}, 3000),
+    "partials": (partials, {"args": (7,), "kwargs": {"y": 1}}, 50),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_runs_of_alike_children_push_what_celery_pushes(wire_env, dispatch_reports, case):
     app, tasks, queues, client = wire_env
+    build, options, looped = CASES[case]
     drain(client, queues)
-    dispatch(celery_group, build, app, tasks, {})
+    dispatch(celery_group, build, app, tasks, options)
     theirs = drain(client, queues)
-    result = build(turbo_group, tasks).apply_async(task_id="group-id")
+    result = build(turbo_group, tasks).apply_async(task_id="group-id", **options)
     ours = drain(client, queues)
     assert theirs and sorted(ours) == sorted(theirs)
     for key in theirs:
@@ -61,15 +78,4 @@ def test_runs_of_alike_children_push_what_celery_pushes(wire_env, dispatch_repor
         assert places == sorted(places)
     (report,) = dispatch_reports()
     assert report.by_celery == 0
-    assert report.looped > (3000 if build is runs else 40), report
-
-
-def test_a_group_with_partial_arguments_stays_in_the_python_loop(wire_env, dispatch_reports):
-    app, tasks, queues, client = wire_env
-    add = tasks["add"]
-    drain(client, queues)
-    result = turbo_group(add.s(i) for i in range(50)).apply_async(args=(7,))
-    assert len(result) == 50
-    (report,) = dispatch_reports()
-    assert (report.by_engine, report.looped) == (50, 0)
-    drain(client, queues)
+    assert report.looped > looped, report

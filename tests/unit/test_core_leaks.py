@@ -323,8 +323,15 @@ def _alike_queue_scenario() -> Scenario:
 
     app = Celery("turbogroup-leaks", set_as_current=False)
     queue = _core.AlikeQueue(Signature, AlikeChild, tuple.__new__, _NO_KWARGS)
-    tasks = [Signature("tg.add", args=(i, i), app=app) for i in range(8)]
-    tasks += [Signature("tg.add", args=[1], kwargs={"y": 2}, app=app), Signature("other", app=app)]
+    options = {"priority": 3}
+    tasks = [
+        Signature("tg.add", args=(i, i), options={**options, "task_id": f"id-{i}"}, app=app)
+        for i in range(8)
+    ]
+    tasks += [
+        Signature("tg.add", args=[1], kwargs={"y": 2}, options={**options, "task_id": ""}, app=app),
+        Signature("other", app=app),
+    ]
     template = {"template": True}
     counter = itertools.count()
 
@@ -343,9 +350,12 @@ def _alike_queue_scenario() -> Scenario:
             False,
             None,
             app,
+            (("priority", 1, 3), ("task_id", 0, None)),
             "q",
             template,
             typed,
+            (),
+            {},
             pending,
             counter.__next__,
             fallback,
