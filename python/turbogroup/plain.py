@@ -213,24 +213,24 @@ class PlainDispatch:
         sends, the children alike it that follow go through the Rust loop
         (``_core.AlikeQueue``) until one is not, or a step is due."""
         position = i = 0
-        task = None
+        last = None  # the last child sent (an empty nested group sends none)
         while i < len(tasks):
             task = tasks[i]
-            if type(task) in nested:
-                position, last = self._run_children(unrolled((task,), nested), position)
-                task = last if last is not None else task
-                i += 1
-                continue
-            self._one(task, position, i)
             i += 1
+            if type(task) in nested:
+                position, sent = self._run_children(unrolled((task,), nested), position)
+                last = sent if sent is not None else last
+                continue
+            self._one(task, position, i - 1)
             position += 1
+            last = task
             if position == i:  # each child's index is its position
                 done = self._queue_alike(tasks, i)
                 if done > i:
                     position += done - i
                     i = done
-                    task = tasks[i - 1]
-        return position, task
+                    last = tasks[i - 1]
+        return position, last
 
     def _queue_alike(self, tasks: Any, start: int) -> int:
         """The children from ``start`` alike the last one the Python loop

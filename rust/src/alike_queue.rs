@@ -11,6 +11,7 @@
 //! and hands it back to the Python loop (which raises what Celery raises,
 //! naming the child).
 
+use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
@@ -107,15 +108,20 @@ impl AlikeQueue {
         let mut fresh: Vec<String> = Vec::new();
         let mut i = start;
         while i < stop {
-            let task = tasks.get_item(i)?;
+            // Python re-reads the length (a check run by another thread
+            // may have shortened the list)
+            let Ok(task) = tasks.get_item(i) else {
+                break;
+            };
             let Some(child) = self.child(py, &task, &run)? else {
                 break;
             };
             if !run.typed.is_none() {
                 let named = (!child.kwargs.is_empty()).then_some(&child.kwargs);
-                if run.typed.call(child.args.clone(), named).is_err() {
+                if let Err(err) = run.typed.call(child.args.clone(), named) {
                     // Python runs the check again and raises it, naming
                     // the child.
+                    handed_back(py, err)?;
                     break;
                 }
             }
@@ -177,7 +183,10 @@ impl AlikeQueue {
             None => false,
         };
         let immutable = match sig.get_item(intern!(py, "immutable"))? {
-            Some(flag) => flag.is_truthy()?,
+            Some(flag) => match flag.is_truthy() {
+                Ok(immutable) => immutable,
+                Err(err) => return handed_back(py, err).map(|()| None), // Python raises it
+            },
             None => false,
         };
         if !same_name
@@ -230,7 +239,7 @@ impl AlikeQueue {
             Some(task_id) => match task_id.is_truthy() {
                 Ok(true) => Some(task_id),
                 Ok(false) => None,
-                Err(_) => return Ok(None), // Python raises it
+                Err(err) => return handed_back(py, err).map(|()| None), // Python raises it
             },
             None => None,
         };
@@ -241,6 +250,17 @@ impl AlikeQueue {
             task_id,
             chain,
         }))
+    }
+}
+
+/// An error a child's own code raised, which the Python loop raises again
+/// when it takes the child (an `Exception`); anything else (a
+/// `KeyboardInterrupt`) propagates at once.
+fn handed_back(py: Python<'_>, err: PyErr) -> PyResult<()> {
+    if err.is_instance_of::<PyException>(py) {
+        Ok(())
+    } else {
+        Err(err)
     }
 }
 

@@ -79,3 +79,40 @@ def test_runs_of_alike_children_push_what_celery_pushes(wire_env, dispatch_repor
     (report,) = dispatch_reports()
     assert report.by_celery == 0
     assert report.looped > looped, report
+
+
+def test_the_last_child_sent_decides_the_chord_after_an_empty_nested_group(wire_env, monkeypatch):
+    app, tasks, queues, client = wire_env
+    add, tsum = tasks["add"], tasks["tsum"]
+    sizes = []
+    monkeypatch.setattr(app.backend, "set_chord_size", lambda gid, size: sizes.append(size))
+
+    def build(g):
+        return g([add.s(1, 1).set(task_id="c1", chord=tsum.s()), g([])])
+
+    drain(client, queues)
+    build(celery_group).apply_async(task_id="group-id")
+    theirs = drain(client, queues)
+    build(turbo_group).apply_async(task_id="group-id")
+    ours = drain(client, queues)
+    assert sizes == [1, 1]
+    assert {k: [normalized_plain(m) for m in v] for k, v in ours.items()} == {
+        k: [normalized_plain(m) for m in v] for k, v in theirs.items()
+    }
+
+
+class _Unreadable:
+    def __bool__(self):
+        raise RuntimeError("no truth here")
+
+
+def test_a_child_whose_flag_cannot_be_read_is_named_and_nothing_is_sent(wire_env):
+    app, tasks, queues, client = wire_env
+    add = tasks["add"]
+    drain(client, queues)
+    children = [add.s(i, i) for i in range(20)]
+    children[5]["immutable"] = _Unreadable()  # read by the Rust loop first
+    with pytest.raises(RuntimeError) as info:
+        turbo_group(children).apply_async()
+    assert info.value.group_child == 5
+    assert drain(client, queues) == {}
