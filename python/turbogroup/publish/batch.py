@@ -182,9 +182,7 @@ class Batch:
 
     def published(self, task_id: str) -> None:
         del task_id
-        self._children += 1
-        if self._children % self._size == 0:
-            self.seal()
+        self.published_many(1)
 
     def published_many(self, count: int) -> None:
         """``count`` children queued, at most ``until_seal()``."""
