@@ -17,11 +17,14 @@ last step's result, each step's result the next one's ``parent``.
 
 Only where nothing else could differ: chains of Celery's own class with
 Celery's own cloning, freezing and starting, of at least two plain task
-signatures with no options (the chain itself may have options its first
-task is started with, the same for every chain of the shape: part of the
-shape), and a group call with no partial arguments or options but its
-group and root ids (``chains_allowed``). A template whose
-``chain`` field is not what these rules give is not used.
+signatures, and a group call whose partial arguments and options are
+the same for every chain (``chains_allowed``). The chain and each of its steps
+may have options (``.set(queue=..., priority=...)``) with atomic values,
+none of them an id, a place, a callback or a clock option: they are part
+of the shape, so every chain of a shape has the same ones (the first
+step's reach its message, the others' the chain field, as Celery writes
+them). A template whose ``chain`` field is not what these rules give is
+not used.
 """
 
 from __future__ import annotations
@@ -55,9 +58,19 @@ def celerys_chain_steps() -> bool:
 
 
 def chains_allowed(args: Any, kwargs: Any, options: dict[str, Any]) -> bool:
-    """Whether a group call leaves its chain members alike: no partial
-    arguments, and no option but the group's and root ids."""
-    return not args and not kwargs and options.keys() <= {"group_id", "root_id"}
+    """Whether a group call leaves its chain members alike: partial
+    arguments in a list or tuple and a dict of str keys (each chain's first
+    step takes them as ``_chain.run`` gives them), and options that are
+    the group's and root ids or the same for every chain (atomic, none of
+    a chain's own)."""
+    return (
+        (not args or type(args) in (list, tuple))
+        and (not kwargs or (type(kwargs) is dict and all(type(k) is str for k in kwargs)))
+        and _shared_options({k: v for k, v in options.items() if k not in _GROUP_IDS})
+    )
+
+
+_GROUP_IDS = frozenset({"group_id", "root_id"})
 
 
 # Chain options the template cannot carry: ids and places (each chain's
@@ -94,7 +107,7 @@ def plain_chain(task: Any) -> bool:
         type(step) is Signature
         and step.subtask_type is None
         and type(step.immutable) is bool  # copied from the template as it is
-        and not step.options
+        and _shared_options(step.options)
         and freezes_as_signature(step)
         for step in steps
     )
@@ -104,9 +117,17 @@ def chain_kind(task: _chain) -> tuple[Any, ...]:
     return (
         _chain,
         task._app,
-        tuple((step.task, bool(step.immutable), step._type, step._app) for step in task.tasks),
-        tuple((k, atomic_key(v)) for k, v in task.options.items()),  # atomic (plain_chain)
+        tuple(
+            (step.task, bool(step.immutable), step._type, step._app, _options_key(step.options))
+            for step in task.tasks
+        ),
+        _options_key(task.options),
     )
+
+
+def _options_key(options: dict[str, Any]) -> tuple[Any, ...]:
+    # atomic values (plain_chain), in their order: equal when written alike
+    return tuple((k, atomic_key(v)) for k, v in options.items())
 
 
 class ChainResults:
@@ -187,17 +208,19 @@ class ChainMembers:
         )
         if not built:
             publish()
-        shape = self._learn(clone, call, index, ids) if built and learn else None
+        shape = self._learn(task, clone, call, index, ids) if built and learn else None
         if learn:
             self.shapes[kind] = shape
         results = shape.results if shape is not None else ChainResults(_makers(clone))
         d.results.add_id(results.add(ids), results)
         d.batch.published(ids[-1])
 
-    def _learn(self, clone: _chain, call: ChildCall, index: int, ids: list[str]) -> Any:
+    def _learn(
+        self, task: _chain, clone: _chain, call: ChildCall, index: int, ids: list[str]
+    ) -> Any:
         fast = self.dispatch.fast
         alike, rest = fast.last_alike, call.options.get("chain", ())
-        if alike is None or not _frozen_as_expected(rest, ids, index):
+        if alike is None or not _frozen_as_expected(rest, task, ids, index):
             return None
         typed = argument_check(fast.app.tasks[call.sig.task])
         qname, template = alike
@@ -206,7 +229,7 @@ class ChainMembers:
     def _alike(self, task: _chain, position: int, index: int, shape: ChainShape) -> None:
         d = self.dispatch
         steps = task.tasks
-        args, kwargs = tuple(steps[0].args), dict(steps[0].kwargs)  # Signature.clone
+        args, kwargs = _first_step_arguments(task, d.args, d.kwargs)
         if shape.typed is not None:  # the first task's Task.apply_async
             shape.typed(*args, **kwargs)
         ids = [uuid() for _ in steps]
@@ -235,6 +258,20 @@ class ChainMembers:
         self.dispatch.publish_call(call, position, task.task)
 
 
+def _first_step_arguments(task: _chain, args: Any, kwargs: Any) -> tuple[tuple, dict]:
+    """The first step's arguments as Celery starts a chain member with the
+    group's partial ``args`` and ``kwargs``: ``prepare_steps`` clones the
+    first step with them (``Signature.clone``, merged unless it is
+    immutable). ``_chain.run`` would drop the args of an immutable chain,
+    but the group's clone of a chain is never immutable (``_chain.from_dict``
+    drops the flag)."""
+    first = task.tasks[0]
+    if first.immutable or not (args or kwargs):
+        return tuple(first.args), dict(first.kwargs)
+    merged_args = tuple(args) + tuple(first.args) if args else tuple(first.args)
+    return merged_args, dict(first.kwargs, **kwargs) if kwargs else dict(first.kwargs)
+
+
 def _results(result: Any) -> Any:
     while result is not None:
         yield result
@@ -245,16 +282,25 @@ def _makers(clone: _chain) -> list[Any]:
     return [signature_result_maker(step) for step in clone.tasks]
 
 
-def _frozen_as_expected(rest: Any, ids: list[str], index: int) -> bool:
+def _frozen_as_expected(rest: Any, chain: _chain, ids: list[str], index: int) -> bool:
     """Whether the chain field sent is the chain's other steps, last first,
-    frozen as the template assumes: plain signatures with only
-    ``Signature.freeze``'s options, the last one's group index ``index``."""
+    frozen as the template assumes: plain signatures with their own options
+    and only ``Signature.freeze``'s besides, the last one's group index
+    ``index``."""
     if type(rest) is not list or len(rest) != len(ids) - 1:
         return False
-    for step, task_id in zip(rest, reversed(ids)):
-        if type(step) is not Signature or not step.options.keys() <= _FROZEN_OPTIONS:
+    for step, own, task_id in zip(rest, reversed(chain.tasks), reversed(ids)):
+        if type(step) is not Signature:
             return False
-        if step.options["task_id"] != task_id:
+        options = step.options
+        if not options.keys() <= _FROZEN_OPTIONS | own.options.keys():
+            return False
+        if any(
+            k not in options or atomic_key(options[k]) != atomic_key(v)
+            for k, v in own.options.items()
+        ):
+            return False
+        if options["task_id"] != task_id:
             return False
     last = rest[0].options
     return last.get("group_index") == index and all(

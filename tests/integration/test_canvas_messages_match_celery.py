@@ -239,13 +239,84 @@ OPTION_CHAIN_CASES = {
         2,
     ),
     "countdown": (lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)).set(countdown=5), None),
+    # options set on the steps: the first step's reach its message, the
+    # others' the chain field
+    "first step's options": (
+        lambda t, i: chain(t["add"].s(i, i).set(queue="tg-q2", priority=3), t["add"].s(1)),
+        1,
+    ),
+    "later steps' options": (
+        lambda t, i: chain(
+            t["add"].s(i, i), t["add"].s(1).set(queue="tg-q2", soft_time_limit=5), t["add"].si(2, 2)
+        ).set(shadow="sh"),
+        1,
+    ),
+    "step and chain options together": (
+        lambda t, i: chain(t["add"].s(i, i).set(priority=5, time_limit=9), t["add"].s(1)).set(
+            priority=2
+        ),
+        1,
+    ),
+    "two shapes by a step's option": (
+        lambda t, i: chain(t["add"].s(i, i), t["add"].s(1).set(priority=i % 2)),
+        2,
+    ),
+    "a step's option values equal only in Python": (
+        lambda t, i: chain(t["add"].s(i, i).set(retries=(1, True)[i % 2]), t["add"].s(1)),
+        2,
+    ),
+    "a step's countdown": (
+        lambda t, i: chain(t["add"].s(i, i).set(countdown=5), t["add"].s(1)),
+        None,
+    ),
+    "a step's options not atomic": (
+        lambda t, i: chain(t["add"].s(i, i), t["add"].s(1).set(headers={"h": 1})),
+        None,
+    ),
 }
 
 
-@pytest.mark.parametrize("case", list(OPTION_CHAIN_CASES))
-def test_chains_with_options_push_what_celery_pushes(wire_env, dispatch_reports, monkeypatch, case):
+# Group calls with partial arguments and options (the same for every
+# chain): each chain's first step takes them as Celery's chain.run gives
+# them (an immutable first step keeps its own arguments).
+GROUP_CALL_CASES = {
+    "partial args": (
+        lambda t, i: chain(t["add"].s(y=i), t["add"].s(1)),
+        {"args": (7,)},
+    ),
+    "partial args and kwargs": (
+        lambda t, i: chain(t["add"].s(), t["add"].s(i)),
+        {"args": (7,), "kwargs": {"y": 8}},
+    ),
+    "partial kwargs over a step's own": (
+        lambda t, i: chain(t["add"].s(x=i, y=i), t["add"].s(1)),
+        {"kwargs": {"y": 3}},
+    ),
+    "immutable first steps": (
+        lambda t, i: chain(t["add"].si(i, i), t["add"].s(1)),
+        {"args": (7,), "kwargs": {"z": 8}},
+    ),
+    # the group's clone of a chain is not immutable (_chain.from_dict)
+    "immutable chains": (
+        lambda t, i: chain(t["add"].s(i), t["add"].s(1)).set(immutable=True),
+        {"args": (7,), "kwargs": {}},
+    ),
+    "group options": (
+        lambda t, i: chain(t["add"].s(i, i), t["add"].s(1)),
+        {"queue": "tg-q2", "priority": 4, "soft_time_limit": 30},
+    ),
+    "partial args, group and chain options": (
+        lambda t, i: chain(t["add"].s(i), t["add"].s(1).set(priority=1)).set(shadow="sh"),
+        {"args": [2], "priority": 4},
+    ),
+}
+
+
+def _chains_match(wire_env, dispatch_reports, monkeypatch, build, whole_way, call):
+    """The group of 12 chains ``build`` makes, applied with ``call``, pushes
+    what Celery's does; ``whole_way`` chains took Celery's steps (None: the
+    group took Celery's path)."""
     app, tasks, queues, client = wire_env
-    build, whole_way = OPTION_CHAIN_CASES[case]
     everywhere = [*queues, "tg-q2"]
 
     def sent():
@@ -263,9 +334,9 @@ def test_chains_with_options_push_what_celery_pushes(wire_env, dispatch_reports,
 
     monkeypatch.setattr(plain_chains.ChainMembers, "_whole_way", whole)
     drain(client, everywhere)
-    theirs_result = canvas(celery_group).apply_async(task_id="group-id")
+    theirs_result = canvas(celery_group).apply_async(task_id="group-id", **call)
     theirs = sent()
-    ours_result = canvas(turbo_group).apply_async(task_id="group-id")
+    ours_result = canvas(turbo_group).apply_async(task_id="group-id", **call)
     ours = sent()
     (report,) = dispatch_reports()
     assert (report.by_engine, report.by_celery) == (12, 0)
@@ -280,6 +351,20 @@ def test_chains_with_options_push_what_celery_pushes(wire_env, dispatch_reports,
         assert canonical(ours[key], ours_result.results) == canonical(
             theirs[key], theirs_result.results
         )
+
+
+@pytest.mark.parametrize("case", list(OPTION_CHAIN_CASES))
+def test_chains_with_options_push_what_celery_pushes(wire_env, dispatch_reports, monkeypatch, case):
+    build, whole_way = OPTION_CHAIN_CASES[case]
+    _chains_match(wire_env, dispatch_reports, monkeypatch, build, whole_way, {})
+
+
+@pytest.mark.parametrize("case", list(GROUP_CALL_CASES))
+def test_chains_of_a_group_call_push_what_celery_pushes(
+    wire_env, dispatch_reports, monkeypatch, case
+):
+    build, call = GROUP_CALL_CASES[case]
+    _chains_match(wire_env, dispatch_reports, monkeypatch, build, 1, call)
 
 
 @pytest.mark.parametrize("case", list(CHAIN_CASES))
