@@ -5,9 +5,10 @@ from typing import Any, Literal, TypeAlias, final, overload
 
 from typing_extensions import Unpack, disjoint_base
 
-# ``(task_id, group_index, args, kwargs[, chain])``, or a longer tuple
-# (turbogroup's ``AlikeChild``) whose first five items these are; a
-# missing or None ``chain`` (a chain member's rest) keeps the template's.
+# ``(task_id, group_index, args, kwargs[, chain[, clock]])``, or a longer
+# tuple (turbogroup's ``AlikeChild``) whose first six items these are; a
+# missing or None ``chain`` (a chain member's rest) or ``clock`` (its
+# ``(eta, expires, expiration)``, each a str or None) keeps the template's.
 _AlikeItem: TypeAlias = tuple[str, int | None, Any, Any, Unpack[tuple[Any, ...]]]
 
 __version__: str
@@ -197,8 +198,8 @@ def encode_alike_messages(
 ) -> list[Unsupported | None]:
     """``encode_task_messages`` for messages equal to ``template`` (a
     message dict as that function takes) but for each item's
-    ``(task_id, group_index, args, kwargs[, chain])``: the template is
-    read once.
+    ``(task_id, group_index, args, kwargs[, chain[, clock]])``: the
+    template is read once.
     With ``check``, a message that encodes gives None instead of its bytes
     (the caller only wants to know which are ``Unsupported``)."""
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import cache
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache, partial
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import celery
 import celery.app.amqp
@@ -125,6 +127,19 @@ _CELERY_KEY_SPELLINGS = (celery.app.utils._old_key_to_new, celery.app.utils._new
 _SETTINGS_PROPERTIES = frozenset(
     name for name, value in vars(Settings).items() if isinstance(value, property)
 )
+
+
+def app_now(app: Any) -> Callable[[], datetime]:
+    """What reads ``app.now()``. Celery's own ``Celery.now`` makes the
+    current UTC time aware again (``to_utc``) and converts it to the app's
+    timezone: the same instant in the same zone as
+    ``datetime.now(app.timezone)``, which takes a sixth of its ~12 µs (the
+    clock is read per message with countdown or expires). Anything else (an
+    override, a test's frozen clock) is called as it is."""
+    now = getattr(type(app), "now", None)
+    if "now" in vars(app) or not defined_by(now, celery.app.base, "now"):
+        return cast(Callable[[], datetime], app.now)
+    return partial(datetime.now, app.timezone)
 
 
 def argument_check(task: Task) -> Any:

@@ -47,9 +47,23 @@ from turbogroup.plain_children import unrolled
 from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key, new_tuple
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch
+from turbogroup.publish.resolve import Clock, child_clock
 from turbogroup.publish.signals import child_publish, publish_receivers
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
+
+
+class Kind(NamedTuple):
+    """What the first child of a kind taught: its message's queue and
+    template, the task's typing check, the results' maker, and what its
+    children read the clock for (None: nothing, the template's clock
+    fields are every child's)."""
+
+    qname: str
+    template: dict[str, Any]
+    typed: Any
+    make: Any
+    clock: Clock | None
 
 
 class AlikeRun(NamedTuple):
@@ -142,9 +156,9 @@ class PlainDispatch:
             else options
         )
         self.results = results
-        # kind -> (queue, template, Task, Task.AsyncResult), or None when
-        # that kind's messages are not alike (each goes the whole way)
-        self._kinds: dict[tuple[Any, ...], tuple[str, dict[str, Any], Any, Any] | None] = {}
+        # kind -> what its children's messages are built from, or None
+        # when that kind's messages are not alike (each goes the whole way)
+        self._kinds: dict[tuple[Any, ...], Kind | None] = {}
         self._fallback = self._celery_publish  # one bound method for every child
         # A chain member another app publishes (``ChildCall.alone``) leaves
         # at once, as on Celery's path; nothing else leaves before the flush.
@@ -243,10 +257,10 @@ class PlainDispatch:
         kind = self._last_kind
         known = self._kinds.get(kind) if kind is not None else None
         fast = self.fast
-        if kind is None or known is None or fast.signalled is not None:
-            return start
+        if kind is None or known is None or known.clock is not None or fast.signalled is not None:
+            return start  # (the Rust loop reads no clock)
         name, immutable, sig_type, app = kind[:4]
-        qname, template, typed, make = known
+        qname, template, typed, make, _ = known
         run = AlikeRun(
             name,
             immutable,
@@ -290,8 +304,8 @@ class PlainDispatch:
             note_child(exc, position, _get(task, "task"), not self.sent_at_once)
             raise
 
-    def _alike(self, task: Signature, position: int, index: int, known: tuple) -> None:
-        qname, template, typed, make = known
+    def _alike(self, task: Signature, position: int, index: int, known: Kind) -> None:
+        qname, template, typed, make, clock = known
         args = tuple(_get(task, "args"))  # Signature.clone
         kwargs = _get(task, "kwargs")
         if kwargs or self._copy_kwargs or type(kwargs) is not dict:
@@ -305,13 +319,20 @@ class PlainDispatch:
                 kwargs = dict(kwargs, **self.kwargs)
         if typed is not None:  # Task.apply_async's typing check
             typed(*args, **kwargs)
+        own_clock = None
+        if clock is not None:
+            own_clock = child_clock(self.fast.resolver.clock, clock, template)
+            if own_clock is None:  # an expiry in the past: Celery's path
+                self._whole_way(task, position, index, None, learn=False)
+                return
         options = _get(task, "options")
         task_id = _get(options, "task_id") or uuid()
         # Named by its position if Celery's publish fails (at the seal);
         # only a nested group's children need their own callable for it.
         fallback = self._fallback if index == position else partial(self._nested_publish, position)
         # a chain option set on the child is its own (not the template's)
-        fields = (task_id, index, args, kwargs, _get(options, "chain"), template, task, fallback)
+        chain = _get(options, "chain")
+        fields = (task_id, index, args, kwargs, chain, own_clock, template, task, fallback)
         self.fast.add_alike(qname, new_tuple(AlikeChild, fields))
         self.results.add_id(task_id, make)
         self.batch.published(task_id)
@@ -339,7 +360,8 @@ class PlainDispatch:
             alike = self.fast.last_alike
             if alike is not None:
                 typed = argument_check(self.fast.app.tasks[clone.task])
-                self._kinds[kind] = (*alike, typed, make)
+                qname, template = alike
+                self._kinds[kind] = Kind(qname, template, typed, make, self.fast.last_clock)
             else:
                 self._kinds[kind] = None
         # Kept as its id: made when touched, as freeze would have made it.

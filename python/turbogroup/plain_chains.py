@@ -20,11 +20,12 @@ Celery's own cloning, freezing and starting, of at least two plain task
 signatures, and a group call whose partial arguments and options are
 the same for every chain (``chains_allowed``). The chain and each of its steps
 may have options (``.set(queue=..., priority=...)``) with atomic values,
-none of them an id, a place, a callback or a clock option: they are part
-of the shape, so every chain of a shape has the same ones (the first
-step's reach its message, the others' the chain field, as Celery writes
-them). A template whose ``chain`` field is not what these rules give is
-not used.
+none of them an id, a place or a callback: they are part of the shape, so
+every chain of a shape has the same ones (the first step's reach its
+message, the others' the chain field, as Celery writes them). Clock
+options (countdown, eta, expires) give each chain's first message its
+own times, read from the clock as Celery reads them. A template whose
+``chain`` field is not what these rules give is not used.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from turbogroup.chains import ChildCall, into_batch
 from turbogroup.ids import uuid
 from turbogroup.lazy import signature_result_maker
 from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key
+from turbogroup.publish.resolve import Clock, child_clock
 
 # Celery's methods the template stands in for, by class.
 _CELERYS = ((_chain, ("clone", "freeze", "prepare_steps")), (Signature, ("clone", "freeze")))
@@ -74,12 +76,13 @@ _GROUP_IDS = frozenset({"group_id", "root_id"})
 
 
 # Chain options the template cannot carry: ids and places (each chain's
-# own), callbacks and chords (not atomic, or changing the chain field),
-# and clock options (each message's own time).
+# own), callbacks and chords (not atomic, or changing the chain field).
+# Clock options are carried: the first message's clock fields are each
+# chain's own (AlikeChild.clock), the later steps' options only data.
 _NOT_SHARED_OPTIONS = frozenset(
     {
         "task_id", "group_id", "root_id", "parent_id", "group_index", "chord", "link",
-        "link_error", "chain", "countdown", "eta", "expires",
+        "link_error", "chain",
     }
 )  # fmt: skip
 
@@ -157,13 +160,15 @@ class ChainResults:
 class ChainShape(NamedTuple):
     """What the first chain of a shape taught: its first message's queue
     and template, its other steps as sent (last first), the first task's
-    typing check, and the results' maker."""
+    typing check, the results' maker, and what the first message reads the
+    clock for (None: nothing)."""
 
     qname: str
     template: dict[str, Any]
     rest: list[Signature]
     typed: Any
     results: ChainResults
+    clock: Clock | None
 
 
 class ChainMembers:
@@ -224,7 +229,8 @@ class ChainMembers:
             return None
         typed = argument_check(fast.app.tasks[call.sig.task])
         qname, template = alike
-        return ChainShape(qname, template, list(rest), typed, ChainResults(_makers(clone)))
+        results = ChainResults(_makers(clone))
+        return ChainShape(qname, template, list(rest), typed, results, fast.last_clock)
 
     def _alike(self, task: _chain, position: int, index: int, shape: ChainShape) -> None:
         d = self.dispatch
@@ -233,6 +239,14 @@ class ChainMembers:
         if shape.typed is not None:  # the first task's Task.apply_async
             shape.typed(*args, **kwargs)
         ids = [uuid() for _ in steps]
+        clock = None
+        if shape.clock is not None:  # the first task's send_task
+            clock = child_clock(d.fast.resolver.clock, shape.clock, shape.template)
+            if clock is None:  # an expiry in the past: Celery's path
+                self._through_celery(position, index, ids, task)
+                d.results.add_id(shape.results.add(ids), shape.results)
+                d.batch.published(ids[-1])
+                return
         # The chain field: the last step first, each a copy of the
         # template's step with this chain's id and arguments.
         rest = []
@@ -244,7 +258,7 @@ class ChainMembers:
                 dict(template, args=tuple(step.args), kwargs=dict(step.kwargs), options=options)
             )
         fallback = partial(self._through_celery, position, index, ids)
-        child = AlikeChild(ids[0], None, args, kwargs, rest, shape.template, task, fallback)
+        child = AlikeChild(ids[0], None, args, kwargs, rest, clock, shape.template, task, fallback)
         d.fast.add_alike(shape.qname, child)
         d.results.add_id(shape.results.add(ids), shape.results)
         d.batch.published(ids[-1])

@@ -147,6 +147,7 @@ impl AlikeQueue {
                 child.args,
                 child.kwargs,
                 child.chain,
+                py.None(), // the template's clock: the loop takes no clocked kind
                 &run.template,
                 &task,
                 &run.fallback,

@@ -5,7 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use turbogroup_core::encode::alike::AlikeItem;
+use turbogroup_core::encode::alike::{AlikeItem, Clock};
 use turbogroup_core::encode::message::TaskMessage;
 use turbogroup_core::encode::{Text, Unsupported, Value};
 
@@ -186,10 +186,10 @@ fn build<'py>(
     Ok(m)
 }
 
-/// One `(task_id, group_index, args, kwargs[, chain, ...])` item (a
-/// tuple, or a tuple subclass such as turbogroup's `AlikeChild`, whose
-/// first five items these are), read as `build` reads those fields of a
-/// message dict; a missing or None `chain` keeps the template's.
+/// One `(task_id, group_index, args, kwargs[, chain[, clock, ...]])` item
+/// (a tuple, or a tuple subclass such as turbogroup's `AlikeChild`, whose
+/// first six items these are), read as `build` reads those fields of a
+/// message dict; a missing or None `chain` or `clock` keeps the template's.
 fn alike_item<'py>(
     ctx: &Ctx<'py>,
     index: usize,
@@ -223,9 +223,50 @@ fn alike_item<'py>(
                 Some(Ok(chain)) if !chain.is_none() => Some(convert(ctx, &chain, Mode::Json, 0)?),
                 _ => None,
             },
+            clock: None,
         })
     };
-    Ok(fields())
+    let mut item = fields();
+    if let Ok(item) = &mut item {
+        if t.len() > 5 {
+            item.clock = clock(index, &t.get_item(5)?)?;
+        }
+    }
+    Ok(item)
+}
+
+/// An item's clock fields: None, or `(eta, expires, expiration)`, each a
+/// str or None, as the caller computed them from its clock.
+fn clock(index: usize, value: &Bound<'_, PyAny>) -> PyResult<Option<Clock>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    let bad = || {
+        wrong_type(format!(
+            "item {index}: the clock must be a tuple of 3 str or None"
+        ))
+    };
+    let t = value
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 3)
+        .ok_or_else(bad)?;
+    let text = |i: usize| -> PyResult<Option<String>> {
+        let v = t.get_item(i)?;
+        if v.is_none() {
+            Ok(None)
+        } else if v.is_exact_instance_of::<PyString>() {
+            Ok(Some(v.extract::<String>()?))
+        } else {
+            Err(bad())
+        }
+    };
+    let value = |s: Option<String>| s.map_or(Value::None, |s| Value::str(&s));
+    Ok(Some(Clock {
+        eta: value(text(0)?),
+        expires: value(text(1)?),
+        expiration: text(2)?.map(Text::from),
+    }))
 }
 
 /// The template and items, read from Python (with the GIL).

@@ -5,9 +5,11 @@ normalized away."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import enum
 import json
+import re
 import uuid
 
 import redis
@@ -111,3 +113,32 @@ def normalized_plain(raw):
     envelope = json.loads(raw)
     own_id = envelope["headers"]["id"]
     return normalized(raw).replace(own_id.encode(), b"<id>")
+
+
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical(messages, results):
+    """The messages (envelope and decoded body) and the results' ids and
+    parents, each uuid replaced by its order of first appearance: equal for
+    two dispatches whose messages and results are alike but for random ids."""
+    seen: dict[bytes, bytes] = {}
+
+    def placeholder(match):
+        return seen.setdefault(match.group(0), b"<%d>" % len(seen))
+
+    out = []
+    for raw in messages:
+        envelope = json.loads(raw)
+        body = base64.b64decode(envelope.pop("body"))
+        envelope["properties"].pop("delivery_tag")
+        text = json.dumps(envelope).encode() + b" " + body
+        out.append(UUID.sub(placeholder, text))
+    chains = []
+    for result in results:
+        ids = []
+        while result is not None:
+            ids.append(UUID.sub(placeholder, result.id.encode()))
+            result = result.parent
+        chains.append(ids)
+    return out, chains

@@ -287,6 +287,53 @@ def _encode_scenario() -> Scenario:
     )
 
 
+def _alike_encode_scenario() -> Scenario:
+    """The template encoders, with items that carry a chain and clock
+    fields (the shared envelope's holes), an unsupported item, and items
+    the binding rejects."""
+    from turbogroup import _core
+
+    template = {
+        "task_id": "t0",
+        "name": "tg.add",
+        "args": (0,),
+        "kwargs": {},
+        "eta": "2031-05-06T07:08:09+00:00",
+        "expires": "2031-05-07T00:00:00+00:00",
+        "expiration": "60000",
+        "chain": [{"task": "tg.next"}],
+    }
+    chain = [{"task": "tg.next", "options": {"task_id": "n1"}}]
+    clock = ("2031-05-06T07:08:10+00:00", None, "59000")
+    items = [
+        ("id-1", 1, (1, "x" * 100), {"k": [1.5]}),
+        ("id-2", 2, [2], {}, chain),
+        ("id-3", 3, (3,), {"k": None}, None, clock),
+        ("id-4", 4, (object(),), {}, chain, clock),  # unsupported
+        ("id-5", None, (5,), {}, None, None),
+    ]
+    rejected = [
+        [("id", 0, (), {}, None, ("eta", None))],  # a clock of 2
+        [("id", 0, (), {}, None, (1, None, None))],  # not a str
+        [("id", 0, ())],  # too short
+    ]
+
+    def step() -> None:
+        out = _core.encode_alike_messages(template, items)
+        assert [type(x) is bytes for x in out] == [True, True, True, False, True]
+        checked = _core.encode_alike_messages(template, items, check=True)
+        assert [x is None for x in checked] == [True, True, True, False, True]
+        good = [item for i, item in enumerate(items) if i != 3]
+        command = _core.lpush_alike_command("q", template, good)
+        assert command.startswith(b"*6\r\n$5\r\nLPUSH")
+        parts = _core.amqp_alike_parts(template, good)
+        assert all(type(p) is tuple for p in parts)
+        for bad in rejected:
+            _raises(TypeError, _core.encode_alike_messages, template, bad)
+
+    return Scenario("alike encoders", step, [template, chain, clock, *items, *rejected])
+
+
 def _decode_scenario() -> Scenario:
     from turbogroup import _core
 
@@ -375,6 +422,7 @@ SCENARIOS = (
     _unroll_scenario,
     _barrier_scenario,
     _encode_scenario,
+    _alike_encode_scenario,
     _decode_scenario,
     _alike_queue_scenario,
 )

@@ -76,6 +76,17 @@ SHAPES = (
         ),
     ),
     Shape("frozen, saved group", _frozen_and_saved),
+    Shape(
+        "group, countdown per child",
+        lambda add, tsum, n: celery.group(add.s(i, i).set(countdown=60) for i in range(n)),
+    ),
+    Shape(
+        "2-step chains, steps' options",
+        lambda add, tsum, n: celery.group(
+            celery.chain(add.s(i, i).set(time_limit=30, expires=600), add.s(1).set(queue="celery"))
+            for i in range(max(1, n // 2))
+        ),
+    ),
     *(Shape(f"{SMALL_REPEAT} groups of {k}", _small_group(k), SMALL_REPEAT) for k in (1, 10, 100)),
 )
 

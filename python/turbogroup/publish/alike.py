@@ -23,9 +23,12 @@ new_tuple = tuple.__new__
 class AlikeChild(NamedTuple):
     """A child whose message is its kind's ``template`` but for its ids
     and arguments: all a fast path keeps of it until it is sent. Its first
-    five fields are what the encoder fills into the template, so the child
+    six fields are what the encoder fills into the template, so the child
     itself is the encoder's item (no tuple per message); ``chain`` is a
-    chain member's (the rest of its chain), None for other children.
+    chain member's (the rest of its chain), None for other children;
+    ``clock`` a clocked child's ``(eta, expires, expiration)`` as Celery
+    computes them from its clock (``resolve.clock_fields``), None for the
+    template's.
 
     ``publish(task, group_index, task_id)`` is the dispatch's own way to
     send the child through Celery if the encoder cannot render it, shared
@@ -37,6 +40,7 @@ class AlikeChild(NamedTuple):
     args: Any
     kwargs: Any
     chain: Any
+    clock: Any
     template: Any
     task: Any = None  # the child's signature
     publish: Callable[[Any, int | None, str], Any] | None = None
@@ -128,18 +132,22 @@ def by_template(templates: Iterable[Any]) -> list[tuple[Any, list[int]]]:
 class AlikeKeys:
     """Keys equal for children whose messages are alike, for one router."""
 
-    def __init__(self, router: Any, per_child: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, router: Any, per_child: frozenset[str] = frozenset(), clocked: bool = False
+    ) -> None:
         self.router = router
         # OWN options that the fast path fills in per child (AlikeChild.chain)
         self.per_child = per_child
+        # whether it fills in each child's clock fields (AlikeChild.clock)
+        self.clocked = clocked
         self._memoizable: dict[str, bool] = {}
 
     def key(self, task: Task, opts: dict[str, Any]) -> tuple[Any, ...] | None:
         """What a child's message depends on besides its id, index and
         arguments (``opts``: its options as ``Signature.apply_async`` merged
         them), when nothing else is read: no clock (countdown, eta,
-        expires), no per-argument shadow name or router. None: not alike
-        any other child."""
+        expires) unless ``clocked``, no per-argument shadow name or router.
+        None: not alike any other child."""
         memoizable = self._memoizable.get(task.name)
         if memoizable is None:
             memoizable = self._memoizable[task.name] = type(
@@ -150,9 +158,14 @@ class AlikeKeys:
         if (
             not memoizable
             or "task_id" not in opts
-            or not CLOCKED.isdisjoint(opts)
-            # a task's own expires is each message's own time too
-            or task._get_exec_options().get("expires") is not None
+            or not (
+                self.clocked
+                or (
+                    CLOCKED.isdisjoint(opts)
+                    # a task's own expires is each message's own time too
+                    and task._get_exec_options().get("expires") is None
+                )
+            )
             or not (OWN.isdisjoint(opts) or OWN.intersection(opts) <= self.per_child)
         ):
             return None

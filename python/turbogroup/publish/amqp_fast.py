@@ -97,6 +97,8 @@ class AmqpFastDispatch:
         self.limits = repr_limits(app)
         self._keys = AlikeKeys(amqp.router)
         self.last_alike: tuple[None, Template] | None = None
+        # Its children read no clock: their messages are each Celery's.
+        self.last_clock = None
         self.unchecked: list[AlikeChild] = []
         # the encoder's reasons for the children it passed to Celery
         self.fallbacks: Counter[str] = Counter()

@@ -38,12 +38,12 @@ from turbogroup.publish.alike import (
     OWN,
     AlikeChild,
     AlikeKeys,
-    by_template,
     celery_publishing_task,
     fast_path_allowed,
     new_tuple,
     repr_limits,
 )
+from turbogroup.publish.redis_encode import checked, envelopes, lpush_commands
 from turbogroup.publish.redis_runs import (
     MESSAGE,
     QUEUE,
@@ -60,7 +60,7 @@ from turbogroup.publish.redis_runs import (
     one_template,
 )
 from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed
-from turbogroup.publish.resolve import MessageResolver
+from turbogroup.publish.resolve import Clock, MessageResolver, child_clock
 from turbogroup.publish.signalled import Built, SendOptions, SignalledMessages
 from turbogroup.publish.signals import publish_receivers
 
@@ -112,8 +112,11 @@ class RedisFastDispatch:
         # the same as any other child's with the same task and options but
         # for ids and arguments (see add_alike).
         self.last_alike: tuple[str, dict[str, Any]] | None = None
-        # memo key -> (queue, message without ids and arguments, the options)
-        self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        # and what its children read the clock for, if they do
+        self.last_clock: Clock | None = None
+        # memo key -> (queue, message without ids and arguments, the
+        # options, what its children read the clock for)
+        self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any], Any]] = {}
         # id(template) -> what send_task_message was given for its messages
         self._sends: dict[int, SendOptions] = {}
         # With publish signal receivers, each message goes between them.
@@ -123,7 +126,13 @@ class RedisFastDispatch:
         # A chain member's first message is alike others but for the rest
         # of its chain, which the encoder fills in (not the signals' path).
         self.alike_chains = self.signalled is None
-        self._keys = AlikeKeys(app.amqp.router, OWN if self.alike_chains else frozenset())
+        # Each child's clock fields too, but not between the signals: their
+        # properties are the template's (publish/signalled.py).
+        self._keys = AlikeKeys(
+            app.amqp.router,
+            OWN if self.alike_chains else frozenset(),
+            clocked=self.signalled is None,
+        )
         # (task id, queue, message, how to publish it through Celery instead,
         # its place in the dispatch's order)
         # (task id, queue, message, Celery's publish of it or None for an
@@ -166,7 +175,7 @@ class RedisFastDispatch:
             # as an alike child of it: the step is then one run (one
             # LPUSH, one encoder call), not a whole message beside it.
             fields = message["group_index"], message["args"], message["kwargs"]
-            message = AlikeChild(task_id, *fields, message["chain"], message)
+            message = AlikeChild(task_id, *fields, message["chain"], None, message)
         self.pending.append((task_id, qname, message, fallback, self.sequence()))
         return True
 
@@ -184,10 +193,13 @@ class RedisFastDispatch:
         if memo is None:
             built = self.resolver.resolve(task, args, kwargs, dict(opts))
             if built is not None:
+                reads = Clock.of(task, opts)
+                clock = reads if reads.reads_the_clock() else None
                 # the key's objects are kept alive with it: their ids stay theirs
-                self._memo[key] = (built[1], built[2], opts)
+                self._memo[key] = (built[1], built[2], opts, clock)
                 self._sends[id(built[2])] = cast(SendOptions, self.resolver.last_send)
                 self.last_alike = (built[1], built[2])
+                self.last_clock = clock
             return built
         # The same task and options as an earlier child but for its ids and
         # arguments: what Celery resolves from them is resolved already.
@@ -196,15 +208,17 @@ class RedisFastDispatch:
             check_arguments(*(args or ()), **(kwargs or {}))
         if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
             return None  # Celery raises TypeError: let it
-        qname, template, _ = memo
+        qname, template, _, clock = memo
+        own_clock = None
+        if clock is not None:
+            own_clock = child_clock(self.resolver.clock, clock, template)
+            if own_clock is None:
+                return None
         self.last_alike = (qname, template)
+        self.last_clock = clock
         task_id = opts["task_id"]
-        chain = opts.get("chain")
-        return (
-            task_id,
-            qname,
-            AlikeChild(task_id, opts.get("group_index"), args, kwargs, chain, template),
-        )
+        fields = (task_id, opts.get("group_index"), args, kwargs, opts.get("chain"), own_clock)
+        return task_id, qname, AlikeChild(*fields, template)
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:
         """Queue a child whose message is ``child.template`` (a
@@ -341,63 +355,13 @@ class RedisFastDispatch:
             send_commands(self.channel, commands, landed=key)
 
     def _lpush_commands(self, runs: list[Run]) -> list[bytes]:
-        """A step's LPUSHes, one per run, as Redis protocol bytes; the
-        messages are encoded again (they were checked when sealed)."""
         # kombu's client prefixes LPUSH keys with the global_keyprefix
         # transport option; these bytes bypass it, so they carry it here.
-        prefix = self.channel.global_keyprefix
-        commands = []
-        for run in runs:
-            key = prefix + run.key
-            if run.template is not None:
-                items = run.items()
-                commands.append(_core.lpush_alike_command(key, run.template, items, **self.limits))
-                continue
-            commands.append(_core.lpush_command(key, self._envelopes(run)))
-        return commands
+        return lpush_commands(runs, self.channel.global_keyprefix, self.limits)
 
     def _envelopes(self, run: Run) -> list[bytes]:
-        """A run's envelopes, encoded again (they were checked when sealed,
-        so one that no longer encodes is an error)."""
-        if run.template is not None:
-            values = _core.encode_alike_messages(run.template, run.items(), **self.limits)
-        else:
-            messages = run.messages
-            values = list(messages)  # envelopes kept from the check stay
-            dicts = [i for i, m in enumerate(messages) if type(m) is not bytes]
-            encoded = _core.encode_task_messages([messages[i] for i in dicts], **self.limits)
-            for i, value in zip(dicts, encoded):
-                values[i] = value
-        for value in values:
-            if isinstance(value, _core.Unsupported):
-                raise RuntimeError(f"message no longer encodable: {value.reason}")
-        return values
+        return envelopes(run, self.limits)
 
     def _check(self, messages: list[Message]) -> list[Any] | None:
-        """None when every message encodes; else None, or ``Unsupported``,
-        per message (or an envelope, below): alike messages are encoded
-        together, per template, and no bytes are kept. A whole message sent
-        between the publish signals keeps its envelope instead of None: it
-        holds a held signal's arguments until sent anyway, and is encoded
-        once, not twice."""
-        template = one_template(messages)
-        if template is not None:
-            alike = cast(list[AlikeChild], messages)
-            checked = _core.encode_alike_messages(template, alike, check=True, **self.limits)
-            return None if checked.count(None) == len(checked) else checked
-        out: list[Any] = [None] * len(messages)
-        templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
-        whole = [i for i, template in enumerate(templates) if template is None]
-        if whole:
-            keep = self.signalled is not None
-            wholes = [cast(dict[str, Any], messages[i]) for i in whole]
-            for i, data in zip(whole, _core.encode_task_messages(wholes, **self.limits)):
-                out[i] = data if keep or isinstance(data, _core.Unsupported) else None
-        for template, positions in by_template(templates):
-            items = [cast(AlikeChild, messages[i]) for i in positions]
-            checked = _core.encode_alike_messages(template, items, check=True, **self.limits)
-            if checked.count(None) == len(checked):
-                continue  # all encodable: out is all None there
-            for i, verdict in zip(positions, checked):
-                out[i] = verdict
-        return out
+        # a whole message sent between the publish signals keeps its envelope
+        return checked(messages, self.limits, keep=self.signalled is not None)

@@ -33,7 +33,8 @@ class Run(NamedTuple):
     """Messages pushed by one LPUSH, in order: with a ``template``, the
     alike messages as four columns (their ids, group indexes, args and
     kwargs: ~32 bytes a message until sent, where a tuple each took 88),
-    and a fifth, the rest of each one's chain, for chain members; without,
+    a fifth, the rest of each one's chain, for chain members, and a sixth,
+    each one's clock fields, for children that read the clock; without,
     whole message dicts (or their envelopes)."""
 
     key: str
@@ -42,7 +43,7 @@ class Run(NamedTuple):
 
     def items(self) -> Any:
         """The encoder's items: ``(task_id, group_index, args, kwargs[,
-        chain])`` each, for an alike run."""
+        chain[, clock]])`` each, for an alike run."""
         return zip(*self.messages)
 
 
@@ -51,7 +52,7 @@ def alike_columns(
 ) -> tuple[Any, ...]:
     """The columns of an alike run; ``kept_ids``, when given, are the
     children's ids already kept."""
-    ids, indexes, args, kwargs, chains = islice(zip(*children), 5)
+    ids, indexes, args, kwargs, chains, clocks = islice(zip(*children), 6)
     if kept_ids is None:
         kept_ids = _core.TaskIds()  # 16 bytes an id until sent, not an 85-byte str
         kept_ids.extend(ids)
@@ -60,7 +61,10 @@ def alike_columns(
     if type(first) is int and indexes == tuple(range(first, first + len(indexes))):
         # the usual run: consecutive children, kept without an int each
         kept = range(first, first + len(indexes))
-    # one template: every child has a chain of its own, or none has
+    # one template: every child has a chain of its own, or none has; and
+    # a clock of its own, or none has but its first (the template's own)
+    if clocks[-1] is not None:
+        return kept_ids, kept, args, kwargs, chains, clocks
     if chains[0] is None:
         return kept_ids, kept, args, kwargs
     return kept_ids, kept, args, kwargs, chains
@@ -69,7 +73,7 @@ def alike_columns(
 # pending: (task_id, queue, message, fallback, seq)
 TASK_ID, QUEUE, MESSAGE, SEQ = (itemgetter(i) for i in (0, 1, 2, 4))
 SEALED_KEY, SEALED_MESSAGE = itemgetter(2), itemgetter(3)
-TEMPLATE = itemgetter(5)  # AlikeChild.template
+TEMPLATE = itemgetter(6)  # AlikeChild.template
 
 
 def one_template(messages: list[Message]) -> Any:

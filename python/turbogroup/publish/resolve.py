@@ -11,8 +11,9 @@ is reused, not copied. None means: Celery publishes this child.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.app.task import Task
 from celery.utils.functional import maybe_list
@@ -20,7 +21,7 @@ from celery.utils.nodenames import anon_nodename
 from celery.utils.time import add_seconds_to_datetime, maybe_make_aware, subtract_datetimes
 from dateutil.parser import isoparse
 
-from turbogroup.celery_guards import argument_check, setting
+from turbogroup.celery_guards import app_now, argument_check, setting
 from turbogroup.publish.signalled import SendOptions
 
 # send_task_message's and kombu Producer.publish's named parameters.
@@ -67,6 +68,7 @@ class MessageResolver:
         self.default_delivery_mode = setting(conf, "task_default_delivery_mode")
         self.thread_oid = app.thread_oid
         self.origin = anon_nodename()
+        self.clock = AppClock.of(app)
         self.inherit_priority = setting(conf, "task_inherit_parent_priority")
         self.parent = app.current_worker_task
         self.declared: set[int] = set()
@@ -112,16 +114,11 @@ class MessageResolver:
             opts.pop(name, None)
         ignore_result = opts.pop("ignore_result", None)
         opts = self.router.route(opts, route_name or task.name, args, kwargs, task)
-        expiration = None
-        if expires is not None:
-            if isinstance(expires, datetime):
-                expires_s = subtract_datetimes(expires, self.app.now()).total_seconds()
-            elif isinstance(expires, str):
-                expires_s = subtract_datetimes(isoparse(expires), self.app.now()).total_seconds()
-            else:
-                expires_s = expires
-            if expires_s < 0:
-                return None  # Celery logs a warning first: let it
+        clock = clock_fields(self.clock, Clock(countdown, eta, expires))
+        if clock is None:
+            return None  # Celery logs a warning first: let it
+        eta, expires, expires_s = clock
+        if expires_s is not None:
             opts["expiration"] = expires_s
         parent = self.parent
         if parent and (not root_id or not parent_id):
@@ -131,20 +128,8 @@ class MessageResolver:
                 parent_id = parent.request.id
             if self.inherit_priority:
                 opts.setdefault("priority", parent.request.delivery_info.get("priority"))
-        # as_task_v2 (which reads the clock again, as Celery does)
-        now = None
         if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
             return None  # Celery raises TypeError: let it
-        if countdown:
-            now = now or self.app.now()
-            eta = maybe_make_aware(add_seconds_to_datetime(now, countdown), tz=self.app.timezone)
-        if isinstance(expires, numbers.Real):
-            now = now or self.app.now()
-            expires = maybe_make_aware(add_seconds_to_datetime(now, expires), tz=self.app.timezone)
-        if not isinstance(eta, str):
-            eta = eta and eta.isoformat()
-        if not isinstance(expires, str):
-            expires = expires and expires.isoformat()
         stamped_headers = opts.pop("stamped_headers", None)
         stamps = {header: opts.pop(header) for header in stamped_headers or []}
         # send_task_message
@@ -186,9 +171,7 @@ class MessageResolver:
             return None  # kombu also refreshes the queue's expiry: let it
         self.declare(queue)
         priority = opts.pop("priority", None)
-        expiration_s = opts.pop("expiration", None)
-        if expiration_s is not None:
-            expiration = str(int(expiration_s * 1000))
+        expiration = expiration_property(opts.pop("expiration", None))
         for name in PUBLISH_PARAMS:
             opts.pop(name, None)
         message = {
@@ -243,6 +226,90 @@ class MessageResolver:
         self.declared.add(id(queue))
 
 
+class Clock(NamedTuple):
+    """A message's options that Celery reads the clock for (``countdown``,
+    ``eta``, ``expires``: the task's own ``expires`` unless the call gives
+    one), as ``send_task`` is given them."""
+
+    countdown: Any
+    eta: Any
+    expires: Any
+
+    @classmethod
+    def of(cls, task: Task, opts: dict[str, Any]) -> Clock:
+        """The clock options of a child of ``task`` with options ``opts``
+        (as ``Signature.apply_async`` merged them; ``resolve`` merges the
+        task's execution options under them)."""
+        expires = opts["expires"] if "expires" in opts else task._get_exec_options().get("expires")
+        return cls(opts.get("countdown"), opts.get("eta"), expires)
+
+    def reads_the_clock(self) -> bool:
+        return bool(self.countdown) or self.eta is not None or self.expires is not None
+
+
+class AppClock(NamedTuple):
+    """An app's clock as Celery reads it for a message: ``app.now`` (see
+    ``celery_guards.app_now``) and ``app.timezone``."""
+
+    now: Callable[[], datetime]
+    timezone: Any
+
+    @classmethod
+    def of(cls, app: Any) -> AppClock:
+        return cls(app_now(app), app.timezone)
+
+
+def clock_fields(app: AppClock, clock: Clock) -> tuple[Any, Any, Any] | None:
+    """A message's ``(eta, expires, expiration in seconds)`` as Celery
+    computes them from a fresh ``app.now()`` (``send_task`` for the
+    expiration, then ``as_task_v2`` for eta and expires: the same reads of
+    the clock, in the same order). None for an expiry in the past: Celery
+    logs a warning for it, so it takes Celery's path."""
+    countdown, eta, expires = clock
+    expires_s = None
+    if expires is not None:  # send_task
+        if isinstance(expires, datetime):
+            expires_s = subtract_datetimes(expires, app.now()).total_seconds()
+        elif isinstance(expires, str):
+            expires_s = subtract_datetimes(isoparse(expires), app.now()).total_seconds()
+        else:
+            expires_s = expires
+        if expires_s < 0:
+            return None
+    now = None  # as_task_v2, which reads the clock again
+    if countdown:
+        now = now or app.now()
+        eta = maybe_make_aware(add_seconds_to_datetime(now, countdown), tz=app.timezone)
+    if isinstance(expires, numbers.Real):
+        now = now or app.now()
+        expires = maybe_make_aware(add_seconds_to_datetime(now, expires), tz=app.timezone)
+    if not isinstance(eta, str):
+        eta = eta and eta.isoformat()
+    if not isinstance(expires, str):
+        expires = expires and expires.isoformat()
+    return eta, expires, expires_s
+
+
+def child_clock(
+    app: AppClock, clock: Clock, template: dict[str, Any]
+) -> tuple[Any, Any, Any] | None:
+    """``AlikeChild.clock`` of a child alike ``template`` whose options
+    read the clock: its own ``(eta, expires, expiration)`` (the template's
+    expiration property where it has no expiry of its own). None for an
+    expiry in the past: the child takes Celery's path."""
+    fields = clock_fields(app, clock)
+    if fields is None:
+        return None
+    eta, expires, expires_s = fields
+    expiration = template["expiration"] if expires_s is None else expiration_property(expires_s)
+    return eta, expires, expiration
+
+
+def expiration_property(expires_s: Any) -> str | None:
+    """kombu's ``expiration`` property for an expiry in seconds."""
+    return None if expires_s is None else str(int(expires_s * 1000))
+
+
 def declared_on(channel: Any, entity: Any) -> bool:
     """Whether kombu's ``maybe_declare(entity, channel)`` would return at
     once: its connection's cache of declared entities holds it (the first
@@ -257,4 +324,15 @@ def declared_on(channel: Any, entity: Any) -> bool:
     )
 
 
-__all__ = ["PUBLISH_PARAMS", "SEND_PARAMS", "UNSUPPORTED_OPTIONS", "MessageResolver", "declared_on"]
+__all__ = [
+    "PUBLISH_PARAMS",
+    "SEND_PARAMS",
+    "UNSUPPORTED_OPTIONS",
+    "AppClock",
+    "Clock",
+    "MessageResolver",
+    "child_clock",
+    "clock_fields",
+    "declared_on",
+    "expiration_property",
+]

@@ -1,7 +1,7 @@
 //! The Redis envelope and alike messages, byte for byte against messages
 //! Celery 5.7.0 published.
 
-use turbogroup_core::encode::alike::{build_alike_envelopes, check_alike, AlikeItem};
+use turbogroup_core::encode::alike::{build_alike_envelopes, check_alike, AlikeItem, Clock};
 use turbogroup_core::encode::envelope::{build_envelopes, write_envelope};
 use turbogroup_core::encode::message::{ReprLimits, TaskMessage};
 use turbogroup_core::encode::{TagKind, Text, Unsupported, Value};
@@ -115,6 +115,11 @@ fn assert_alike_equal_full_builds(mut template: TaskMessage, items: Vec<AlikeIte
         if let Some(chain) = &item.chain {
             full.chain = chain.clone();
         }
+        if let Some(clock) = &item.clock {
+            full.eta = clock.eta.clone();
+            full.expires = clock.expires.clone();
+            full.expiration = clock.expiration.clone();
+        }
         let tag = "5c8c4a8e-2d0e-4f5b-9f55-1a2b3c4d5e6f";
         let mut expected = Vec::new();
         let expected = write_envelope(&mut expected, &full, &limits, tag).map(|()| expected);
@@ -146,8 +151,41 @@ fn alike_items() -> Vec<AlikeItem> {
             kwargs: Value::Dict(vec![(s("k"), Value::Int(i))]),
             chain: (i % 2 == 1)
                 .then(|| Value::List(vec![Value::Dict(vec![(s("id"), Value::Int(i))])])),
+            clock: None,
         })
         .collect()
+}
+
+/// `alike_items` with clock fields of their own (the last keeps the
+/// template's), an expiration where `expiration` says.
+fn clocked_items(expiration: bool) -> Vec<AlikeItem> {
+    let mut items = alike_items();
+    for (i, item) in items.iter_mut().enumerate().take(3) {
+        item.clock = Some(Clock {
+            eta: s(&format!("2026-12-04T13:00:0{i}.123456+00:00")),
+            expires: if i == 1 {
+                Value::None
+            } else {
+                s(&format!("2026-12-05T00:00:0{i}"))
+            },
+            expiration: expiration.then(|| Text::from(format!("{}", 60000 - i).as_str())),
+        });
+    }
+    items
+}
+
+#[test]
+fn alike_messages_with_clocks_equal_their_full_builds() {
+    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+    template.eta = s("2026-12-04T12:59:59+00:00");
+    template.expires = s("2026-12-05T00:00:00");
+    assert_alike_equal_full_builds(template.clone(), clocked_items(false));
+    template.expiration = Some(Text::from("60001"));
+    assert_alike_equal_full_builds(template.clone(), clocked_items(true));
+    // an expiration in some messages and not in others: each written whole
+    assert_alike_equal_full_builds(template.clone(), clocked_items(false));
+    template.expiration = None;
+    assert_alike_equal_full_builds(template, clocked_items(true));
 }
 
 #[test]
@@ -192,6 +230,7 @@ fn checking_alike_items_finds_what_building_them_finds() {
             args: Value::Tuple(vec![Value::Int(i)]),
             kwargs,
             chain: None,
+            clock: None,
         })
     };
     let items = || {

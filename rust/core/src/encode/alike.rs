@@ -4,7 +4,7 @@
 //! copied, per message.
 
 use super::envelope::write_envelope;
-use super::envelope_template::EnvelopeTemplate;
+use super::envelope_template::{ClockHoles, EnvelopeTemplate};
 use super::json::write_value;
 use super::message::{check_arguments, write_body, ReprLimits, TaskMessage};
 use super::saferepr::saferepr;
@@ -16,7 +16,9 @@ use crate::ids::{uuid4_batch, RandomnessError};
 /// every other field the same way for children of one task with the same
 /// options (`args` and `kwargs` as `TaskMessage`'s). A chain member's
 /// first task also carries the rest of its chain (`chain`, the body's
-/// field), its own ids in it; `None` keeps the template's.
+/// field), its own ids in it; a child whose options read the clock
+/// (countdown, eta, expires) its own clock fields; `None` keeps the
+/// template's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlikeItem {
     pub id: Text,
@@ -24,6 +26,16 @@ pub struct AlikeItem {
     pub args: Value,
     pub kwargs: Value,
     pub chain: Option<Value>,
+    pub clock: Option<Clock>,
+}
+
+/// The fields Celery computes from a fresh `now` per message, as
+/// `TaskMessage` holds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clock {
+    pub eta: Value,
+    pub expires: Value,
+    pub expiration: Option<Text>,
 }
 
 /// `build_envelopes` for messages equal to `template` but for each item's
@@ -53,7 +65,7 @@ pub fn for_each_alike_envelope(
     // One more id than messages: the last is the placeholders' nonce.
     let mut tags = uuid4_batch(items.len() + 1)?;
     let nonce = tags.pop().expect("one id was added");
-    let holed = EnvelopeTemplate::new(template, limits, &nonce);
+    let holed = EnvelopeTemplate::new(template, limits, &nonce, clock_holes(template, &items));
     let mut out = Vec::with_capacity(2048);
     let mut scratch = Vec::with_capacity(256);
     for (item, tag) in items.into_iter().zip(&tags) {
@@ -74,6 +86,26 @@ pub fn for_each_alike_envelope(
         sink(written.map(|()| out.as_slice()));
     }
     Ok(())
+}
+
+/// Whether the items' clock fields can be holes in the template's
+/// envelope: every item with a clock has an expiration exactly where the
+/// template has one (the property is there or not, not only its value).
+/// None when no item has a clock; otherwise whether the holes fit.
+fn clock_holes(template: &TaskMessage, items: &[Result<AlikeItem, Unsupported>]) -> ClockHoles {
+    let mut clocks = items
+        .iter()
+        .filter_map(|item| item.as_ref().ok()?.clock.as_ref())
+        .peekable();
+    if clocks.peek().is_none() {
+        return ClockHoles::None;
+    }
+    let expiration = template.expiration.is_some();
+    if clocks.all(|clock| clock.expiration.is_some() == expiration) {
+        ClockHoles::Fit
+    } else {
+        ClockHoles::Misfit
+    }
 }
 
 /// Whether each alike item's envelope would be written, as
@@ -183,5 +215,10 @@ fn swap_in(m: &mut TaskMessage, item: &mut AlikeItem) {
     std::mem::swap(&mut m.kwargs, &mut item.kwargs);
     if let Some(chain) = &mut item.chain {
         std::mem::swap(&mut m.chain, chain);
+    }
+    if let Some(clock) = &mut item.clock {
+        std::mem::swap(&mut m.eta, &mut clock.eta);
+        std::mem::swap(&mut m.expires, &mut clock.expires);
+        std::mem::swap(&mut m.expiration, &mut clock.expiration);
     }
 }

@@ -9,7 +9,8 @@
 //! placeholder in each of those fields and keeps the bytes between them;
 //! each message is then its body, those pieces, and its own fields written
 //! into the holes by the same functions `write_envelope` uses, so the
-//! bytes are the ones `write_envelope` writes.
+//! bytes are the ones `write_envelope` writes. Messages with clock fields
+//! of their own (eta, expires, expiration) have holes there too.
 
 use super::envelope::{write_encoded_body, write_envelope, BODY_PREFIX};
 use super::json::{write_rust_str, write_str, write_value};
@@ -26,6 +27,19 @@ enum Hole {
     ArgsRepr,
     KwargsRepr,
     DeliveryTag,
+    Eta,
+    Expires,
+    Expiration,
+}
+
+/// Whether an alike run's messages have clock fields of their own: none
+/// do, or they do and fit holes, or they do and do not (an expiration
+/// property present in some and not in others: each is written whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockHoles {
+    None,
+    Fit,
+    Misfit,
 }
 
 /// The bytes of a template's envelope after its body, cut at its holes.
@@ -42,6 +56,7 @@ struct Saved {
     group_index: Value,
     argsrepr: Option<Option<Value>>,
     kwargsrepr: Option<Option<Value>>,
+    clock: Option<(Value, Value, Option<Text>)>,
 }
 
 impl EnvelopeTemplate {
@@ -49,7 +64,15 @@ impl EnvelopeTemplate {
     /// placeholders unique (a fresh random id): no value of the template
     /// can contain them. None when the template's envelope does not write
     /// (each message is then written whole, and finds its own error).
-    pub fn new(template: &mut TaskMessage, limits: &ReprLimits, nonce: &str) -> Option<Self> {
+    pub fn new(
+        template: &mut TaskMessage,
+        limits: &ReprLimits,
+        nonce: &str,
+        clock: ClockHoles,
+    ) -> Option<Self> {
+        if clock == ClockHoles::Misfit {
+            return None;
+        }
         let placeholder = |hole: Hole| format!("tg-hole-{nonce}-{hole:?}");
         let saved = Saved {
             id: std::mem::replace(&mut template.id, Text::from(placeholder(Hole::Id))),
@@ -69,6 +92,20 @@ impl EnvelopeTemplate {
                     .kwargsrepr
                     .replace(Value::str(&placeholder(Hole::KwargsRepr)))
             }),
+            clock: (clock == ClockHoles::Fit).then(|| {
+                let expiration = template
+                    .expiration
+                    .as_ref()
+                    .map(|_| placeholder(Hole::Expiration));
+                (
+                    std::mem::replace(&mut template.eta, Value::str(&placeholder(Hole::Eta))),
+                    std::mem::replace(
+                        &mut template.expires,
+                        Value::str(&placeholder(Hole::Expires)),
+                    ),
+                    std::mem::replace(&mut template.expiration, expiration.map(Text::from)),
+                )
+            }),
         };
         let mut out = Vec::with_capacity(2048);
         let written = write_envelope(&mut out, template, limits, &placeholder(Hole::DeliveryTag));
@@ -80,6 +117,11 @@ impl EnvelopeTemplate {
         if let Some(kwargsrepr) = saved.kwargsrepr {
             template.kwargsrepr = kwargsrepr;
         }
+        if let Some((eta, expires, expiration)) = saved.clock {
+            template.eta = eta;
+            template.expires = expires;
+            template.expiration = expiration;
+        }
         written.ok()?;
         // base64 holds no quote: the body ends at the first one.
         let body_end =
@@ -90,6 +132,9 @@ impl EnvelopeTemplate {
             Hole::ArgsRepr,
             Hole::KwargsRepr,
             Hole::DeliveryTag,
+            Hole::Eta,
+            Hole::Expires,
+            Hole::Expiration,
         ];
         // Every placeholder is written as a JSON string: cut it with its quotes.
         let quoted: Vec<(Hole, Vec<u8>)> = holes
@@ -128,6 +173,12 @@ impl EnvelopeTemplate {
                     &saferepr(&m.kwargs, limits.kwargsrepr_maxsize, limits.maxlevels),
                 ),
                 Some(Hole::DeliveryTag) => write_rust_str(out, delivery_tag),
+                Some(Hole::Eta) => write_value(out, &m.eta)?,
+                Some(Hole::Expires) => write_value(out, &m.expires)?,
+                Some(Hole::Expiration) => match &m.expiration {
+                    Some(expiration) => write_str(out, expiration),
+                    None => return Err(Unsupported("an expiration where the run has none".into())),
+                },
             }
         }
         Ok(())

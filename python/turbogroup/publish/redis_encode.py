@@ -1,0 +1,77 @@
+"""What the Rust encoder makes of a Redis dispatch step's messages
+(``publish/redis_runs.py``): the check when a step is sealed, and the
+LPUSH commands (or the envelopes) when it is sent. ``limits`` are the
+encoder's repr limits for the app (``alike.repr_limits``)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from turbogroup import _core
+from turbogroup.publish.alike import AlikeChild, by_template
+from turbogroup.publish.redis_runs import Message, Run, one_template
+
+
+def lpush_commands(runs: list[Run], prefix: str, limits: dict[str, Any]) -> list[bytes]:
+    """A step's LPUSHes, one per run, as Redis protocol bytes, each key
+    after ``prefix``; the messages are encoded again (they were checked
+    when sealed)."""
+    commands = []
+    for run in runs:
+        key = prefix + run.key
+        if run.template is not None:
+            items = run.items()
+            commands.append(_core.lpush_alike_command(key, run.template, items, **limits))
+            continue
+        commands.append(_core.lpush_command(key, envelopes(run, limits)))
+    return commands
+
+
+def envelopes(run: Run, limits: dict[str, Any]) -> list[bytes]:
+    """A run's envelopes, encoded again (they were checked when sealed,
+    so one that no longer encodes is an error)."""
+    if run.template is not None:
+        values = _core.encode_alike_messages(run.template, run.items(), **limits)
+    else:
+        messages = run.messages
+        values = list(messages)  # envelopes kept from the check stay
+        dicts = [i for i, m in enumerate(messages) if type(m) is not bytes]
+        encoded = _core.encode_task_messages([messages[i] for i in dicts], **limits)
+        for i, value in zip(dicts, encoded):
+            values[i] = value
+    for value in values:
+        if isinstance(value, _core.Unsupported):
+            raise RuntimeError(f"message no longer encodable: {value.reason}")
+    return values
+
+
+def checked(messages: list[Message], limits: dict[str, Any], keep: bool) -> list[Any] | None:
+    """None when every message encodes; else None, or ``Unsupported``,
+    per message (or an envelope, below): alike messages are encoded
+    together, per template, and no bytes are kept. With ``keep`` (a whole
+    message sent between the publish signals: it holds a held signal's
+    arguments until sent anyway), a whole message keeps its envelope
+    instead of None, and is encoded once, not twice."""
+    template = one_template(messages)
+    if template is not None:
+        alike = cast(list[AlikeChild], messages)
+        verdicts = _core.encode_alike_messages(template, alike, check=True, **limits)
+        return None if verdicts.count(None) == len(verdicts) else verdicts
+    out: list[Any] = [None] * len(messages)
+    templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
+    whole = [i for i, template in enumerate(templates) if template is None]
+    if whole:
+        wholes = [cast(dict[str, Any], messages[i]) for i in whole]
+        for i, data in zip(whole, _core.encode_task_messages(wholes, **limits)):
+            out[i] = data if keep or isinstance(data, _core.Unsupported) else None
+    for template, positions in by_template(templates):
+        items = [cast(AlikeChild, messages[i]) for i in positions]
+        verdicts = _core.encode_alike_messages(template, items, check=True, **limits)
+        if verdicts.count(None) == len(verdicts):
+            continue  # all encodable: out is all None there
+        for i, verdict in zip(positions, verdicts):
+            out[i] = verdict
+    return out
+
+
+__all__ = ["checked", "envelopes", "lpush_commands"]
