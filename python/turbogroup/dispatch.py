@@ -14,8 +14,10 @@ from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher, fast_dispatch_class
 from turbogroup.publish.amqp import ConfirmBatch
 from turbogroup.publish.amqp_fast import AmqpFastDispatch
+from turbogroup.publish.amqp_signalled import AmqpSignalledDispatch
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch
+from turbogroup.publish.signals import publish_receivers
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,17 @@ def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
     return batch.fast if batch.fast is not None and batch.fast.app is app else None
 
 
-def amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | None:
+def amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | AmqpSignalledDispatch | None:
     """RabbitMQ: children alike the first of their kind, built from its
-    message. Only plain dispatches use it (``plain.py``); elsewhere
-    Celery publishes each child into the batch."""
+    message; with publish signal receivers, each message resolved here and
+    published by kombu between the signals. Only plain dispatches use it
+    (``plain.py``); elsewhere Celery publishes each child into the batch."""
     if not isinstance(batch, ConfirmBatch):
         return None
     if batch.fast is None:
-        batch.fast = AmqpFastDispatch(app, batch, batch.max_message_size)
+        batch.fast = (
+            AmqpSignalledDispatch(app, batch)
+            if publish_receivers()
+            else AmqpFastDispatch(app, batch, batch.max_message_size)
+        )
     return batch.fast if batch.fast.app is app else None

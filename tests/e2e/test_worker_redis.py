@@ -3,6 +3,8 @@ backend): results, chords, link_error callbacks, nested groups, eager mode."""
 
 from __future__ import annotations
 
+import time
+
 import celery
 import pytest
 from celery.canvas import group as celery_group
@@ -170,3 +172,38 @@ def test_group_of_chains_is_built_by_the_engine_and_gives_celerys_values(
     assert canvas(celery_group).apply_async().get(timeout=TIMEOUT) == ours.get()
     # the chain's earlier steps are the result's parents, as with Celery
     assert [r.parent.parent.get(timeout=TIMEOUT) for r in ours.results[:3]] == [0, 2, 4]
+
+
+def test_clocked_children_are_built_by_the_engine_and_run_when_due(tasks, dispatch_reports):
+    """Children with a countdown and an expiry, each its own eta: built from
+    their kind's template, run by the worker once due (not before)."""
+    add = tasks["add"]
+    started = time.monotonic()
+    res = group(add.s(i, i).set(countdown=1, expires=120) for i in range(200)).apply_async()
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (200, 0)
+    assert type(res._results).__name__ == "LazyResults"
+    assert res.get(timeout=TIMEOUT) == [i + i for i in range(200)]
+    assert time.monotonic() - started >= 1
+    stored = [r.date_done for r in res.results]
+    assert all(stored), "every child ran"
+
+
+def test_chains_with_step_options_and_partial_args_give_celerys_values(tasks, dispatch_reports):
+    """Chain members with options on their steps, in a group applied with
+    partial arguments: built from the first chain's template, each chain's
+    first step taking the partial argument as Celery gives it."""
+    add = tasks["add"]
+
+    def canvas(g):
+        return g(
+            celery.chain(add.s(i).set(priority=5), add.s(1).set(soft_time_limit=30))
+            for i in range(200)
+        )
+
+    ours = canvas(group).apply_async((100,))
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (200, 0)
+    assert type(ours._results).__name__ == "LazyResults"
+    assert ours.get(timeout=TIMEOUT) == [100 + i + 1 for i in range(200)]
+    assert canvas(celery_group).apply_async((100,)).get(timeout=TIMEOUT) == ours.get()

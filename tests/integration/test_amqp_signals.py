@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import pytest
 from celery import _state, signals
+from celery.canvas import group as celery_group
 
+from tests.integration.celery_wire import FIXED_NOW, Level
 from tests.integration.test_amqp_publish import (  # noqa: F401 - fixtures
     make_app,
     message_count,
     take_messages,
     with_ids,
 )
+from tests.integration.test_publish_signal_arguments import RECEIVERS, Recorder
 from tests.otel import instrumented
 from turbogroup import group
 from turbogroup.errors import PublishError
@@ -54,7 +57,7 @@ def test_a_tracer_keeps_the_dispatch_batched_and_spans_match_the_headers(current
             signals.after_task_publish.disconnect(after)
         spans = [s for s in exporter.get_finished_spans() if s.name.startswith("apply_async/")]
     (report,) = dispatch_reports()
-    assert (report.transport, report.by_engine, report.by_celery) == ("amqp", 0, N)
+    assert (report.transport, report.by_engine, report.by_celery) == ("amqp", N, 0)
     ids = [r.id for r in result.results]
     assert [task_id for task_id, _ in seen] == ids
     assert all(queued >= k + 1 for k, (_, queued) in enumerate(seen))
@@ -101,3 +104,42 @@ def test_nacked_messages_get_no_after_publish_until_resumed(make_app):  # noqa: 
         signals.before_task_publish.disconnect(on_before)
         signals.after_task_publish.disconnect(on_after)
     assert message_count(app, queue) == N - 150
+
+
+@pytest.mark.parametrize("receiver", list(RECEIVERS))
+def test_receivers_get_celerys_arguments_and_rabbitmq_celerys_messages(
+    make_app,  # noqa: F811
+    dispatch_reports,
+    receiver,
+):
+    """Each child's message is resolved by turbogroup and published by
+    kombu between the signals: the receivers get Celery's arguments (dict
+    order included), and what they leave is the message RabbitMQ gets."""
+    app = make_app(extra_queue="routed")
+    app.now = lambda: FIXED_NOW  # the countdown children's eta
+    add, other = app.add, app.other
+
+    def children():
+        return [
+            *(add.s(i, i).set(task_id=f"a-{i}") for i in range(20)),
+            *(add.s(i, y=i).set(priority=4, task_id=f"p-{i}") for i in range(3)),
+            *(other.s(f"routed {i}").set(task_id=f"o-{i}") for i in range(2)),
+            add.s(Level.HIGH).set(task_id="level"),  # reprs the encoder leaves to Celery
+            *(add.s(i).set(countdown=5, task_id=f"c-{i}") for i in range(2)),
+        ]
+
+    def dispatch(cls):
+        with Recorder(RECEIVERS[receiver][0]) as recorder:
+            cls(children()).apply_async(
+                (100,), headers={"custom": "yes"}, priority=3, task_id="group-id"
+            )
+        messages = [take_messages(app, queue) for queue in app.queue_names]
+        return recorder.calls, messages
+
+    ours = dispatch(group)
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery) == (27, 1)
+    theirs = dispatch(celery_group)
+    assert theirs[0]["before"], "Celery sent no signal: the case is broken"
+    assert [len(m) for m in theirs[1]] == [26, 2]
+    assert ours == theirs

@@ -367,9 +367,9 @@ class ConfirmBatch:
             chunk = records[start : start + self._size]
             if fast is not None:
                 built = fast.records(chunk)
-                alike = sum(1 for a, b in zip(chunk, built) if a is not b)
-                report.by_engine += alike
-                report.by_celery += len(chunk) - alike
+                ours = fast.built_here(chunk, built)
+                report.by_engine += ours
+                report.by_celery += len(chunk) - ours
                 chunk = built
             else:
                 report.by_celery += len(chunk)

@@ -28,11 +28,9 @@ from itertools import repeat
 from typing import Any, cast
 
 from celery import Signature
-from celery.app.task import Task
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
-from turbogroup.celery_guards import argument_check
 from turbogroup.ids import uuid
 from turbogroup.publish.alike import (
     OWN,
@@ -43,6 +41,7 @@ from turbogroup.publish.alike import (
     new_tuple,
     repr_limits,
 )
+from turbogroup.publish.builder import MessageBuilder
 from turbogroup.publish.redis_encode import checked, envelopes, lpush_commands
 from turbogroup.publish.redis_runs import (
     MESSAGE,
@@ -60,8 +59,8 @@ from turbogroup.publish.redis_runs import (
     one_template,
 )
 from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed
-from turbogroup.publish.resolve import Clock, MessageResolver, child_clock
-from turbogroup.publish.signalled import Built, SendOptions, SignalledMessages
+from turbogroup.publish.resolve import Clock, MessageResolver
+from turbogroup.publish.signalled import SignalledMessages
 from turbogroup.publish.signals import publish_receivers
 
 logger = logging.getLogger("turbogroup.publish.redis")
@@ -108,17 +107,6 @@ class RedisFastDispatch:
         self.enabled = fast_path_allowed(app, producer)
         self.limits = repr_limits(app)
         self.resolver = MessageResolver(app, producer, channel, retry, retry_policy)
-        # (queue, template) of the last child added, when its message is
-        # the same as any other child's with the same task and options but
-        # for ids and arguments (see add_alike).
-        self.last_alike: tuple[str, dict[str, Any]] | None = None
-        # and what its children read the clock for, if they do
-        self.last_clock: Clock | None = None
-        # memo key -> (queue, message without ids and arguments, the
-        # options, what its children read the clock for)
-        self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any], Any]] = {}
-        # id(template) -> what send_task_message was given for its messages
-        self._sends: dict[int, SendOptions] = {}
         # With publish signal receivers, each message goes between them.
         self.signalled = (
             SignalledMessages(app, producer, self.limits) if publish_receivers() else None
@@ -128,13 +116,12 @@ class RedisFastDispatch:
         self.alike_chains = self.signalled is None
         # Each child's clock fields too, but not between the signals: their
         # properties are the template's (publish/signalled.py).
-        self._keys = AlikeKeys(
+        keys = AlikeKeys(
             app.amqp.router,
             OWN if self.alike_chains else frozenset(),
             clocked=self.signalled is None,
         )
-        # (task id, queue, message, how to publish it through Celery instead,
-        # its place in the dispatch's order)
+        self.builder = MessageBuilder(self.resolver, keys, producer)
         # (task id, queue, message, Celery's publish of it or None for an
         # alike child, which knows its own, sequence number)
         self.pending: list[tuple[str, str, Message, Callable[[], Any] | None, int]] = []
@@ -160,11 +147,11 @@ class RedisFastDispatch:
     ) -> bool:
         """Queue ``sig``'s message if this path can build it exactly; False
         means the caller must publish it through Celery."""
-        self.last_alike = None
+        self.builder.last_alike = None
         task = celery_publishing_task(self.app, sig) if self.enabled else None
         if task is None:
             return False
-        built = self._build(sig, task, chord, args, kwargs, options)
+        built = self.builder.build(sig, task, chord, args, kwargs, options)
         if built is None:
             return False
         if self.signalled is not None:
@@ -179,46 +166,17 @@ class RedisFastDispatch:
         self.pending.append((task_id, qname, message, fallback, self.sequence()))
         return True
 
-    def _build(
-        self, sig: Signature, task: Task, chord: Any, args: Any, kwargs: Any, options: dict
-    ) -> tuple[str, str, Message] | None:
-        # Signature.apply_async: None options are dismissed, then merged.
-        call = {"producer": self.producer, "add_to_parent": False, "chord": chord, **options}
-        opts = {k: v for k, v in call.items() if v is not None}
-        args, kwargs, opts = sig._merge(args or (), kwargs or {}, opts)
-        key = self._keys.key(task, opts)
-        if key is None:
-            return self.resolver.resolve(task, args, kwargs, dict(opts))
-        memo = self._memo.get(key)
-        if memo is None:
-            built = self.resolver.resolve(task, args, kwargs, dict(opts))
-            if built is not None:
-                reads = Clock.of(task, opts)
-                clock = reads if reads.reads_the_clock() else None
-                # the key's objects are kept alive with it: their ids stay theirs
-                self._memo[key] = (built[1], built[2], opts, clock)
-                self._sends[id(built[2])] = cast(SendOptions, self.resolver.last_send)
-                self.last_alike = (built[1], built[2])
-                self.last_clock = clock
-            return built
-        # The same task and options as an earlier child but for its ids and
-        # arguments: what Celery resolves from them is resolved already.
-        check_arguments = argument_check(task)
-        if check_arguments is not None:
-            check_arguments(*(args or ()), **(kwargs or {}))
-        if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
-            return None  # Celery raises TypeError: let it
-        qname, template, _, clock = memo
-        own_clock = None
-        if clock is not None:
-            own_clock = child_clock(self.resolver.clock, clock, template)
-            if own_clock is None:
-                return None
-        self.last_alike = (qname, template)
-        self.last_clock = clock
-        task_id = opts["task_id"]
-        fields = (task_id, opts.get("group_index"), args, kwargs, opts.get("chain"), own_clock)
-        return task_id, qname, AlikeChild(*fields, template)
+    @property
+    def last_alike(self) -> tuple[str, dict[str, Any]] | None:
+        """(queue, template) of the last child added, when its message is
+        the same as any other child's with the same task and options but
+        for ids and arguments (see add_alike)."""
+        return self.builder.last_alike
+
+    @property
+    def last_clock(self) -> Clock | None:
+        """What the last child added reads the clock for, if anything."""
+        return self.builder.last_clock
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:
         """Queue a child whose message is ``child.template`` (a
@@ -233,13 +191,7 @@ class RedisFastDispatch:
         """Send a message between the publish signals
         (``publish/signalled.py``); False when Celery must publish it."""
         assert self.signalled is not None
-        if isinstance(message, AlikeChild):
-            send = self._sends[id(message.template)]
-            built = Built(message.template, task_id, *message[1:4], send)
-        else:
-            send = cast(SendOptions, self.resolver.last_send)
-            fields = message["group_index"], message["args"], message["kwargs"]
-            built = Built(message, task_id, *fields, send)
+        built = self.builder.built(task_id, message)
 
         def queue(final: dict[str, Any], through_kombu: Callable[[], Any]) -> Any:
             self.pending.append((task_id, qname, final, through_kombu, self.sequence()))

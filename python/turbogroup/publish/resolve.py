@@ -53,9 +53,15 @@ class MessageResolver:
         channel: Any,
         retry: bool = True,
         retry_policy: dict[str, Any] | None = None,
+        *,
+        declares: bool = True,
     ) -> None:
         conf = app.conf
         amqp = app.amqp
+        # Whether it declares each queue itself: the Redis path's messages
+        # skip kombu's publish, which declares them (RabbitMQ's go through
+        # it, and the confirm channel declares what it recorded).
+        self.declares = declares
         self.app = app
         self.producer = producer
         self.channel = channel
@@ -169,7 +175,8 @@ class MessageResolver:
         exchange, routing_key = "", qname
         if qname in (getattr(self.channel, "_expires", None) or ()):
             return None  # kombu also refreshes the queue's expiry: let it
-        self.declare(queue)
+        if self.declares:
+            self.declare(queue)
         priority = opts.pop("priority", None)
         expiration = expiration_property(opts.pop("expiration", None))
         for name in PUBLISH_PARAMS:

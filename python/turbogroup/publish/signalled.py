@@ -119,20 +119,24 @@ class SignalledMessages:
         self.default_serializer = setting(conf, "task_serializer")
         self.default_compression = setting(conf, "task_compression")
 
-    def publish(self, built: Built, queue: Callable[[dict[str, Any], Any], Any]) -> bool:
+    def publish(
+        self, built: Built, queue: Callable[[dict[str, Any], Any], Any] | None = None
+    ) -> bool:
         """Send ``built`` between the signals; False when the encoder cannot
         render its arguments (then Celery's ``apply_async`` must publish it,
         signals and all, and nothing was sent here). ``queue(final,
         through_kombu)`` queues the encoder's message, with what publishes
-        it as Celery would if the encoder finds it cannot write it."""
+        it as Celery would if the encoder finds it cannot write it; without
+        ``queue``, kombu's publish records every message."""
         message = self._celery_message(built)
         if message is None:
             return False
         before = Snapshot.of(message)
 
         def publish() -> Any:
-            final = before.encodable(built, message)
+            final = before.encodable(built, message) if queue is not None else None
             if final is not None:
+                assert queue is not None
                 return queue(final, partial(self._through_kombu, built, message, final))
             self._through_kombu(built, message)
             return None  # the recording producer keyed its record
