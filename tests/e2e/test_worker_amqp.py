@@ -11,6 +11,8 @@ import uuid
 
 import celery.contrib.testing.tasks  # noqa: F401 - registers the ping task start_worker uses
 import pytest
+from celery import _state
+from celery.canvas import group as celery_group
 from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 
@@ -20,6 +22,8 @@ from tests.e2e.conftest import (
     assert_link_error_runs_once_per_failure,
     make_worker_app,
 )
+from tests.e2e.test_worker_tracing import spans_by_task
+from tests.otel import instrumented
 from turbogroup import group
 from turbogroup.publish.amqp import uses_pyamqp
 
@@ -42,7 +46,12 @@ def amqp_worker_app(amqp_url, redis_url, redis_client):
         # no pidbox exchange/queues on the shared broker
         worker_enable_remote_control=False,
     )
-    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=True):
+    # The consumer may sit in a poll of the broker connection for some
+    # seconds before it sees the stop (Celery's start_worker waits 10 s by
+    # default, which a short module can miss with Celery's group too).
+    with start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=True, shutdown_timeout=60
+    ):
         yield app
     app.close()
     with Connection(amqp_url) as conn:
@@ -80,3 +89,38 @@ def test_link_error_callback_runs_once_for_each_failing_child(tasks, amqp_worker
     assert_link_error_runs_once_per_failure(
         tasks, redis_client, amqp_worker_app.key_prefix, group, TIMEOUT
     )
+
+
+@pytest.mark.parametrize("impl", [celery_group, group], ids=["celery", "turbogroup"])
+def test_worker_spans_continue_the_dispatching_trace(
+    amqp_worker_app, tasks, impl, dispatch_reports
+):
+    """With OpenTelemetry's instrumentation on RabbitMQ, each message is
+    built by turbogroup between the publish signals (``amqp_signalled``):
+    the worker's span for each task is a child of the PRODUCER span whose
+    ``traceparent`` its message carries, as with Celery."""
+    pytest.importorskip("opentelemetry.sdk.trace")
+    n = 40
+    previous = _state.get_current_app()
+    amqp_worker_app.set_current()
+    try:
+        with instrumented("tg-e2e-amqp") as (tracer, exporter):
+            add = tasks["add"]
+            with tracer.start_as_current_span("dispatch") as parent:
+                res = impl([add.s(i, i) for i in range(n)], app=amqp_worker_app).apply_async()
+            assert res.get(timeout=TIMEOUT) == [2 * i for i in range(n)]
+            ids = [r.id for r in res.results]
+            producers = spans_by_task(exporter, "apply_async/", n)
+            runs = spans_by_task(exporter, "run/", n)
+    finally:
+        _state._set_current_app(previous)
+    assert set(producers) == set(runs) == set(ids)
+    for task_id in ids:
+        producer, run = producers[task_id], runs[task_id]
+        assert producer.parent.span_id == parent.get_span_context().span_id
+        assert run.parent.span_id == producer.context.span_id
+    reports = dispatch_reports()
+    if impl is group:
+        assert [(r.by_engine, r.by_celery) for r in reports] == [(n, 0)]
+    else:
+        assert reports == []
