@@ -319,14 +319,16 @@ class PlainDispatch:
                 kwargs = dict(kwargs, **self.kwargs)
         if typed is not None:  # Task.apply_async's typing check
             typed(*args, **kwargs)
+        options = _get(task, "options")
+        task_id = _get(options, "task_id") or uuid()
         own_clock = None
         if clock is not None:
             own_clock = child_clock(self.fast.resolver.clock, clock, template)
-            if own_clock is None:  # an expiry in the past: Celery's path
-                self._whole_way(task, position, index, None, learn=False)
+            if own_clock is None:  # e.g. an expiry in the past: Celery's publish
+                self._nested_publish(position, task, index, task_id)
+                self.results.add_id(task_id, make)
+                self.batch.published(task_id)
                 return
-        options = _get(task, "options")
-        task_id = _get(options, "task_id") or uuid()
         # Named by its position if Celery's publish fails (at the seal);
         # only a nested group's children need their own callable for it.
         fallback = self._fallback if index == position else partial(self._nested_publish, position)

@@ -76,13 +76,15 @@ _GROUP_IDS = frozenset({"group_id", "root_id"})
 
 
 # Chain options the template cannot carry: ids and places (each chain's
-# own), callbacks and chords (not atomic, or changing the chain field).
+# own), callbacks and chords (not atomic, or changing the chain field),
+# and what makes a signature of the options dict (``_chain.from_dict``
+# passes them to the clone: an immutable clone drops the partial args).
 # Clock options are carried: the first message's clock fields are each
 # chain's own (AlikeChild.clock), the later steps' options only data.
 _NOT_SHARED_OPTIONS = frozenset(
     {
         "task_id", "group_id", "root_id", "parent_id", "group_index", "chord", "link",
-        "link_error", "chain",
+        "link_error", "chain", "immutable", "subtask_type",
     }
 )  # fmt: skip
 

@@ -138,7 +138,8 @@ def test_receivers_get_celerys_arguments_and_rabbitmq_celerys_messages(
 
     ours = dispatch(group)
     (report,) = dispatch_reports()
-    assert (report.by_engine, report.by_celery) == (27, 1)
+    # a countdown is Celery's to send (its native delayed delivery on RabbitMQ)
+    assert (report.by_engine, report.by_celery) == (25, 3)
     theirs = dispatch(celery_group)
     assert theirs[0]["before"], "Celery sent no signal: the case is broken"
     assert [len(m) for m in theirs[1]] == [26, 2]

@@ -11,9 +11,10 @@ are then sent batched and publisher-confirmed like any
 
 A receiver's changes (headers, properties, declarations) are in the
 message as with Celery: kombu publishes what the receivers left. A child
-the resolver leaves to Celery (an exchange with bindings, a clock option,
-a value the encoder cannot render) goes through Celery's ``apply_async``,
-signals and all.
+the resolver leaves to Celery (an exchange with bindings, a countdown or
+an eta, which Celery may send to its native delayed delivery, a value the
+reprs cannot render) goes through Celery's ``apply_async``, signals and
+all.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class AmqpSignalledDispatch:
         self.producer = producer
         self.enabled = fast_path_allowed(app, producer)
         limits = repr_limits(app)
-        self.resolver = MessageResolver(app, producer, producer.channel, declares=False)
+        self.resolver = MessageResolver(
+            app, producer, producer.channel, declares=False, delays_through_celery=True
+        )
         self.builder = MessageBuilder(self.resolver, AlikeKeys(app.amqp.router), producer)
         self.signalled = SignalledMessages(app, producer, limits)
         # the records published here (by_engine in the dispatch report)

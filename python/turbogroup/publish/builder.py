@@ -44,9 +44,11 @@ class MessageBuilder:
         """``(task id, queue, message)`` of a child, or None when Celery
         must publish it."""
         self.last_alike = None
-        # Signature.apply_async: None options are dismissed, then merged.
+        # Signature.apply_async: route_name is a parameter of its own, not
+        # passed on (a signature's own route_name option is), and None
+        # options are dismissed; then merged.
         call = {"producer": self.producer, "add_to_parent": False, "chord": chord, **options}
-        opts = {k: v for k, v in call.items() if v is not None}
+        opts = {k: v for k, v in call.items() if v is not None and k != "route_name"}
         args, kwargs, opts = sig._merge(args or (), kwargs or {}, opts)
         key = self.keys.key(task, opts)
         if key is None:

@@ -55,6 +55,7 @@ class MessageResolver:
         retry_policy: dict[str, Any] | None = None,
         *,
         declares: bool = True,
+        delays_through_celery: bool = False,
     ) -> None:
         conf = app.conf
         amqp = app.amqp
@@ -62,6 +63,10 @@ class MessageResolver:
         # skip kombu's publish, which declares them (RabbitMQ's go through
         # it, and the confirm channel declares what it recorded).
         self.declares = declares
+        # Whether a countdown or an eta takes Celery's path: on RabbitMQ
+        # Celery's send_task may route it to its native delayed delivery
+        # (quorum queues), which this does not reproduce.
+        self.delays_through_celery = delays_through_celery
         self.app = app
         self.producer = producer
         self.channel = channel
@@ -107,6 +112,8 @@ class MessageResolver:
         if task_id is None:
             return None  # a group's children are frozen; anything else: Celery
         countdown, eta = opts.pop("countdown", None), opts.pop("eta", None)
+        if self.delays_through_celery and (eta or countdown):
+            return None
         expires = opts.pop("expires", None)
         group_id, group_index = opts.pop("group_id", None), opts.pop("group_index", None)
         retries, chord_opt = opts.pop("retries", 0), opts.pop("chord", None)
@@ -271,7 +278,9 @@ def clock_fields(app: AppClock, clock: Clock) -> tuple[Any, Any, Any] | None:
     computes them from a fresh ``app.now()`` (``send_task`` for the
     expiration, then ``as_task_v2`` for eta and expires: the same reads of
     the clock, in the same order). None for an expiry in the past: Celery
-    logs a warning for it, so it takes Celery's path."""
+    logs a warning for it, so it takes Celery's path; and for an eta or an
+    expiry that does not come out a str or None (a falsy ``eta`` such as 0
+    stays as it is in Celery's message, which the encoder does not write)."""
     countdown, eta, expires = clock
     expires_s = None
     if expires is not None:  # send_task
@@ -294,7 +303,13 @@ def clock_fields(app: AppClock, clock: Clock) -> tuple[Any, Any, Any] | None:
         eta = eta and eta.isoformat()
     if not isinstance(expires, str):
         expires = expires and expires.isoformat()
+    if not (_str_or_none(eta) and _str_or_none(expires)):
+        return None
     return eta, expires, expires_s
+
+
+def _str_or_none(value: Any) -> bool:
+    return value is None or type(value) is str
 
 
 def child_clock(
