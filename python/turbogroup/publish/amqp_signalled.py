@@ -28,7 +28,6 @@ from celery import Signature
 from turbogroup.publish.alike import (
     AlikeChild,
     AlikeKeys,
-    celery_publishing_task,
     fast_path_allowed,
     repr_limits,
 )
@@ -55,7 +54,8 @@ class AmqpSignalledDispatch:
         self.resolver = MessageResolver(
             app, producer, producer.channel, declares=False, delays_through_celery=True
         )
-        self.builder = MessageBuilder(self.resolver, AlikeKeys(app.amqp.router), producer)
+        keys = AlikeKeys(app.amqp.router)
+        self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
         self.signalled = SignalledMessages(app, producer, limits)
         # the records published here (by_engine in the dispatch report)
         self._recorded: set[int] = set()
@@ -81,11 +81,7 @@ class AmqpSignalledDispatch:
         """Publish ``sig``'s message between the signals if this path can
         build it; False means the caller must publish it through Celery."""
         del fallback  # the caller's, when this returns False
-        self.builder.last_alike = None
-        task = celery_publishing_task(self.app, sig) if self.enabled else None
-        if task is None:
-            return False
-        built = self.builder.build(sig, task, chord, args, kwargs, options)
+        built = self.builder.build(sig, chord, args, kwargs, options)
         return built is not None and self._publish(built[0], built[2])
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:

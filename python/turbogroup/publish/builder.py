@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from celery import Signature
-from celery.app.task import Task
 
 from turbogroup.celery_guards import argument_check
-from turbogroup.publish.alike import AlikeChild, AlikeKeys
+from turbogroup.publish.alike import AlikeChild, AlikeKeys, celery_publishing_task
 from turbogroup.publish.redis_runs import Message
 from turbogroup.publish.resolve import Clock, MessageResolver, child_clock
 from turbogroup.publish.signalled import Built, SendOptions
@@ -23,10 +22,15 @@ from turbogroup.publish.signalled import Built, SendOptions
 class MessageBuilder:
     """Builds one dispatch's messages (see the module docstring)."""
 
-    def __init__(self, resolver: MessageResolver, keys: AlikeKeys, producer: Any) -> None:
+    def __init__(
+        self, resolver: MessageResolver, keys: AlikeKeys, producer: Any, enabled: bool
+    ) -> None:
         self.resolver = resolver
         self.keys = keys
         self.producer = producer
+        # whether this app's messages may be built here at all
+        # (``alike.fast_path_allowed``)
+        self.enabled = enabled
         # (queue, template) of the last child built, when its message is
         # the same as any other child's with the same task and options but
         # for ids and arguments; and what its children read the clock for.
@@ -39,11 +43,14 @@ class MessageBuilder:
         self._sends: dict[int, SendOptions] = {}
 
     def build(
-        self, sig: Signature, task: Task, chord: Any, args: Any, kwargs: Any, options: dict
+        self, sig: Signature, chord: Any, args: Any, kwargs: Any, options: dict
     ) -> tuple[str, str, Message] | None:
         """``(task id, queue, message)`` of a child, or None when Celery
         must publish it."""
         self.last_alike = None
+        task = celery_publishing_task(self.resolver.app, sig) if self.enabled else None
+        if task is None:
+            return None
         # Signature.apply_async: route_name is a parameter of its own, not
         # passed on (a signature's own route_name option is), and None
         # options are dismissed; then merged.

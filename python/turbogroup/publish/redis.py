@@ -36,7 +36,6 @@ from turbogroup.publish.alike import (
     OWN,
     AlikeChild,
     AlikeKeys,
-    celery_publishing_task,
     fast_path_allowed,
     new_tuple,
     repr_limits,
@@ -121,7 +120,7 @@ class RedisFastDispatch:
             OWN if self.alike_chains else frozenset(),
             clocked=self.signalled is None,
         )
-        self.builder = MessageBuilder(self.resolver, keys, producer)
+        self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
         # (task id, queue, message, Celery's publish of it or None for an
         # alike child, which knows its own, sequence number)
         self.pending: list[tuple[str, str, Message, Callable[[], Any] | None, int]] = []
@@ -147,11 +146,7 @@ class RedisFastDispatch:
     ) -> bool:
         """Queue ``sig``'s message if this path can build it exactly; False
         means the caller must publish it through Celery."""
-        self.builder.last_alike = None
-        task = celery_publishing_task(self.app, sig) if self.enabled else None
-        if task is None:
-            return False
-        built = self.builder.build(sig, task, chord, args, kwargs, options)
+        built = self.builder.build(sig, chord, args, kwargs, options)
         if built is None:
             return False
         if self.signalled is not None:
