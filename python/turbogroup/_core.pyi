@@ -127,6 +127,16 @@ def decode_json_payloads(
     type tag or a ``\\u`` escape; ``refused``, those the parser refused or
     that are not bytes."""
 
+def settle_stand_ins(
+    nodes: list[Any], decoded: list[Any], exception_states: Any, not_fetched: object
+) -> tuple[list[Any], list[int], int]:
+    """``(out, later, newly)``: each stand-in's meta from its fetched
+    payload (``turbogroup.lazy.LazyResults.settle_all``), a SUCCESS meta
+    without children cached on it (``newly`` counts those), a meta neither
+    ready nor an exception handed out uncached, a node already cached
+    giving its cache, a missing payload a PENDING meta; ``later``, the
+    indexes left to the caller (None in ``out``)."""
+
 @final
 class Unsupported:
     """Stands in for a message the encoder cannot reproduce byte for byte.
@@ -272,6 +282,7 @@ __all__ = [
     "freeze_unroll_order",
     "lpush_alike_command",
     "lpush_command",
+    "settle_stand_ins",
     "task_reprs",
     "uuid4",
     "uuid4_batch",

@@ -32,10 +32,12 @@ from turbogroup._compat import RedisBackend
 from turbogroup.chord import chord
 from turbogroup.collect.subscriptions import header_results_unregistered
 from turbogroup.group import group
+from turbogroup.restore import result_from_tuple
 
 # Every module that holds its own reference to Celery's group or chord,
-# and the class that replaces it.
-TARGETS: tuple[tuple[str, str, type], ...] = (
+# and the class that replaces it; and the backends' restore of a saved
+# group (``restore.py``).
+TARGETS: tuple[tuple[str, str, Any], ...] = (
     ("celery.canvas", "group", group),
     ("celery", "group", group),
     ("celery.app.task", "group", group),
@@ -44,6 +46,7 @@ TARGETS: tuple[tuple[str, str, type], ...] = (
     ("celery.canvas", "chord", chord),
     ("celery", "chord", chord),
     ("celery.backends.base", "chord", chord),
+    ("celery.backends.base", "result_from_tuple", result_from_tuple),
 )
 TYPES: tuple[tuple[str, type], ...] = (("group", group), ("chord", chord))
 # (class, method, wrapper factory): methods wrapped in place.

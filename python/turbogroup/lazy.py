@@ -21,7 +21,7 @@ from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.celery_guards import unproxied
 from turbogroup.collect.redis import reads_like_celery
-from turbogroup.collect.settle import fulfil_quietly
+from turbogroup.collect.settle import NOT_FETCHED, fulfil_quietly
 
 
 def result_maker(task: Task) -> Any:
@@ -129,9 +129,10 @@ class LazyResults:
             ):
                 return None
             if self._nodes is None:
-                self._nodes = [
-                    LazyNode(task_id, self, backend) for task_id in self._entries.tolist()
-                ]
+                with gc_paused(len(self._entries)):  # as materialize(): many objects
+                    self._nodes = [
+                        LazyNode(task_id, self, backend) for task_id in self._entries.tolist()
+                    ]
             return self._nodes
 
     def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
@@ -150,6 +151,41 @@ class LazyResults:
         if fire is not None:
             fire()
         return meta
+
+    def settle_all(self, nodes: list[LazyNode], decoded: list[Any]) -> list[Any]:
+        """``Settler.settle(nodes, decoded)`` for this group's stand-ins
+        (the backend's ``meta_from_decoded`` being Celery's), in one loop
+        (``_core.settle_stand_ins``): each node's ``_get_task_meta()`` from
+        its fetched payload, a SUCCESS meta without children cached. The
+        barrier is counted once per node cached so, after the loop and
+        outside the lock (a callback it fires may make the results); it can
+        only fire at the last of them, when every cache is set, as it would
+        one by one. The other metas (exceptions, children, payloads read
+        again) are then settled one by one, as ``_OneSettle`` does."""
+        with self._lock:
+            if self._made is None:
+                exception_states = nodes[0]._backend.EXCEPTION_STATES if nodes else ()
+                out, later, newly = _core.settle_stand_ins(
+                    nodes, decoded, exception_states, NOT_FETCHED
+                )
+                fire = self._on_child_ready
+            else:  # made meanwhile: each through its result's owner
+                out = [None] * min(len(nodes), len(decoded))
+                later, newly, fire = list(range(len(out))), 0, None
+        if fire is not None:
+            for _ in range(newly):
+                fire()
+        for i in later:
+            node, meta = nodes[i], decoded[i]
+            if node._cache is not None:
+                out[i] = node._cache
+            elif meta is None:
+                out[i] = {"status": states.PENDING, "result": None}
+            elif meta is NOT_FETCHED:
+                out[i] = node._get_task_meta()
+            else:
+                out[i] = node._maybe_set_cache(node._backend.meta_from_decoded(meta))
+        return out
 
     def materialize(self) -> list[Any]:
         with self._lock:

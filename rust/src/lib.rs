@@ -12,6 +12,7 @@ mod errors;
 mod ids;
 mod read;
 mod settle;
+mod stand_ins;
 mod unroll;
 
 #[pymodule]
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<settle::QuickFulfilment>()?;
     m.add_class::<alike_queue::AlikeQueue>()?;
     m.add_function(wrap_pyfunction!(decode::decode_json_payloads, m)?)?;
+    m.add_function(wrap_pyfunction!(stand_ins::settle_stand_ins, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;

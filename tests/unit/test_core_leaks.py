@@ -358,6 +358,41 @@ def _decode_scenario() -> Scenario:
     )
 
 
+def _stand_ins_scenario() -> Scenario:
+    from types import SimpleNamespace
+
+    from turbogroup import _core
+
+    not_fetched = object()
+    exception_states = frozenset({"FAILURE", "RETRY", "REVOKED"})
+    done = {"status": "SUCCESS", "result": 1, "children": []}
+    kinds = [
+        done,
+        None,
+        {"status": "FAILURE", "result": None},
+        {"status": "STARTED", "result": None},
+        {"status": "SUCCESS", "result": 2, "children": [["x", None]]},
+        not_fetched,
+        [1, 2],
+        {"result": 3},
+    ]
+    cached = {"status": "SUCCESS", "result": 0}
+
+    def step() -> None:
+        nodes = [SimpleNamespace(_cache=None) for _ in kinds] + [SimpleNamespace(_cache=cached)]
+        out, later, newly = _core.settle_stand_ins(
+            nodes, [*kinds, done], exception_states, not_fetched
+        )
+        assert out[0] is done and nodes[0]._cache is done and newly == 1
+        assert out[1] == {"status": "PENDING", "result": None} and out[3] is kinds[3]
+        assert later == [2, 4, 5, 6, 7] and out[8] is cached
+        assert nodes[3]._cache is None
+        _raises(TypeError, _core.settle_stand_ins, None, [], exception_states, not_fetched)
+
+    tracked = [k for k in kinds if k is not None]
+    return Scenario("settle_stand_ins", step, [*tracked, cached, exception_states, not_fetched])
+
+
 def _alike_queue_scenario() -> Scenario:
     import itertools
 
@@ -424,6 +459,7 @@ SCENARIOS = (
     _encode_scenario,
     _alike_encode_scenario,
     _decode_scenario,
+    _stand_ins_scenario,
     _alike_queue_scenario,
 )
 

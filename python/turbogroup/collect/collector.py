@@ -98,10 +98,18 @@ class Collector:
     """Reads many task metas from one result backend at once; a subclass
     says how (``_read``)."""
 
-    def __init__(self, backend: Any, nodes: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        backend: Any,
+        nodes: Sequence[Any] = (),
+        settle_all: Callable[[list[Any], list[Any]], list[Any]] | None = None,
+    ) -> None:
         self.backend = backend
         self.nodes = nodes  # what the caller collects: results, or stand-ins
         self._settler = Settler(backend)
+        # The stand-ins' own settle in one loop (LazyResults.settle_all),
+        # for a whole fetch with Celery's meta_from_decoded.
+        self._settle_all = settle_all if self._settler.plain_meta else None
         # Celery's get_task_meta serves from, and keeps SUCCESS metas in,
         # this LRU cache when result_cache_max turns it on.
         cache = backend._cache
@@ -140,7 +148,10 @@ class Collector:
                 for i, meta in zip(missing, self._read([nodes[i] for i in missing])):
                     decoded[i] = meta
         with self._fulfilment():
-            metas = self._settler.settle(nodes, decoded, until)
+            if self._settle_all is not None and until is None and type(nodes) is list:
+                metas = self._settle_all(nodes, decoded)
+            else:
+                metas = self._settler.settle(nodes, decoded, until)
         if backend_cache is not None:
             for i in missing:
                 if i < len(metas) and metas[i]["status"] == states.SUCCESS:

@@ -89,8 +89,13 @@ def reads_like_celery(backend_cls: type) -> bool:
 class RedisCollector(Collector):
     """Reads many task metas from one Redis result backend at once."""
 
-    def __init__(self, backend: RedisBackend, nodes: Sequence[Any] = ()) -> None:
-        super().__init__(backend, nodes)
+    def __init__(
+        self,
+        backend: RedisBackend,
+        nodes: Sequence[Any] = (),
+        settle_all: Callable[[list[Any], list[Any]], list[Any]] | None = None,
+    ) -> None:
+        super().__init__(backend, nodes, settle_all)
         self._bulk_json = _decodes_plain_kombu_json(backend)
         # Celery's _get_key_for(task_keyprefix, id): the prefix (with any
         # global_keyprefix) then the id, UTF-8 encoded.

@@ -161,7 +161,7 @@ class Settler:
         self.backend = backend
         self._kinds: dict[type, bool] = {}
         cls = type(backend)
-        self._plain_meta = cls.meta_from_decoded is Backend.meta_from_decoded
+        self.plain_meta = cls.meta_from_decoded is Backend.meta_from_decoded
         # A synchronous backend's (the database's) removal returns the
         # result and does nothing else; Redis's does nothing only while no
         # channel is subscribed and no result registered.
@@ -237,7 +237,7 @@ class Settler:
         exactly what the Python one does: lists of nodes and metas, no
         ``until`` (it checks no status), the backend's
         ``meta_from_decoded`` Celery's own."""
-        if not (quick and self._plain_meta and until is None):
+        if not (quick and self.plain_meta and until is None):
             return None
         if type(nodes) is not list or type(decoded) is not list:
             return None
@@ -280,7 +280,7 @@ class _OneSettle:
             # since the fetch: Celery's own read.
             return node._get_task_meta()
         # Celery's meta_from_decoded only touches exception states.
-        if not self.settler._plain_meta or meta["status"] in self.exception_states:
+        if not self.settler.plain_meta or meta["status"] in self.exception_states:
             meta = self.from_decoded(meta)
         status = meta["status"]
         if status not in _READY:
