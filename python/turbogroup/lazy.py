@@ -68,11 +68,10 @@ class LazyResults:
         "_attach",
         "_backends",
         "_entries",
-        "_lock",
         "_made",
         "_makers",
         "_nodes",
-        "_on_child_ready",
+        "_settling",
     )
 
     def __init__(
@@ -86,8 +85,7 @@ class LazyResults:
         self._entries = _core.TaskIds()
         self._makers: list[tuple[int, Callable[[str], Any]]] = []
         self._attach = attach
-        self._on_child_ready = on_child_ready
-        self._lock = threading.Lock()
+        self._settling = ChildSettling(on_child_ready)
         self._made: list[Any] | None = None
         self._nodes: list[LazyNode] | None = None
         self._backends: dict[int, Any] = {}
@@ -117,8 +115,8 @@ class LazyResults:
     def nodes(self) -> list[LazyNode] | None:
         """Stand-ins the collector can read and settle, or None where the
         results must be made (module docstring's conditions)."""
-        with self._lock:
-            if self._made is not None or self._on_child_ready is None:
+        with self._settling.lock:
+            if self._made is not None or self._settling.on_child_ready is None:
                 return None
             backend = self.backend
             if not (
@@ -131,26 +129,10 @@ class LazyResults:
             if self._nodes is None:
                 with gc_paused(len(self._entries)):  # as materialize(): many objects
                     self._nodes = [
-                        LazyNode(task_id, self, backend) for task_id in self._entries.tolist()
+                        LazyNode(task_id, self._settling, backend)
+                        for task_id in self._entries.tolist()
                     ]
             return self._nodes
-
-    def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
-        """``_maybe_set_cache`` of a ready meta, for the result not made yet."""
-        backend = node._backend
-        meta = backend.meta_from_decoded(meta)
-        children = meta.get("children")
-        if children:  # AsyncResult._set_cache
-            app = backend.app
-            meta["children"] = [result_from_tuple(child, app) for child in children]
-        with self._lock:
-            if node._cache is not None:
-                return node._cache  # settled meanwhile by another thread
-            node._cache = meta
-            fire = self._on_child_ready if self._made is None else None
-        if fire is not None:
-            fire()
-        return meta
 
     def settle_all(self, nodes: list[LazyNode], decoded: list[Any]) -> list[Any]:
         """``Settler.settle(nodes, decoded)`` for this group's stand-ins
@@ -162,13 +144,14 @@ class LazyResults:
         only fire at the last of them, when every cache is set, as it would
         one by one. The other metas (exceptions, children, payloads read
         again) are then settled one by one, as ``_OneSettle`` does."""
-        with self._lock:
+        settling = self._settling
+        with settling.lock:
             if self._made is None:
                 exception_states = nodes[0]._backend.EXCEPTION_STATES if nodes else ()
                 out, later, newly = _core.settle_stand_ins(
                     nodes, decoded, exception_states, NOT_FETCHED
                 )
-                fire = self._on_child_ready
+                fire = settling.on_child_ready
             else:  # made meanwhile: each through its result's owner
                 out = [None] * min(len(nodes), len(decoded))
                 later, newly, fire = list(range(len(out))), 0, None
@@ -188,12 +171,13 @@ class LazyResults:
         return out
 
     def materialize(self) -> list[Any]:
-        with self._lock:
+        with self._settling.lock:
             if self._made is None:
                 # Many new objects at once: a cyclic GC pass every few
                 # hundred of them would walk the whole heap again and again.
                 with gc_paused(len(self._entries)):
                     self._made = self._make()
+                self._settling.made = True
                 self._entries = _core.TaskIds()
             return self._made
 
@@ -213,22 +197,54 @@ class LazyResults:
         return made
 
 
+class ChildSettling:
+    """What a group's stand-ins share with their ``LazyResults``: its lock,
+    whether its results were made, and what counts a child ready (the
+    group's barrier). Kept apart so that the stand-ins, which the group
+    holds, do not hold the group: a dropped group is freed at once, not
+    left to the cyclic collector with every stand-in and meta."""
+
+    __slots__ = ("lock", "made", "on_child_ready")
+
+    def __init__(self, on_child_ready: Callable[[], Any] | None) -> None:
+        self.lock = threading.Lock()
+        self.made = False
+        self.on_child_ready = on_child_ready
+
+    def settle(self, node: LazyNode, meta: dict[str, Any]) -> dict[str, Any]:
+        """``_maybe_set_cache`` of a ready meta, for the result not made yet."""
+        backend = node._backend
+        meta = backend.meta_from_decoded(meta)
+        children = meta.get("children")
+        if children:  # AsyncResult._set_cache
+            app = backend.app
+            meta["children"] = [result_from_tuple(child, app) for child in children]
+        with self.lock:
+            if node._cache is not None:
+                return node._cache  # settled meanwhile by another thread
+            node._cache = meta
+            fire = None if self.made else self.on_child_ready
+        if fire is not None:
+            fire()
+        return meta
+
+
 class LazyNode:
     """A child kept as its id, as the collector sees a result: ``id``,
     ``_cache``, ``_maybe_set_cache`` and ``_get_task_meta``, with
     Celery's meaning (see ``LazyResults``)."""
 
-    __slots__ = ("_backend", "_cache", "_owner", "id")
+    __slots__ = ("_backend", "_cache", "_settling", "id")
 
-    def __init__(self, task_id: str, owner: LazyResults, backend: Any) -> None:
+    def __init__(self, task_id: str, settling: ChildSettling, backend: Any) -> None:
         self.id = task_id
         self._cache: dict[str, Any] | None = None
-        self._owner = owner
+        self._settling = settling
         self._backend = backend
 
     def _maybe_set_cache(self, meta: dict[str, Any] | None) -> Any:
         if meta and meta["status"] in states.READY_STATES:
-            return self._owner.settle(self, meta)
+            return self._settling.settle(self, meta)
         return meta
 
     def _get_task_meta(self) -> Any:

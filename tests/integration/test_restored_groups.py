@@ -6,6 +6,7 @@ own class or the backend."""
 
 from __future__ import annotations
 
+import gc
 from contextlib import contextmanager
 
 import pytest
@@ -17,7 +18,7 @@ from celery.result import result_from_tuple as celery_result_from_tuple
 
 from turbogroup import restore
 from turbogroup.install import install, uninstall
-from turbogroup.lazy import LazyResults
+from turbogroup.lazy import LazyNode, LazyResults
 
 pytestmark = pytest.mark.redis
 
@@ -233,3 +234,20 @@ def test_results_made_after_collection_hold_their_cache(backend_app, installed):
     assert made[0]._cache["result"] == {"value": 0}
     assert made[0].on_ready.ready  # fulfilled as Celery's read fulfils it
     assert made[9]._cache is None and made[9].state == states.PENDING
+
+
+def test_a_collected_group_is_freed_without_the_cyclic_collector(backend_app, installed):
+    """The stand-ins the collector made do not hold their group: dropping
+    the group frees them and their metas at once."""
+    group_id, _ = save_mixed_group(backend_app)
+    gc.collect()
+    gc.disable()
+    try:
+        restored = backend_app.GroupResult.restore(group_id)
+        assert restored.completed_count() == 6
+        assert type(restored._results._nodes[0]) is LazyNode
+        del restored
+        left = [o for o in gc.get_objects() if type(o) in (LazyNode, LazyResults)]
+        assert left == []
+    finally:
+        gc.enable()
