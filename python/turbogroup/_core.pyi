@@ -127,6 +127,12 @@ def decode_json_payloads(
     type tag or a ``\\u`` escape; ``refused``, those the parser refused or
     that are not bytes."""
 
+def mget_commands(prefix: str, ids: list[Any], chunk: int) -> list[bytes]:
+    """``MGET`` of ``prefix + id`` for every id, ``chunk`` keys per command,
+    each packed as hiredis's ``pack_command`` packs it (UTF-8). Raises
+    ``TypeError`` when an id is not a ``str``, ``ValueError`` for a chunk
+    of 0."""
+
 def settle_stand_ins(
     nodes: list[Any], decoded: list[Any], exception_states: Any, not_fetched: object
 ) -> tuple[list[Any], list[int], int]:
@@ -282,6 +288,7 @@ __all__ = [
     "freeze_unroll_order",
     "lpush_alike_command",
     "lpush_command",
+    "mget_commands",
     "settle_stand_ins",
     "task_reprs",
     "uuid4",

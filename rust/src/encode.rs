@@ -4,12 +4,12 @@
 use std::cell::RefCell;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use turbogroup_core::encode::message::{self, ReprLimits};
 use turbogroup_core::encode::{alike, envelope, resp, Text, Unsupported, Value};
 
 use crate::convert::{or_empty, text_to_py, Ctx};
-use crate::errors::{no_longer_encodable, unsupported_object, wrong_type, ToPyErr};
+use crate::errors::{bad_message, no_longer_encodable, unsupported_object, wrong_type, ToPyErr};
 use crate::read::{alike_input, message, AlikeInput};
 
 /// Encode a batch of Celery protocol-v2 task messages as the kombu Redis
@@ -259,6 +259,40 @@ pub fn task_reprs<'py>(
         }
         Err(e) => unsupported_object(py, e),
     }
+}
+
+/// `MGET prefix+id ...` as RESP bytes, one command per `chunk` ids, for
+/// ids that are all strings (a TypeError otherwise).
+#[pyfunction]
+pub fn mget_commands<'py>(
+    py: Python<'py>,
+    prefix: &str,
+    ids: &Bound<'py, PyList>,
+    chunk: usize,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    if chunk == 0 {
+        return Err(bad_message("an MGET chunk of 0 ids".to_owned()));
+    }
+    let strings = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.cast_into::<PyString>()
+                .map_err(|_| wrong_type(format!("task id {i} is not a str")))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let keys = strings
+        .iter()
+        .map(|s| s.to_str())
+        .collect::<PyResult<Vec<&str>>>()?;
+    Ok(keys
+        .chunks(chunk)
+        .map(|part| {
+            let mut out = Vec::new();
+            resp::write_mget(&mut out, prefix.as_bytes(), part);
+            PyBytes::new(py, &out)
+        })
+        .collect())
 }
 
 /// `LPUSH key values...` as RESP bytes.

@@ -34,6 +34,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_alike_command, m)?)?;
     m.add_function(wrap_pyfunction!(encode::lpush_command, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::mget_commands, m)?)?;
     m.add_function(wrap_pyfunction!(encode::task_reprs, m)?)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ from celery.backends import base as celery_backends_base
 from celery.result import GroupResult as CeleryGroupResult
 from celery.result import result_from_tuple as celery_result_from_tuple
 
+from tests.conftest import REDIS_BACKEND_DB
 from turbogroup import restore
 from turbogroup.install import install, uninstall
 from turbogroup.lazy import LazyNode, LazyResults
@@ -251,3 +252,42 @@ def test_a_collected_group_is_freed_without_the_cyclic_collector(backend_app, in
         assert left == []
     finally:
         gc.enable()
+
+
+@pytest.fixture
+def accented_app(redis_url):
+    """An app whose keys carry a non-ASCII prefix (deleted afterwards)."""
+    prefix = f"tg-\u00e9-{uuid()[:8]}:"
+    app = Celery("turbogroup-accented", set_as_current=False)
+    app.conf.update(
+        broker_url="memory://",
+        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
+        result_backend_transport_options={"global_keyprefix": prefix},
+    )
+    yield app
+    client = app.backend.client
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    app.backend.result_consumer.stop()
+    client.connection_pool.disconnect()
+    app.close()
+
+
+def test_non_ascii_keys_are_read_as_celery_reads_them(accented_app, installed):
+    """Keys packed in Rust (prefix and id as UTF-8) over more than one MGET,
+    and an id that is not a string read through the backend's own key."""
+    backend = accented_app.backend
+    ids = [f"\u00fc-{uuid()}" for _ in range(1500)]
+    for i, task_id in enumerate(ids):
+        backend.mark_as_done(task_id, i)
+    group_id = save_group(accented_app, ids)
+    theirs = celerys_view(accented_app, group_id, "get")
+    ours = accented_app.GroupResult.restore(group_id)
+    assert type(ours._results) is LazyResults
+    assert view(ours, "get") == theirs and theirs["answer"] == list(range(1500))
+
+    raw_id = f"raw-{uuid()}".encode()
+    backend.mark_as_done(raw_id, "raw")
+    made = accented_app.GroupResult(uuid(), [accented_app.AsyncResult(raw_id)])
+    assert made.get(timeout=5) == ["raw"] == [accented_app.AsyncResult(raw_id).get(timeout=5)]

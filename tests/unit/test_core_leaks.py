@@ -389,8 +389,26 @@ def _stand_ins_scenario() -> Scenario:
         assert nodes[3]._cache is None
         _raises(TypeError, _core.settle_stand_ins, None, [], exception_states, not_fetched)
 
+    ids = ["a", "\u00e9", "b" * 40]
+
+    def mget() -> None:
+        assert (
+            _core.mget_commands("p:", ids, 2)[1]
+            == b"*2\r\n$4\r\nMGET\r\n$42\r\np:" + b"b" * 40 + b"\r\n"
+        )
+        _raises(TypeError, _core.mget_commands, "p:", ["a", 3], 10)
+        _raises(ValueError, _core.mget_commands, "p:", ids, 0)
+
+    def both() -> None:
+        step()
+        mget()
+
     tracked = [k for k in kinds if k is not None]
-    return Scenario("settle_stand_ins", step, [*tracked, cached, exception_states, not_fetched])
+    return Scenario(
+        "settle_stand_ins, mget_commands",
+        both,
+        [*tracked, cached, exception_states, not_fetched, *ids],
+    )
 
 
 def _alike_queue_scenario() -> Scenario:

@@ -33,18 +33,11 @@ from kombu.utils.encoding import bytes_to_str, ensure_bytes
 from kombu.utils.json import loads as kombu_json_loads
 
 from turbogroup._compat import RedisBackend
+from turbogroup._core import mget_commands
 from turbogroup.collect.collector import Collector
 from turbogroup.collect.decode import decode_json_batch
 from turbogroup.collect.subscriptions import quick_fulfilment
 from turbogroup.publish.redis_wire import pooled_connection
-
-_pack_command: Callable[[Any], bytes] | None
-try:
-    import hiredis
-
-    _pack_command = hiredis.pack_command
-except ImportError:  # redis-py packs in Python then
-    _pack_command = None
 
 MGET_CHUNK = 1000
 
@@ -102,27 +95,38 @@ class RedisCollector(Collector):
         self._key_prefix = bytes_to_str(ensure_bytes(backend.task_keyprefix))
 
     def _read(self, nodes: Sequence[Any]) -> list[Any]:
-        # str keys: hiredis writes them as the UTF-8 bytes Celery's are.
-        keys = list(map(self._key_prefix.__add__, map(_id_of, nodes)))
-        chunks = [keys[start : start + MGET_CHUNK] for start in range(0, len(keys), MGET_CHUNK)]
+        packed = self._mget_commands(list(map(_id_of, nodes)))
         with pooled_connection(self.backend.client.connection_pool) as connection:
             # As a redis-py pipeline retries its round trip: the whole read
             # again, on the connection's own retry policy.
             return connection.retry.call_with_retry(
-                lambda: self._read_on(connection, chunks),
+                lambda: self._read_on(connection, packed),
                 lambda _error: connection.disconnect(),
             )
 
-    def _read_on(self, connection: Any, chunks: list[list[str]]) -> list[Any]:
+    def _mget_commands(self, ids: list[Any]) -> Any:
+        """The MGETs of every id's key, 1000 keys each, packed: in Rust for
+        string ids (the prefix's and the id's UTF-8 bytes, as Celery's
+        ``_get_key_for`` joins them); otherwise each key is the backend's
+        own, as commands for redis-py to pack."""
+        try:
+            return mget_commands(self._key_prefix, ids, MGET_CHUNK)
+        except TypeError:
+            keys = list(map(self.backend.get_key_for_task, ids))
+            return [
+                ("MGET", *keys[start : start + MGET_CHUNK])
+                for start in range(0, len(keys), MGET_CHUNK)
+            ]
+
+    def _read_on(self, connection: Any, packed: list[Any]) -> list[Any]:
         """Every MGET written at once, then each reply decoded as it is
         read, so Redis serves the next ones while this decodes."""
-        commands = [("MGET", *chunk) for chunk in chunks]
-        if _pack_command is not None:  # redis-py's own packer, minus a copy of every key
-            connection.send_packed_command([_pack_command(c) for c in commands])
+        if packed and type(packed[0]) is tuple:
+            connection.send_packed_command(connection.pack_commands(packed))
         else:
-            connection.send_packed_command(connection.pack_commands(commands))
+            connection.send_packed_command(packed)
         values: list[Any] = []
-        for _ in chunks:
+        for _ in packed:
             values.extend(self._decode(connection.read_response()))
         return values
 

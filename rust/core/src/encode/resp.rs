@@ -22,6 +22,33 @@ pub fn write_lpush_head(out: &mut Vec<u8>, key: &[u8], count: usize) {
     bulk(out, key);
 }
 
+/// Append `MGET` of every `prefix + id` as a RESP array of bulk strings,
+/// exactly what hiredis's `pack_command` sends for the prefixed keys.
+pub fn write_mget<I: AsRef<[u8]>>(out: &mut Vec<u8>, prefix: &[u8], ids: &[I]) {
+    let size = ids
+        .iter()
+        .map(|i| i.as_ref().len() + prefix.len() + 16)
+        .sum::<usize>()
+        + 32;
+    out.reserve(size);
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(ids.len() + 1).as_bytes());
+    out.extend_from_slice(b"\r\n$4\r\nMGET\r\n");
+    for id in ids {
+        let id = id.as_ref();
+        out.push(b'$');
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(prefix.len() + id.len())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// One RESP bulk string.
 pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
     out.push(b'$');
@@ -34,6 +61,16 @@ pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mget_keys_are_the_prefix_then_each_id() {
+        let mut out = Vec::new();
+        write_mget(&mut out, b"p:", &[b"a".as_slice(), b"\xc3\xa9".as_slice()]);
+        assert_eq!(
+            out,
+            b"*3\r\n$4\r\nMGET\r\n$3\r\np:a\r\n$4\r\np:\xc3\xa9\r\n".to_vec()
+        );
+    }
 
     #[test]
     fn lpush_is_a_resp_array_of_bulk_strings() {
