@@ -14,7 +14,11 @@ from tests.integration import celery_wire
 def backend_app(redis_url):
     """An app whose Redis result backend keys all carry a unique prefix,
     deleted afterwards."""
-    prefix = f"turbogroup-it-{uuid.uuid4().hex[:10]}:"
+    yield from prefixed_backend_app(redis_url, f"turbogroup-it-{uuid.uuid4().hex[:10]}:")
+
+
+def prefixed_backend_app(redis_url, prefix):
+    """The app of ``backend_app`` with the key prefix given."""
     app = Celery("turbogroup-integration", set_as_current=False)
     app.conf.update(
         broker_url="memory://",

@@ -16,7 +16,7 @@ from celery.backends import base as celery_backends_base
 from celery.result import GroupResult as CeleryGroupResult
 from celery.result import result_from_tuple as celery_result_from_tuple
 
-from tests.conftest import REDIS_BACKEND_DB
+from tests.integration.conftest import prefixed_backend_app
 from turbogroup import restore
 from turbogroup.install import install, uninstall
 from turbogroup.lazy import LazyNode, LazyResults
@@ -257,21 +257,7 @@ def test_a_collected_group_is_freed_without_the_cyclic_collector(backend_app, in
 @pytest.fixture
 def accented_app(redis_url):
     """An app whose keys carry a non-ASCII prefix (deleted afterwards)."""
-    prefix = f"tg-\u00e9-{uuid()[:8]}:"
-    app = Celery("turbogroup-accented", set_as_current=False)
-    app.conf.update(
-        broker_url="memory://",
-        result_backend=f"{redis_url}/{REDIS_BACKEND_DB}",
-        result_backend_transport_options={"global_keyprefix": prefix},
-    )
-    yield app
-    client = app.backend.client
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    app.backend.result_consumer.stop()
-    client.connection_pool.disconnect()
-    app.close()
+    yield from prefixed_backend_app(redis_url, f"tg-\u00e9-{uuid()[:8]}:")
 
 
 def test_non_ascii_keys_are_read_as_celery_reads_them(accented_app, installed):
