@@ -131,19 +131,30 @@ class SignalledMessages:
         message = self._celery_message(built)
         if message is None:
             return False
-        before = Snapshot.of(message)
-
-        def publish() -> Any:
-            final = before.encodable(built, message) if queue is not None else None
-            if final is not None:
-                assert queue is not None
-                return queue(final, partial(self._through_kombu, built, message, final))
-            self._through_kombu(built, message)
-            return None  # the recording producer keyed its record
-
+        # The recording producer keys its record (the publish returns None).
+        publish: Callable[[], Any] = partial(self._through_kombu, built, message)
+        if queue is not None:
+            publish = self._queued_publish(built, message, queue)
         context = contextvars.copy_context()
         context.run(between_signals, context, self.notices, message, publish)
         return True
+
+    def _queued_publish(
+        self, built: Built, message: CeleryMessage, queue: Callable[[dict[str, Any], Any], Any]
+    ) -> Callable[[], Any]:
+        """The publish that queues the encoder's message when the receivers
+        changed only headers (compared with the arguments as they are now,
+        before the signals), kombu's otherwise."""
+        before = Snapshot.of(message)
+
+        def publish() -> Any:
+            final = before.encodable(built, message)
+            if final is not None:
+                return queue(final, partial(self._through_kombu, built, message, final))
+            self._through_kombu(built, message)
+            return None
+
+        return publish
 
     def _through_kombu(self, built: Built, message: CeleryMessage, queued: Any = None) -> None:
         """``send_task_message``'s publish of what the receivers left, into
