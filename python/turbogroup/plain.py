@@ -324,18 +324,19 @@ class PlainDispatch:
         own_clock = None
         if clock is not None:
             own_clock = child_clock(self.fast.resolver.clock, clock, template)
-            if own_clock is None:  # e.g. an expiry in the past: Celery's publish
-                self._nested_publish(position, task, index, task_id)
-                self.results.add_id(task_id, make)
-                self.batch.published(task_id)
-                return
-        # Named by its position if Celery's publish fails (at the seal);
-        # only a nested group's children need their own callable for it.
-        fallback = self._fallback if index == position else partial(self._nested_publish, position)
-        # a chain option set on the child is its own (not the template's)
-        chain = _get(options, "chain")
-        fields = (task_id, index, args, kwargs, chain, own_clock, template, task, fallback)
-        self.fast.add_alike(qname, new_tuple(AlikeChild, fields))
+        if clock is not None and own_clock is None:
+            # e.g. an expiry in the past: Celery's publish
+            self._nested_publish(position, task, index, task_id)
+        else:
+            # Named by its position if Celery's publish fails (at the seal);
+            # only a nested group's children need their own callable for it.
+            fallback = (
+                self._fallback if index == position else partial(self._nested_publish, position)
+            )
+            # a chain option set on the child is its own (not the template's)
+            chain = _get(options, "chain")
+            fields = (task_id, index, args, kwargs, chain, own_clock, template, task, fallback)
+            self.fast.add_alike(qname, new_tuple(AlikeChild, fields))
         self.results.add_id(task_id, make)
         self.batch.published(task_id)
 

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 from celery._state import app_or_default
-from celery.result import AsyncResult, ResultBase
+from celery.result import AsyncResult
 from celery.result import result_from_tuple as celery_result_from_tuple
 
 from turbogroup._compat import RedisBackend
@@ -57,9 +57,7 @@ def _plain_children(nodes: Any) -> list[str] | None:
         return None
     ids = []
     for child in nodes:
-        if isinstance(child, ResultBase) or not isinstance(child, (list, tuple)):
-            return None
-        if len(child) != 2 or child[1] is not None:
+        if not isinstance(child, (list, tuple)) or len(child) != 2 or child[1] is not None:
             return None
         res = child[0]
         if isinstance(res, (list, tuple)):
