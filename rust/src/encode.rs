@@ -10,6 +10,7 @@ use turbogroup_core::encode::{alike, envelope, resp, Text, Unsupported, Value};
 
 use crate::convert::{or_empty, text_to_py, Ctx};
 use crate::errors::{bad_message, no_longer_encodable, unsupported_object, wrong_type, ToPyErr};
+use crate::gil::detach_for;
 use crate::read::{alike_input, message, AlikeInput};
 
 /// Encode a batch of Celery protocol-v2 task messages as the kombu Redis
@@ -36,9 +37,10 @@ pub fn encode_task_messages<'py>(
         converted.push(message(&ctx, i, d)?);
     }
     let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
-    let built = py
-        .detach(|| envelope::build_envelopes(&converted, &limits))
-        .map_err(ToPyErr::to_py)?;
+    let built = detach_for(py, converted.len(), || {
+        envelope::build_envelopes(&converted, &limits)
+    })
+    .map_err(ToPyErr::to_py)?;
     envelopes_to_python(py, built, false)
 }
 
@@ -80,9 +82,10 @@ fn each_alike(
     mut sink: impl FnMut(Result<&[u8], Unsupported>) + Send,
 ) -> PyResult<()> {
     match template {
-        Ok(mut template) => py
-            .detach(|| alike::for_each_alike_envelope(&mut template, items, limits, sink))
-            .map_err(ToPyErr::to_py),
+        Ok(mut template) => detach_for(py, items.len(), || {
+            alike::for_each_alike_envelope(&mut template, items, limits, sink)
+        })
+        .map_err(ToPyErr::to_py),
         // A template Celery must handle makes every message so.
         Err(reason) => {
             items.iter().for_each(|_| sink(Err(reason.clone())));
@@ -115,7 +118,10 @@ pub fn encode_alike_messages<'py>(
         // Only the verdicts are wanted: what every item shares is written once.
         match input.0 {
             Ok(mut template) => {
-                let checked = py.detach(|| alike::check_alike(&mut template, input.1, &limits));
+                let units = input.1.len();
+                let checked = detach_for(py, units, || {
+                    alike::check_alike(&mut template, input.1, &limits)
+                });
                 built.extend(checked.into_iter().map(|r| r.map(|()| vec![])));
             }
             Err(reason) => built.extend(input.1.iter().map(|_| Err(reason.clone()))),
@@ -196,7 +202,7 @@ pub fn amqp_alike_parts<'py>(
     type Parts = Result<(Result<Vec<u8>, usize>, Option<Text>, Option<Text>), Unsupported>;
     let mut parts: Vec<Parts> = Vec::with_capacity(items.len());
     match template {
-        Ok(mut template) => py.detach(|| {
+        Ok(mut template) => detach_for(py, items.len(), || {
             alike::for_each_alike_amqp_parts(&mut template, items, &limits, |r| {
                 parts.push(r.map(|p| {
                     let body = if check {
@@ -250,7 +256,8 @@ pub fn task_reprs<'py>(
         .and_then(|a| Ok((a, or_empty(&ctx, kwargs, Value::Dict(vec![]))?)));
     match converted {
         Ok((a, k)) => {
-            let (argsrepr, kwargsrepr) = py.detach(|| message::task_reprs(&a, &k, &limits));
+            // one message's: never worth a GIL round trip (gil.rs)
+            let (argsrepr, kwargsrepr) = message::task_reprs(&a, &k, &limits);
             Ok(PyTuple::new(
                 py,
                 [text_to_py(py, &argsrepr)?, text_to_py(py, &kwargsrepr)?],

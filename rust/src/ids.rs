@@ -7,9 +7,7 @@ use turbogroup_core::id_column::IdColumn;
 use turbogroup_core::ids;
 
 use crate::errors::ToPyErr;
-
-/// Below this many ids the GIL round trip costs more than it frees.
-const DETACH_THRESHOLD: usize = 4096;
+use crate::gil::detach_for;
 
 /// One new uuid4 string, as `kombu.utils.uuid.uuid()` returns it.
 #[pyfunction]
@@ -20,11 +18,7 @@ pub fn uuid4() -> PyResult<String> {
 /// `n` new uuid4 strings.
 #[pyfunction]
 pub fn uuid4_batch(py: Python<'_>, n: usize) -> PyResult<Vec<String>> {
-    if n >= DETACH_THRESHOLD {
-        py.detach(|| ids::uuid4_batch(n)).map_err(ToPyErr::to_py)
-    } else {
-        ids::uuid4_batch(n).map_err(ToPyErr::to_py)
-    }
+    detach_for(py, n, || ids::uuid4_batch(n)).map_err(ToPyErr::to_py)
 }
 
 /// A group's task ids in group order, kept compactly

@@ -9,6 +9,7 @@ mod convert;
 mod decode;
 mod encode;
 mod errors;
+mod gil;
 mod ids;
 mod read;
 mod settle;
