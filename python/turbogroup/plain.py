@@ -29,12 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from celery.canvas import Signature, _chain
 from celery.utils.functional import _regen
 
-from turbogroup._core import AlikeQueue
 from turbogroup._unroll import freeze_leaf, freeze_options, plain_freeze
 from turbogroup.celery_guards import argument_check
 from turbogroup.chains import ChildCall
@@ -44,91 +43,17 @@ from turbogroup.ids import uuid
 from turbogroup.lazy import LazyResults, signature_result_maker
 from turbogroup.plain_chains import ChainMembers
 from turbogroup.plain_children import unrolled
-from turbogroup.publish.alike import ATOMIC, AlikeChild, atomic_key, new_tuple
+from turbogroup.plain_kinds import ALIKE_QUEUE, NO_KWARGS, AlikeRun, Kind, kind_of, option_spec
+from turbogroup.publish.alike import AlikeChild, new_tuple
 from turbogroup.publish.batch import Batch
 from turbogroup.publish.redis import RedisFastDispatch
-from turbogroup.publish.resolve import Clock, child_clock
+from turbogroup.publish.resolve import child_clock
 from turbogroup.publish.signals import child_publish, publish_receivers
 
 _get: Callable[[dict[str, Any], str], Any] = dict.get
 
-
-class Kind(NamedTuple):
-    """What the first child of a kind taught: its message's queue and
-    template, the task's typing check, the results' maker, and what its
-    children read the clock for (None: nothing, the template's clock
-    fields are every child's)."""
-
-    qname: str
-    template: dict[str, Any]
-    typed: Any
-    make: Any
-    clock: Clock | None
-
-
-class AlikeRun(NamedTuple):
-    """What ``_core.AlikeQueue`` reads for one run: the kind (``_kind``,
-    with each option as ``(key, how, value)``), its ``_kinds`` entry but
-    the result maker, the group's partial arguments, and where its
-    children go."""
-
-    name: Any
-    immutable: bool
-    sig_type: Any
-    app: Any
-    options: tuple[tuple[str, int, Any], ...]
-    qname: str
-    template: Any
-    typed: Any
-    partial_args: tuple[Any, ...]
-    partial_kwargs: dict[str, Any]
-    pending: list[Any]  # the fast path's (sealing a step replaces it)
-    sequence: Callable[[], int]
-    fallback: Callable[..., Any]
-    copy_kwargs: bool
-
-
-# How AlikeQueue compares a child's option with its kind's: any value (the
-# child's own), a value written alike (atomic_key), or the very object.
-_PER_CHILD_VALUE, _ATOMIC_VALUE, _SAME_OBJECT = 0, 1, 2
-
-
-def _option_spec(options: dict[str, Any]) -> tuple[tuple[str, int, Any], ...]:
-    """``_kind``'s options part, as ``AlikeQueue`` reads it."""
-    return tuple((k, _how_compared(k, v), v) for k, v in options.items())
-
-
-def _how_compared(key: str, value: Any) -> int:
-    if key in _PER_CHILD:
-        return _PER_CHILD_VALUE
-    return _ATOMIC_VALUE if type(value) in ATOMIC else _SAME_OBJECT
-
-
 # Options group._apply_tasks takes as parameters of its own: not passed on.
 _APPLY_TASKS_OWN = frozenset({"chord", "group_index"})
-
-
-# The kwargs of every alike child without any, read by the encoder only.
-_NO_KWARGS: dict[str, Any] = {}
-
-# The Rust loop's constants (``_queue_alike``).
-_QUEUE = AlikeQueue(Signature, AlikeChild, tuple.__new__, _NO_KWARGS)
-
-# What a frozen child's message takes from its own options, not its kind's.
-_PER_CHILD = frozenset({"task_id", "group_index"})
-
-
-def _kind(task: Signature) -> tuple[Any, ...]:
-    options = _get(task, "options")
-    key = (_get(task, "task"), bool(_get(task, "immutable")), task._type, task._app)
-    if not options:
-        return key
-    return key + tuple(
-        (k, atomic_key(v) if type(v) in ATOMIC else id(v))
-        if k not in _PER_CHILD
-        else (k,)  # frozen: its id is its own, but not every child has one
-        for k, v in options.items()
-    )
 
 
 class PlainDispatch:
@@ -266,7 +191,7 @@ class PlainDispatch:
             immutable,
             sig_type,
             app,
-            _option_spec(self._last_options),
+            option_spec(self._last_options),
             qname,
             template,
             typed,
@@ -278,7 +203,7 @@ class PlainDispatch:
             self._copy_kwargs,
         )
         stop = start + self.batch.until_seal()
-        done: int = _QUEUE.run(tasks, start, stop, run, self.results.column_for(make))
+        done: int = ALIKE_QUEUE.run(tasks, start, stop, run, self.results.column_for(make))
         self.batch.published_many(done - start)
         self.batch.report.looped += done - start
         self._backoff = 0 if done > start else min(2 * self._backoff + 1, 64)
@@ -292,7 +217,7 @@ class PlainDispatch:
             if type(task) is _chain:
                 self._chains.add(task, position, index)
             else:
-                kind = _kind(task)
+                kind = kind_of(task)
                 known = self._kinds.get(kind)
                 if known is None:
                     self._whole_way(task, position, index, kind, kind not in self._kinds)
@@ -311,7 +236,7 @@ class PlainDispatch:
         if kwargs or self._copy_kwargs or type(kwargs) is not dict:
             kwargs = dict(kwargs)  # Signature.clone's (of a list of pairs too)
         else:
-            kwargs = _NO_KWARGS
+            kwargs = NO_KWARGS
         if not _get(task, "immutable"):  # Signature._merge
             if self.args:
                 args = tuple(self.args) + args

@@ -418,11 +418,11 @@ def _alike_queue_scenario() -> Scenario:
     from celery.canvas import Signature
 
     from turbogroup import _core
-    from turbogroup.plain import _NO_KWARGS, AlikeRun
+    from turbogroup.plain_kinds import NO_KWARGS, AlikeRun
     from turbogroup.publish.alike import AlikeChild
 
     app = Celery("turbogroup-leaks", set_as_current=False)
-    queue = _core.AlikeQueue(Signature, AlikeChild, tuple.__new__, _NO_KWARGS)
+    queue = _core.AlikeQueue(Signature, AlikeChild, tuple.__new__, NO_KWARGS)
     options = {"priority": 3}
     tasks = [
         Signature("tg.add", args=(i, i), options={**options, "task_id": f"id-{i}"}, app=app)

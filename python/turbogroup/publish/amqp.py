@@ -48,13 +48,13 @@ from typing import Any
 from kombu import Producer
 from kombu.exceptions import OperationalError
 
-from turbogroup.celery_guards import keep_confirms_while_closing
 from turbogroup.errors import MessageTooLargeError, PublishError
 from turbogroup.publish.amqp_acks import Acks
 from turbogroup.publish.amqp_declares import ChannelDeclares
 from turbogroup.publish.amqp_wire import (
     DEFAULT_MAX_MESSAGE_SIZE,
     coalesced_writes,
+    confirm_channel,
     default_max_message_size,
     uses_pyamqp,
 )
@@ -158,15 +158,7 @@ class ConfirmBatch:
         if not self._limit_set:
             server = getattr(self._connection.connection, "server_properties", None) or {}
             self.max_message_size = default_max_message_size(server)
-        channel = self._connection.channel()
-        # With the transport option confirm_publish=True py-amqp makes every
-        # basic_publish wait for its own ack; we pipeline, so publish plain.
-        channel.basic_publish = channel._basic_publish
-        channel.events["basic_ack"].add(self._on_ack)
-        channel.events["basic_nack"].add(self._on_nack)
-        keep_confirms_while_closing(channel)
-        channel.confirm_select()
-        self._channel = channel
+        self._channel = channel = confirm_channel(self._connection, self._on_ack, self._on_nack)
         self._acks.new_channel()
         self._declares.reset()
         # Same defaults as the pooled producer Celery would have used.

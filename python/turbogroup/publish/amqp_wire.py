@@ -1,6 +1,6 @@
 """What the bulk publisher knows of RabbitMQ's wire: its message size
-limit, whether a connection is py-amqp's, and frames of many messages
-written together.
+limit, whether a connection is py-amqp's, a channel in confirm mode, and
+frames of many messages written together.
 
 py-amqp writes each ``basic_publish`` (method, header and body frames) to
 the socket with its own ``sendall``: one system call per message, the
@@ -15,9 +15,11 @@ calls changes.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from turbogroup.celery_guards import keep_confirms_while_closing
 
 # RabbitMQ's default max_message_size from 3.8 to 3.13; 4.x lowers it to
 # 16 MiB. A bigger message closes the channel mid-dispatch, so it is refused
@@ -26,6 +28,22 @@ from typing import Any
 # broker's own value.
 DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
 RABBITMQ_4_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+def confirm_channel(
+    connection: Any, on_ack: Callable[[int, bool], Any], on_nack: Callable[[int, bool], Any]
+) -> Any:
+    """A new channel of ``connection`` in confirm mode, its acks and nacks
+    going to ``on_ack``/``on_nack(delivery_tag, multiple)``."""
+    channel = connection.channel()
+    # With the transport option confirm_publish=True py-amqp makes every
+    # basic_publish wait for its own ack; we pipeline, so publish plain.
+    channel.basic_publish = channel._basic_publish
+    channel.events["basic_ack"].add(on_ack)
+    channel.events["basic_nack"].add(on_nack)
+    keep_confirms_while_closing(channel)
+    channel.confirm_select()
+    return channel
 
 
 def default_max_message_size(server_properties: dict[Any, Any]) -> int:
