@@ -58,10 +58,6 @@ def _noting(publish: Any, position: int, sig: Any, nothing_sent: bool) -> Any:
         raise
 
 
-def _then(p: Any, result: Any) -> None:
-    result.then(p, weak=True)
-
-
 def adopt(sig: Any, cls: type) -> Any:
     """Give a signature that Celery rebuilt as its own ``group`` (``clone``
     and ``from_dict`` go through ``Signature.TYPES``) our class back."""
@@ -350,13 +346,7 @@ class group(GroupFreezing, _celery_group):  # noqa: N801 - Celery's name
         ):
             return None
         counted = p and not p.cancelled and not p.ready
-        attach = on_child_ready = None
-        if counted:
-            attach = (lambda r: r.on_ready.then(p)) if lazy_results else partial(_then, p)
-            # collected from the ids (LazyResults.nodes): the barrier is
-            # what a child's on_ready would have called
-            on_child_ready = p if lazy_results else None
-        lazy = LazyResults(attach, on_child_ready)
+        lazy = LazyResults.counted_by(p, lazy_results) if counted else LazyResults(None)
         sending = sending if sending.fast is fast else replace(sending, fast=fast)
         PlainDispatch(sending, call, lazy).run(self.tasks, NESTED_GROUPS)
         if counted:

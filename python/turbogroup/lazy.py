@@ -90,6 +90,18 @@ class LazyResults:
         self._nodes: list[LazyNode] | None = None
         self._backends: dict[int, Any] = {}
 
+    @classmethod
+    def counted_by(cls, p: Any, unsubscribed: bool) -> LazyResults:
+        """Results the group's ready barrier ``p`` counts, as Celery's
+        ``results_barrier`` attaches them: a Redis result with nothing
+        subscribed (``unsubscribed``) through its ``on_ready`` promise, and
+        then, while kept as ids, ``p`` is what a child settled from its id
+        calls; any other result as ``result.then(p, weak=True)``, made
+        before it is collected."""
+        if unsubscribed:
+            return cls(lambda result: result.on_ready.then(p), p)
+        return cls(partial(_then_weakly, p))
+
     def add_id(self, task_id: str, make: Callable[[str], Any]) -> None:
         self.column_for(make).append(task_id)
 
@@ -195,6 +207,10 @@ class LazyResults:
                 elif not fulfil_quietly(result, cached):
                     result._cache = cached
         return made
+
+
+def _then_weakly(p: Any, result: Any) -> None:
+    result.then(p, weak=True)
 
 
 class ChildSettling:

@@ -95,9 +95,7 @@ def _lazy_group(res: Any, ids: list[str], app: Any) -> Any:
     if parent:
         parent = result_from_tuple(parent, app)
     p = barrier()
-    # As results_barrier attaches a Redis result: to its on_ready promise,
-    # with nothing subscribed.
-    lazy = LazyResults(lambda result: result.on_ready.then(p), p)
+    lazy = LazyResults.counted_by(p, unsubscribed=True)
     lazy.column_for(partial(app.AsyncResult, backend=backend)).extend(ids)
     p.size += len(lazy)
     restored = cls(group_id, lazy, parent=parent, ready_barrier=p)
