@@ -95,38 +95,39 @@ class RedisCollector(Collector):
         self._key_prefix = bytes_to_str(ensure_bytes(backend.task_keyprefix))
 
     def _read(self, nodes: Sequence[Any]) -> list[Any]:
-        packed = self._mget_commands(list(map(_id_of, nodes)))
+        ids = list(map(_id_of, nodes))
         with pooled_connection(self.backend.client.connection_pool) as connection:
+            packed, count = self._mget_commands(ids, connection)
             # As a redis-py pipeline retries its round trip: the whole read
             # again, on the connection's own retry policy.
             return connection.retry.call_with_retry(
-                lambda: self._read_on(connection, packed),
+                lambda: self._read_on(connection, packed, count),
                 lambda _error: connection.disconnect(),
             )
 
-    def _mget_commands(self, ids: list[Any]) -> Any:
-        """The MGETs of every id's key, 1000 keys each, packed: in Rust for
-        string ids (the prefix's and the id's UTF-8 bytes, as Celery's
-        ``_get_key_for`` joins them); otherwise each key is the backend's
-        own, as commands for redis-py to pack."""
+    def _mget_commands(self, ids: list[Any], connection: Any) -> tuple[list[bytes], int]:
+        """The MGETs of every id's key, 1000 keys each, packed, and how many
+        MGETs that is: packed in Rust for string ids (the prefix's and the
+        id's UTF-8 bytes, as Celery's ``_get_key_for`` joins them);
+        otherwise each key is the backend's own, packed by ``connection``."""
         try:
-            return mget_commands(self._key_prefix, ids, MGET_CHUNK)
+            commands = mget_commands(self._key_prefix, ids, MGET_CHUNK)
+            return commands, len(commands)
         except TypeError:
             keys = list(map(self.backend.get_key_for_task, ids))
-            return [
+            mgets = [
                 ("MGET", *keys[start : start + MGET_CHUNK])
                 for start in range(0, len(keys), MGET_CHUNK)
             ]
+            return connection.pack_commands(mgets), len(mgets)
 
-    def _read_on(self, connection: Any, packed: list[Any]) -> list[Any]:
-        """Every MGET written at once, then each reply decoded as it is
-        read, so Redis serves the next ones while this decodes."""
-        if packed and type(packed[0]) is tuple:
-            connection.send_packed_command(connection.pack_commands(packed))
-        else:
-            connection.send_packed_command(packed)
+    def _read_on(self, connection: Any, packed: list[bytes], count: int) -> list[Any]:
+        """Every MGET written at once, then each of the ``count`` replies
+        decoded as it is read, so Redis serves the next ones while this
+        decodes."""
+        connection.send_packed_command(packed)
         values: list[Any] = []
-        for _ in packed:
+        for _ in range(count):
             values.extend(self._decode(connection.read_response()))
         return values
 
