@@ -8,6 +8,7 @@ from celery import Celery
 
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
 from tests.integration import celery_wire
+from turbogroup.benchkit.collect import close_app
 
 
 @pytest.fixture
@@ -26,15 +27,12 @@ def prefixed_backend_app(redis_url, prefix):
         result_backend_transport_options={"global_keyprefix": prefix},
     )
     yield app
-    backend = app.backend
-    backend.result_consumer.stop()
-    backend.client.connection_pool.disconnect()
+    close_app(app)
     client = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()
-    app.close()
 
 
 @pytest.fixture
@@ -61,13 +59,12 @@ def redis_add_env(redis_url):
     if keys:
         broker.delete(*keys)
     broker.close()
-    app.backend.result_consumer.stop()
+    close_app(app)
     backend = redis.Redis.from_url(f"{redis_url}/{REDIS_BACKEND_DB}")
     keys = list(backend.scan_iter(match=f"{queue}:*"))
     if keys:
         backend.delete(*keys)
     backend.close()
-    app.close()
 
 
 @pytest.fixture
