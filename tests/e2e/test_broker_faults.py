@@ -36,7 +36,7 @@ from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 
 import turbogroup.publish.redis_wire
-from tests.integration.test_amqp_publish import close_from_broker, hook_publishes
+from tests.integration.amqp_env import close_from_broker, hook_publishes
 from turbogroup import group
 from turbogroup.app_results import group_result_cls
 from turbogroup.errors import PublishError

@@ -8,6 +8,7 @@ from celery import Celery
 
 from tests.conftest import REDIS_BACKEND_DB, REDIS_BROKER_DB
 from tests.integration import celery_wire
+from tests.integration.amqp_env import amqp_apps
 from turbogroup.benchkit.collect import close_app
 
 
@@ -72,3 +73,10 @@ def wire_env(redis_url):
     """An app with its clock frozen, its tasks, its queues and a broker
     client, for wire-level comparisons with Celery (``celery_wire``)."""
     yield from celery_wire.wire_env(redis_url)
+
+
+@pytest.fixture
+def make_app(amqp_url, unique_name):
+    """RabbitMQ apps with queues of their own, deleted afterwards
+    (``amqp_env.amqp_apps``)."""
+    yield from amqp_apps(amqp_url, unique_name)

@@ -10,21 +10,19 @@ from __future__ import annotations
 import enum
 import json
 import re
-import shutil
 import socket
-import subprocess
-import uuid
-from collections.abc import Callable
 from typing import Any
 
-import amqp
 import pytest
-from celery import Celery
 from celery.canvas import group as celery_group
-from kombu import Connection, Exchange, Queue
 
+from tests.integration.amqp_env import (
+    message_count,
+    queued_ids,
+    take_messages,
+    with_ids,
+)
 from turbogroup import group
-from turbogroup.errors import PublishError
 from turbogroup.publish import bulk_publisher
 from turbogroup.publish.amqp import DEFAULT_BATCH_SIZE, ConfirmBatch
 
@@ -33,140 +31,6 @@ pytestmark = pytest.mark.amqp
 # Sizes below assume batches of 1000 tasks; the tests pick indexes around
 # the batch boundary.
 assert DEFAULT_BATCH_SIZE == 1000
-
-
-@pytest.fixture
-def make_app(amqp_url, unique_name):
-    created: list[tuple[Celery, list[str]]] = []
-
-    def make(queue_arguments: dict[str, Any] | None = None, extra_queue: str | None = None):
-        name = f"{unique_name}-{len(created)}"
-        queues = [Queue(name, Exchange(name), routing_key=name, queue_arguments=queue_arguments)]
-        if extra_queue:
-            queues.append(Queue(f"{name}-{extra_queue}", Exchange(f"{name}-{extra_queue}")))
-        app = Celery("turbogroup-amqp-test", set_as_current=False)
-        app.conf.update(
-            broker_url=amqp_url,
-            task_default_queue=name,
-            task_queues=queues,
-            broker_connection_retry_on_startup=False,
-        )
-
-        @app.task(shared=False, name="t.add")
-        def add(*args, **kwargs):
-            # never run here; *args so partial args pass the signature check
-            return args, kwargs
-
-        @app.task(shared=False, name="t.other")
-        def other(*args):
-            return args
-
-        @app.task(shared=False, name="t.on_error")
-        def on_error(request, exc, traceback):
-            return None
-
-        if extra_queue:
-            app.conf.task_routes = {"t.other": {"queue": f"{name}-{extra_queue}"}}
-        app.add, app.other, app.on_error = add, other, on_error
-        app.queue_names = [q.name for q in queues]
-        created.append((app, app.queue_names))
-        return app
-
-    yield make
-    with Connection(amqp_url) as conn:
-        channel = conn.channel()
-        for app, names in created:
-            for name in names:
-                channel.queue_delete(name)
-                channel.exchange_delete(name)
-            app.close()
-        channel.close()
-
-
-def message_count(app: Celery, queue: str) -> int:
-    with app.connection_for_write() as conn:
-        channel = conn.channel()
-        try:
-            return channel.queue_declare(queue, passive=True).message_count
-        finally:
-            channel.close()
-
-
-def take_messages(app: Celery, queue: str) -> list[dict[str, Any]]:
-    """Every message in ``queue`` (removed), decoded."""
-    messages = []
-    with app.connection_for_write() as conn:
-        channel = conn.channel()
-        while (msg := channel.basic_get(queue, no_ack=True)) is not None:
-            properties = dict(msg.properties)
-            headers = properties.pop("application_headers", {})
-            info = msg.delivery_info
-            messages.append(
-                {
-                    "exchange": info["exchange"],
-                    "routing_key": info["routing_key"],
-                    "headers": headers,
-                    "properties": properties,
-                    "body": json.loads(msg.body),
-                }
-            )
-        channel.close()
-    return messages
-
-
-def queued_ids(app: Celery, queue: str) -> list[str]:
-    return [m["headers"]["id"] for m in take_messages(app, queue)]
-
-
-def with_ids(app: Celery, n: int) -> tuple[list[Any], list[str]]:
-    # Explicit ids (kept by freeze) so the test knows the id of every child,
-    # including the ones after a failure that never got a result.
-    ids = [f"task-{i:05d}-{uuid.uuid4().hex[:8]}" for i in range(n)]
-    return [app.add.s(i, i).set(task_id=ids[i]) for i in range(n)], ids
-
-
-def hook_publishes(monkeypatch, at: int, action: Callable[[Any], None]) -> list[str]:
-    """Run ``action(channel)`` just before the ``at``-th (0-based) frame
-    write of a ``basic.publish``; returns the task ids in write order."""
-    original = amqp.Channel._basic_publish
-    seen: list[str] = []
-
-    def hooked(self, msg, *args, **kwargs):
-        seen.append(msg.properties["correlation_id"])
-        if len(seen) == at + 1:
-            action(self)
-        return original(self, msg, *args, **kwargs)
-
-    monkeypatch.setattr(amqp.Channel, "_basic_publish", hooked)
-    return seen
-
-
-# Found off PATH too: the wheel runs use a PATH without /usr/sbin, where a
-# missing rabbitmqctl raised FileNotFoundError in place of the fault.
-RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which(
-    "rabbitmqctl", path="/usr/sbin:/usr/lib/rabbitmq/bin"
-)
-
-
-def close_from_broker(channel: Any) -> None:
-    """Have RabbitMQ itself close this connection (and only this one)."""
-    port = channel.connection.sock.getsockname()[1]
-    rows = subprocess.run(
-        [RABBITMQCTL, "-q", "--no-table-headers", "list_connections", "pid", "name"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    (pid,) = [r.split("\t")[0] for r in rows if f"\t127.0.0.1:{port} ->" in r]
-    subprocess.run(
-        [RABBITMQCTL, "-q", "close_connection", pid, "turbogroup test"],
-        capture_output=True,
-        check=True,
-    )
-
-
-def drop_socket(channel: Any) -> None:
-    channel.connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -304,132 +168,6 @@ def test_dispatch_progress_counts_confirmed_batches(make_app):
     assert message_count(app, app.queue_names[0]) == 2500
 
 
-def test_nacked_messages_raise_publish_error_naming_exactly_the_missing_ids(make_app):
-    # RabbitMQ nacks every publish past max-length with reject-publish.
-    app = make_app({"x-max-length": 1500, "x-overflow": "reject-publish"})
-    sigs, ids = with_ids(app, 2500)
-    with pytest.raises(PublishError) as info:
-        group(sigs).apply_async()
-    err = info.value
-    # Batch 2 (1000-1999) was published whole and its acks drained: 1000-1499
-    # acked, 1500-1999 nacked; batch 3 was never published, so not confirmed.
-    assert err.unconfirmed_ids == ids[1500:]
-    assert err.confirmed == 1500
-    assert queued_ids(app, app.queue_names[0]) == ids[:1500]
-
-
-def test_connection_closed_by_broker_mid_batch_names_every_unconfirmed_id(make_app, monkeypatch):
-    app = make_app()
-    sigs, ids = with_ids(app, 2500)
-    closed: list[bool] = []
-
-    def close(channel: Any) -> None:
-        close_from_broker(channel)
-        closed.append(True)
-
-    written = hook_publishes(monkeypatch, 1500, close)
-    with pytest.raises(PublishError) as info:
-        group(sigs).apply_async()
-    assert closed, "the broker closed the connection"
-    err = info.value
-    queued = queued_ids(app, app.queue_names[0])
-    # The fault happened where it was injected: RabbitMQ queued a prefix
-    # of what was handed to py-amqp before it closed the connection
-    # (rabbitmqctl takes a while; frames still gathered for one write,
-    # publish/amqp_wire.py, never left) and nothing after.
-    assert queued == ids[: len(queued)] and 1000 <= len(queued) <= 1500
-    assert written[1500:] == ids[1500 : len(written)]
-    # Acks come in order, and the broker may close the connection before it
-    # has acked the last messages it queued (on Python 3.10 it regularly
-    # left 24 of them unacked): those are reported unconfirmed, since
-    # nothing confirmed them. The first batch was drained before the second
-    # was written, so it is always confirmed.
-    assert 1000 <= err.confirmed <= 1500
-    assert err.unconfirmed_ids == ids[err.confirmed :]
-    assert set(ids) - set(queued) <= set(err.unconfirmed_ids)
-
-
-def test_socket_dropped_mid_batch_never_leaves_a_missing_id_unreported(make_app, monkeypatch):
-    app = make_app()
-    sigs, ids = with_ids(app, 2500)
-    hook_publishes(monkeypatch, 1500, drop_socket)
-    with pytest.raises(PublishError) as info:
-        group(sigs).apply_async()
-    err = info.value
-    queued = queued_ids(app, app.queue_names[0])
-    assert len(queued) == len(set(queued))
-    # Acks still unread when the socket died leave their messages unconfirmed
-    # though RabbitMQ may well have queued them: unconfirmed is then a
-    # superset of what is missing, never smaller.
-    assert err.unconfirmed_ids == ids[err.confirmed :]
-    # With the default window batch 2 is written before batch 1's acks are
-    # read, so how many were acked when the socket died depends on timing
-    # (a busy machine once read 441): only what was written can be.
-    assert err.confirmed <= 1500
-    assert set(ids[: err.confirmed]) <= set(queued)
-    assert set(ids) - set(queued) <= set(err.unconfirmed_ids)
-    assert set(queued) <= set(ids[:1501])
-
-    # the pooled connection is usable again for the next dispatch
-    monkeypatch.undo()
-    res = group(app.add.s(i, i) for i in range(50)).apply_async()
-    assert queued_ids(app, app.queue_names[0]) == [r.id for r in res]
-
-
-def test_connection_lost_between_batches_is_retried_without_duplicates(make_app, monkeypatch):
-    app = make_app()
-    app.conf.turbogroup_confirm_window = 1  # stop and wait for each batch's acks
-    sigs, ids = with_ids(app, 2500)
-    # Before the first write of batch 2 every earlier message is acked, so
-    # the failed message alone is republished on a new connection.
-    written = hook_publishes(monkeypatch, 1000, drop_socket)
-    res = group(sigs).apply_async()
-    assert [r.id for r in res] == ids
-    assert written.count(ids[1000]) == 2
-    assert queued_ids(app, app.queue_names[0]) == ids
-
-
-def test_connection_lost_between_batches_with_retry_off_names_every_unsent_id(
-    make_app, monkeypatch
-):
-    app = make_app()
-    app.conf.turbogroup_confirm_window = 1
-    sigs, ids = with_ids(app, 2500)
-    hook_publishes(monkeypatch, 1000, drop_socket)
-    with pytest.raises(PublishError) as info:
-        group(sigs).apply_async(retry=False)
-    assert info.value.unconfirmed_ids == ids[1000:]
-    assert info.value.confirmed == 1000
-    assert queued_ids(app, app.queue_names[0]) == ids[:1000]
-
-
-def test_resume_sends_exactly_the_unconfirmed_messages_again(make_app, monkeypatch):
-    app = make_app()
-    sigs, ids = with_ids(app, 3500)
-    written = hook_publishes(monkeypatch, 1500, drop_socket)
-    with pytest.raises(PublishError) as info:
-        group(sigs).apply_async(retry=False)
-    # The drop is found by the first write to reach the socket: at once, or
-    # a few messages later when the broker's acks lag and the next frames
-    # are being gathered. Either way the dispatch stopped there.
-    assert 1501 <= len(written) < len(ids), "the socket was never dropped"
-    assert set(info.value.unconfirmed_ids) >= set(ids[len(written) :])
-    monkeypatch.undo()
-    error = info.value
-    first = queued_ids(app, app.queue_names[0])
-    error.resume()
-    again = queued_ids(app, app.queue_names[0])
-    # Every id queued; a confirmed one exactly once; a resent one at most
-    # twice (its ack may have been lost with the connection).
-    assert set(first) | set(again) == set(ids)
-    assert set(again) == set(error.unconfirmed_ids)
-    assert len(again) == len(error.unconfirmed_ids)
-    confirmed = [i for i in ids if i not in set(error.unconfirmed_ids)]
-    assert len(confirmed) == error.confirmed and set(confirmed) <= set(first)
-    with pytest.raises(RuntimeError):
-        error.resume()
-
-
 def test_pooled_producer_channel_is_not_left_in_confirm_mode(make_app):
     app = make_app()
     queue = app.queue_names[0]
@@ -497,28 +235,3 @@ def test_frames_of_a_batch_are_written_in_a_few_system_calls(make_app, monkeypat
     writes = sum(g.writes for g in gatherings)
     assert sum(g.bytes_written for g in gatherings) > 2990 * 400  # all but each batch's first
     assert 0 < writes < 3000 / 20, writes
-
-
-def test_a_failure_while_frames_are_gathered_closes_the_channel_and_names_the_rest(
-    make_app, monkeypatch
-):
-    """A channel error raised mid-batch, while the batch's frames are being
-    gathered: the channel's close must go out at once (it waits for the
-    broker's reply), and the frames gathered but never written are named
-    unconfirmed with everything after them."""
-    app = make_app()
-    sigs, ids = with_ids(app, 2500)
-
-    def fail(channel):
-        raise amqp.exceptions.ChannelError("injected by the test")
-
-    written = hook_publishes(monkeypatch, 1500, fail)
-    with pytest.raises(PublishError) as info:
-        group(sigs).apply_async()
-    err = info.value
-    assert len(written) == 1501  # the fault happened where it was injected
-    queued = queued_ids(app, app.queue_names[0])
-    # gathered frames after the last full write never left
-    assert queued == ids[: len(queued)] and 1000 <= len(queued) < 1500
-    assert 1000 <= err.confirmed <= len(queued)
-    assert err.unconfirmed_ids == ids[err.confirmed :]

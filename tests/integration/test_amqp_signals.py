@@ -10,13 +10,12 @@ import pytest
 from celery import _state, signals
 from celery.canvas import group as celery_group
 
-from tests.integration.celery_wire import FIXED_NOW, Level
-from tests.integration.test_amqp_publish import (  # noqa: F401 - fixtures
-    make_app,
+from tests.integration.amqp_env import (
     message_count,
     take_messages,
     with_ids,
 )
+from tests.integration.celery_wire import FIXED_NOW, Level
 from tests.integration.test_publish_signal_arguments import RECEIVERS, Recorder
 from tests.otel import instrumented
 from turbogroup import group
@@ -28,7 +27,7 @@ N = 300
 
 
 @pytest.fixture
-def current(make_app):  # noqa: F811 - the fixture above
+def current(make_app):
     """An app made current, as a user's is: the instrumentation keeps each
     PRODUCER span on the current app's task between the two signals."""
     app = make_app()
@@ -74,7 +73,7 @@ def test_a_tracer_keeps_the_dispatch_batched_and_spans_match_the_headers(current
         assert span.end_time is not None
 
 
-def test_nacked_messages_get_no_after_publish_until_resumed(make_app):  # noqa: F811
+def test_nacked_messages_get_no_after_publish_until_resumed(make_app):
     # RabbitMQ nacks every publish past max-length with reject-publish.
     app = make_app({"x-max-length": 150, "x-overflow": "reject-publish"})
     app.conf.turbogroup_batch_size = 100
@@ -108,7 +107,7 @@ def test_nacked_messages_get_no_after_publish_until_resumed(make_app):  # noqa: 
 
 @pytest.mark.parametrize("receiver", list(RECEIVERS))
 def test_receivers_get_celerys_arguments_and_rabbitmq_celerys_messages(
-    make_app,  # noqa: F811
+    make_app,
     dispatch_reports,
     receiver,
 ):
