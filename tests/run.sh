@@ -85,6 +85,8 @@ log "cargo fmt / clippy / test"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked -p turbogroup-core
+# the binding's own unit tests (those that need no interpreter)
+cargo test --locked -p turbogroup --lib
 
 log "leak check of the Rust core (valgrind)"
 bash tests/leakcheck.sh
