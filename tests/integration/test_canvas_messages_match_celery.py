@@ -1,6 +1,7 @@
 """What chord headers, nested groups and chain members push to Redis,
-turbogroup vs Celery 5.7.0, as ``test_group_messages_match_celery`` compares
-plain groups (``celery_wire``), and which of turbogroup's paths built them."""
+turbogroup vs Celery 5.7.0, as ``test_group_messages_match_celery_*``
+compare plain groups (``celery_wire``), and which of turbogroup's paths
+built them."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from celery import signals
 from celery.canvas import group as celery_group
 
 from tests.integration.celery_wire import Level, dispatch, drain, normalized
-from tests.integration.test_group_messages_match_celery import CASES, PLAIN_CASES
+from tests.integration.group_cases import CASES, PLAIN_CASES
 from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
