@@ -16,13 +16,8 @@ from turbogroup import group
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def env(redis_add_env):
-    return redis_add_env
-
-
-def test_dispatch_progress_counts_messages_sent(env):
-    app, add, queue, broker = env
+def test_dispatch_progress_counts_messages_sent(redis_add_env):
+    app, add, queue, broker = redis_add_env
     seen = []
     result = group(add.s(i, i) for i in range(2500)).apply_async(
         on_progress=lambda done, total: seen.append((done, total))
@@ -31,10 +26,10 @@ def test_dispatch_progress_counts_messages_sent(env):
     assert broker.llen(queue) == 2500 and len(result) == 2500
 
 
-def test_dispatch_progress_without_batches_reports_once_at_the_end(env, capsys):
+def test_dispatch_progress_without_batches_reports_once_at_the_end(redis_add_env, capsys):
     from celery import signals
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     seen = []
 
     def receiver(*args, **kwargs):
@@ -52,13 +47,13 @@ def test_dispatch_progress_without_batches_reports_once_at_the_end(env, capsys):
 
 
 @pytest.mark.parametrize("window", [1, 8])
-def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch, window):
+def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(redis_add_env, monkeypatch, window):
     import redis as redis_py
 
     import turbogroup.publish.redis_wire as wire
     from turbogroup.errors import PublishError
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     app.conf.turbogroup_confirm_window = window
     write = wire._write_transaction
     calls = []
@@ -89,10 +84,10 @@ def test_resume_sends_the_unsent_batches_of_a_failed_dispatch(env, monkeypatch, 
     assert {h["id"] for h in headers} >= set(error.unconfirmed_ids)
 
 
-def test_batch_size_comes_from_the_app_config(env, monkeypatch, dispatch_reports):
+def test_batch_size_comes_from_the_app_config(redis_add_env, monkeypatch, dispatch_reports):
     import turbogroup.publish.redis_wire as wire
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     app.conf.turbogroup_batch_size = 500
     write, read = wire._write_transaction, wire._read_transaction
     events = []
@@ -128,13 +123,13 @@ def test_batch_size_comes_from_the_app_config(env, monkeypatch, dispatch_reports
     assert broker.llen(queue) == 4500
 
 
-def test_a_publish_signal_receiver_keeps_the_encoder(env, caplog, dispatch_reports):
+def test_a_publish_signal_receiver_keeps_the_encoder(redis_add_env, caplog, dispatch_reports):
     """On Redis a receiver keeps the dispatch batched and the messages built
     by the encoder, the receiver called for each with Celery's arguments
     (test_publish_signal_arguments.py); no warning."""
     from celery import signals
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     calls = []
 
     def receiver(headers=None, **kwargs):
@@ -151,13 +146,15 @@ def test_a_publish_signal_receiver_keeps_the_encoder(env, caplog, dispatch_repor
     assert broker.llen(queue) == 15
 
 
-def test_a_small_group_is_one_write_and_one_round_trip(env, monkeypatch, dispatch_reports):
+def test_a_small_group_is_one_write_and_one_round_trip(
+    redis_add_env, monkeypatch, dispatch_reports
+):
     """A small dispatch's transaction (MULTI, LPUSH, marker, EXEC) leaves in
     one socket write: each write wakes Redis, and four of them cost a
     group of one more than Celery's whole dispatch."""
     import redis.connection
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     group(add.s(0, 0)).apply_async()  # connected, the queue declared
     broker.delete(queue)
     dispatch_reports()
@@ -179,13 +176,13 @@ def test_a_small_group_is_one_write_and_one_round_trip(env, monkeypatch, dispatc
 
 
 def test_kwargs_are_sent_as_they_were_when_the_group_was_applied(
-    env, dispatch_reports, monkeypatch
+    redis_add_env, dispatch_reports, monkeypatch
 ):
     # Celery publishes each child at once, with a copy of its kwargs; ours
     # are sent after every child is built, and a progress callback runs
     # between the steps (one in flight at a time here): what it changes
     # must not reach unsent messages.
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     monkeypatch.setitem(app.conf, "turbogroup_confirm_window", 1)
     children = [add.s(i, y=i) if i % 2 else add.s(i, i) for i in range(2500)]
 

@@ -18,13 +18,8 @@ from turbogroup import group
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def env(redis_add_env):
-    return redis_add_env
-
-
-def test_a_bad_alike_child_is_named_and_nothing_is_sent(env):
-    app, add, queue, broker = env
+def test_a_bad_alike_child_is_named_and_nothing_is_sent(redis_add_env):
+    app, add, queue, broker = redis_add_env
     children = [add.s(i, i) for i in range(1200)]
     children[1100] = add.s(1, 2, 3)  # alike the others but for its arguments
     with pytest.raises(TypeError) as info:
@@ -34,8 +29,8 @@ def test_a_bad_alike_child_is_named_and_nothing_is_sent(env):
     assert broker.llen(queue) == 0
 
 
-def test_partial_arguments_and_immutable_children(env):
-    app, add, queue, broker = env
+def test_partial_arguments_and_immutable_children(redis_add_env):
+    app, add, queue, broker = redis_add_env
     result = group([add.s(1), add.si(2, 3), add.s(4)]).apply_async(args=(10,))
     ids = [r.id for r in result.results]
     raw = broker.lrange(queue, 0, -1)
@@ -47,8 +42,8 @@ def test_partial_arguments_and_immutable_children(env):
     assert [bodies[i] for i in ids] == [[10, 1], [2, 3], [10, 4]]
 
 
-def test_the_brokers_global_keyprefix_applies(env, redis_url):
-    app, add, queue, broker = env
+def test_the_brokers_global_keyprefix_applies(redis_add_env, redis_url):
+    app, add, queue, broker = redis_add_env
     prefix = f"{queue}-prefixed:"
     app.conf.broker_transport_options = {"global_keyprefix": prefix}
     group(add.s(i, i) for i in range(1200)).apply_async()
@@ -60,11 +55,11 @@ def test_the_brokers_global_keyprefix_applies(env, redis_url):
         broker.delete(f"{prefix}{queue}", *broker.keys(f"{prefix}*"))
 
 
-def test_a_generator_chord_headers_children_carry_the_chord(env):
+def test_a_generator_chord_headers_children_carry_the_chord(redis_add_env):
     """chord.run freezes a generator header lazily: its children look
     unfrozen when the header is dispatched, but must carry the chord (the
     group's option) and the chord size must be set."""
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
 
     @app.task(name="tg_plain.tsum", shared=False)
     def tsum(values):
@@ -83,7 +78,7 @@ def test_a_generator_chord_headers_children_carry_the_chord(env):
 
 @pytest.mark.parametrize("chord_class", ["celery", "turbogroup"])
 def test_a_chord_header_is_frozen_as_ids_for_the_redis_backend(
-    env, monkeypatch, request, chord_class
+    redis_add_env, monkeypatch, request, chord_class
 ):
     """chord.run freezes the header only to hand its results to the
     backend's apply_chord, which on Redis (wrapped by install()) reads none
@@ -95,7 +90,7 @@ def test_a_chord_header_is_frozen_as_ids_for_the_redis_backend(
     from turbogroup.chord import chord as turbo_chord
     from turbogroup.install import install, uninstall
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     install()  # wraps the Redis backend's apply_chord
     request.addfinalizer(uninstall)
 
@@ -124,13 +119,13 @@ def test_a_chord_header_is_frozen_as_ids_for_the_redis_backend(
     assert int(app.backend.client.get(size_key)) == 50
 
 
-def test_a_queue_is_declared_once_then_found_in_kombus_cache(env, monkeypatch):
+def test_a_queue_is_declared_once_then_found_in_kombus_cache(redis_add_env, monkeypatch):
     """The first dispatch to a queue declares it through kombu (its binding
     is written); later ones find it in the connection's declared-entities
     cache, as kombu's own maybe_declare would, without calling kombu."""
     from kombu import Producer
 
-    app, add, queue, broker = env
+    app, add, queue, broker = redis_add_env
     fresh = f"{queue}-fresh"
     calls: list[str] = []
     declare = Producer.maybe_declare

@@ -20,17 +20,12 @@ from turbogroup.result import LazyResults
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def env(redis_add_env):
-    return redis_add_env
-
-
 def store(app, task_id, value, status="SUCCESS"):
     app.backend.store_result(task_id, value, status)
 
 
-def test_results_stay_ids_until_touched(env, dispatch_reports):
-    app, add, queue, broker = env
+def test_results_stay_ids_until_touched(redis_add_env, dispatch_reports):
+    app, add, queue, broker = redis_add_env
     result = group(add.s(i, i) for i in range(1500)).apply_async()
     (report,) = dispatch_reports()
     assert (report.transport, report.by_engine, report.by_celery) == ("redis", 1500, 0)
@@ -51,8 +46,8 @@ def test_results_stay_ids_until_touched(env, dispatch_reports):
     assert [r.id for r in children] == queued_ids(broker, queue)
 
 
-def test_collected_results_fire_the_group_barrier(env):
-    app, add, queue, broker = env
+def test_collected_results_fire_the_group_barrier(redis_add_env):
+    app, add, queue, broker = redis_add_env
     result = group(add.s(i, i) for i in range(300)).apply_async()
     fired = []
     result.then(lambda r: fired.append(r))
@@ -68,8 +63,8 @@ def test_collected_results_fire_the_group_barrier(env):
     assert result.results[5].get(timeout=10) == 10
 
 
-def test_results_made_in_another_thread_have_the_dispatchers_backend(env):
-    app, add, queue, broker = env
+def test_results_made_in_another_thread_have_the_dispatchers_backend(redis_add_env):
+    app, add, queue, broker = redis_add_env
     result = group(add.s(i, i) for i in range(20)).apply_async()
     made = []
     thread = threading.Thread(target=lambda: made.extend(result.results))
@@ -81,8 +76,8 @@ def test_results_made_in_another_thread_have_the_dispatchers_backend(env):
     assert {id(r.backend) for r in made} == {id(app.backend)}
 
 
-def test_an_apps_own_group_result_class_gets_a_list(env):
-    app, add, queue, broker = env
+def test_an_apps_own_group_result_class_gets_a_list(redis_add_env):
+    app, add, queue, broker = redis_add_env
 
     class MyGroupResult(CeleryGroupResult):
         pass
@@ -94,8 +89,8 @@ def test_an_apps_own_group_result_class_gets_a_list(env):
     assert all(isinstance(r, AsyncResult) for r in result.results)
 
 
-def test_collection_reads_the_ids_without_making_results(env):
-    app, add, queue, broker = env
+def test_collection_reads_the_ids_without_making_results(redis_add_env):
+    app, add, queue, broker = redis_add_env
     result = group(add.s(i, i) for i in range(1500)).apply_async()
     ids = queued_ids(broker, queue)
     for i, task_id in enumerate(ids[:700]):
@@ -121,8 +116,8 @@ def test_collection_reads_the_ids_without_making_results(env):
     assert group_fired == [result.id]
 
 
-def test_failures_from_the_ids_propagate_as_celerys(env):
-    app, add, queue, broker = env
+def test_failures_from_the_ids_propagate_as_celerys(redis_add_env):
+    app, add, queue, broker = redis_add_env
     result = group(add.s(i, i) for i in range(5)).apply_async()
     ids = queued_ids(broker, queue)
     for i, task_id in enumerate(ids):
@@ -138,8 +133,8 @@ def test_failures_from_the_ids_propagate_as_celerys(env):
     assert result.failed() and not result.successful() and result.completed_count() == 4
 
 
-def test_a_subscription_elsewhere_makes_the_results_first(env):
-    app, add, queue, broker = env
+def test_a_subscription_elsewhere_makes_the_results_first(redis_add_env):
+    app, add, queue, broker = redis_add_env
     result = group(add.s(i, i) for i in range(5)).apply_async()
     ids = queued_ids(broker, queue)
     other = app.AsyncResult(ids[0])
