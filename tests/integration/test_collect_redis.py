@@ -15,33 +15,11 @@ from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import GroupResult as CeleryGroupResult
 
+from tests.integration.stored_results import both, store
 from turbogroup import GroupResult
 from turbogroup.result import ResultSet
 
 pytestmark = pytest.mark.redis
-
-
-def store(app, values, failures=(), revoked=(), pending=()):
-    """Stores results for ``len(values)`` tasks; returns their ids."""
-    ids = [uuid() for _ in values]
-    backend = app.backend
-    for i, (task_id, value) in enumerate(zip(ids, values)):
-        if i in pending:
-            continue
-        if i in failures:
-            backend.mark_as_failure(task_id, ValueError(f"boom {i}"))
-        elif i in revoked:
-            backend.mark_as_revoked(task_id, "terminated")
-        else:
-            backend.mark_as_done(task_id, value)
-    return ids
-
-
-def both(app, ids):
-    """(ours, Celery's) results over the same ids, each with fresh children."""
-    ours = GroupResult(uuid(), [app.AsyncResult(i) for i in ids], app=app)
-    theirs = CeleryGroupResult(uuid(), [app.AsyncResult(i) for i in ids], app=app)
-    return ours, theirs
 
 
 class RoundTrips:
@@ -359,50 +337,3 @@ def test_maybe_throw_equals_celerys_in_one_round_trip(backend_app, monkeypatch) 
     assert [r._cache is not None for r in ours.results] == [
         r._cache is not None for r in theirs.results
     ]
-
-
-class DropOnce:
-    """Closes the connection under the first reply read after the batched
-    MGETs are written, as a broken link would."""
-
-    def __init__(self, monkeypatch):
-        self.dropped = 0
-        original = redis.connection.AbstractConnection.read_response
-
-        def read_response(connection, *a, **k):
-            if not self.dropped:
-                self.dropped += 1
-                connection.disconnect()
-                raise redis.ConnectionError("dropped by the test")
-            return original(connection, *a, **k)
-
-        monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", read_response)
-
-
-def test_a_dropped_connection_mid_read_raises_like_celery_then_reads_again(
-    backend_app, monkeypatch
-) -> None:
-    ids = store(backend_app, list(range(2500)))
-    ours, _ = both(backend_app, ids)
-    drop = DropOnce(monkeypatch)
-    with pytest.raises(redis.ConnectionError, match="dropped by the test"):
-        ours.get(timeout=10)
-    assert drop.dropped == 1
-    assert ours.get(timeout=10) == list(range(2500))  # the pool recovers
-
-
-def test_a_dropped_connection_is_retried_by_the_connection_retry_policy(
-    backend_app, monkeypatch
-) -> None:
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    ids = store(backend_app, list(range(2500)))
-    ours, _ = both(backend_app, ids)
-    pool = backend_app.backend.client.connection_pool
-    connection = pool.get_connection()
-    pool.release(connection)
-    monkeypatch.setattr(connection, "retry", Retry(NoBackoff(), 1))
-    drop = DropOnce(monkeypatch)
-    assert ours.get(timeout=10) == list(range(2500))
-    assert drop.dropped == 1
