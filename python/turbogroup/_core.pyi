@@ -143,6 +143,21 @@ def settle_stand_ins(
     giving its cache, a missing payload a PENDING meta; ``later``, the
     indexes left to the caller (None in ``out``)."""
 
+def undecided_payloads(payloads: list[Any]) -> list[int]:
+    """The indexes of ``payloads`` (bytes, or None where nothing is
+    stored) whose meta must be decoded to be known: all but None and the
+    plain successes (valid JSON with status ``"SUCCESS"``, no children, no
+    kombu type tag and no ``\\u`` escape anywhere)."""
+
+def keep_plain_successes(
+    nodes: list[Any], payloads: list[Any], undecided: list[int]
+) -> tuple[list[Any], int]:
+    """``(statuses, kept)``: each stand-in's plain success kept on it as
+    its payload (``_raw``) unless it got a meta (``_meta``) or a payload
+    meanwhile, a missing payload PENDING, None at the ``undecided``
+    indexes (ascending); ``kept`` counts the payloads kept here
+    (``turbogroup.lazy.LazyResults.settle_states``)."""
+
 @final
 class Unsupported:
     """Stands in for a message the encoder cannot reproduce byte for byte.

@@ -20,6 +20,7 @@ from turbogroup import _core
 from turbogroup._compat import RedisBackend
 from turbogroup._gc import gc_paused
 from turbogroup.celery_guards import unproxied
+from turbogroup.collect.decode import decode_json_batch
 from turbogroup.collect.redis import reads_like_celery
 from turbogroup.collect.settle import NOT_FETCHED, fulfil_quietly
 
@@ -182,6 +183,38 @@ class LazyResults:
                 out[i] = node._maybe_set_cache(node._backend.meta_from_decoded(meta))
         return out
 
+    def settle_states(
+        self,
+        nodes: list[LazyNode],
+        payloads: list[Any],
+        decode: Callable[[list[Any]], list[Any]],
+    ) -> list[Any] | None:
+        """The states of stand-ins that had no meta when their ``payloads``
+        were read (a state query: ``completed_count()`` and the like),
+        without building the metas of plain successes: each is kept as its
+        payload, counted ready, and decoded when its meta is first read
+        (``_core.keep_plain_successes``). The other payloads are decoded
+        first (``decode``: the collector's), so a payload Celery's decoder
+        refuses raises before anything is kept, and then settled as
+        ``settle_all`` settles them. None when the results were made
+        meanwhile (the caller then reads them as results)."""
+        undecided = _core.undecided_payloads(payloads)
+        decoded = decode([payloads[i] for i in undecided]) if undecided else []
+        settling = self._settling
+        with settling.lock:
+            if self._made is not None:
+                return None
+            found, kept = _core.keep_plain_successes(nodes, payloads, undecided)
+            fire = settling.on_child_ready
+        if fire is not None:
+            for _ in range(kept):
+                fire()
+        if undecided:
+            metas = self.settle_all([nodes[i] for i in undecided], decoded)
+            for i, meta in zip(undecided, metas):
+                found[i] = meta["status"]
+        return found
+
     def materialize(self) -> list[Any]:
         with self._settling.lock:
             if self._made is None:
@@ -223,7 +256,9 @@ class ChildSettling:
     __slots__ = ("lock", "made", "on_child_ready")
 
     def __init__(self, on_child_ready: Callable[[], Any] | None) -> None:
-        self.lock = threading.Lock()
+        # Reentrant: a stand-in's kept payload is decoded under it, also
+        # where a holder of the lock reads the stand-in's meta.
+        self.lock = threading.RLock()
         self.made = False
         self.on_child_ready = on_child_ready
 
@@ -238,25 +273,54 @@ class ChildSettling:
         with self.lock:
             if node._cache is not None:
                 return node._cache  # settled meanwhile by another thread
-            node._cache = meta
+            node._meta = meta
             fire = None if self.made else self.on_child_ready
         if fire is not None:
             fire()
         return meta
 
+    def decode_kept(self, node: LazyNode) -> dict[str, Any]:
+        """The meta of a stand-in kept as its payload, decoded once: what
+        Celery's backend would have cached when the state query read it
+        (``backend.decode`` as the collector decodes, then
+        ``meta_from_decoded``; a SUCCESS without children, so nothing to
+        rebuild). It was counted ready when kept."""
+        with self.lock:
+            if node._meta is None:
+                raw = node._raw
+                values, needs_kombu = decode_json_batch([raw])
+                backend = node._backend
+                decoded = backend.decode(raw) if needs_kombu else values[0]
+                node._meta = backend.meta_from_decoded(decoded)
+                node._raw = None
+            return node._meta
+
 
 class LazyNode:
     """A child kept as its id, as the collector sees a result: ``id``,
     ``_cache``, ``_maybe_set_cache`` and ``_get_task_meta``, with
-    Celery's meaning (see ``LazyResults``)."""
+    Celery's meaning (see ``LazyResults``). A ready SUCCESS counted by a
+    state query may be kept as its stored payload (``_raw``) and decoded
+    into ``_cache`` when first read (``LazyResults.settle_states``)."""
 
-    __slots__ = ("_backend", "_cache", "_settling", "id")
+    __slots__ = ("_backend", "_meta", "_raw", "_settling", "id")
 
     def __init__(self, task_id: str, settling: ChildSettling, backend: Any) -> None:
         self.id = task_id
-        self._cache: dict[str, Any] | None = None
+        self._meta: dict[str, Any] | None = None
+        self._raw: bytes | None = None
         self._settling = settling
         self._backend = backend
+
+    @property
+    def _cache(self) -> dict[str, Any] | None:
+        if self._meta is None and self._raw is not None:
+            return self._settling.decode_kept(self)
+        return self._meta
+
+    @_cache.setter
+    def _cache(self, meta: dict[str, Any] | None) -> None:
+        self._meta = meta
 
     def _maybe_set_cache(self, meta: dict[str, Any] | None) -> Any:
         if meta and meta["status"] in states.READY_STATES:
@@ -264,6 +328,7 @@ class LazyNode:
         return meta
 
     def _get_task_meta(self) -> Any:
-        if self._cache is None:
+        cache = self._cache
+        if cache is None:
             return self._maybe_set_cache(self._backend.get_task_meta(self.id))
-        return self._cache
+        return cache

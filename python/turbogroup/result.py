@@ -109,7 +109,7 @@ class BatchedCollection(CeleryResultSet):
         if type(kept) is LazyResults:
             nodes = kept.nodes()
             if nodes is not None:
-                return RedisCollector(kept.backend, nodes, kept.settle_all)
+                return RedisCollector(kept.backend, nodes, kept.settle_all, kept.settle_states)
         results = self.results
         return collector_for(results) if results else None
 

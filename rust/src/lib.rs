@@ -30,6 +30,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<alike_queue::AlikeQueue>()?;
     m.add_function(wrap_pyfunction!(decode::decode_json_payloads, m)?)?;
     m.add_function(wrap_pyfunction!(stand_ins::settle_stand_ins, m)?)?;
+    m.add_function(wrap_pyfunction!(stand_ins::undecided_payloads, m)?)?;
+    m.add_function(wrap_pyfunction!(stand_ins::keep_plain_successes, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_task_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_alike_messages, m)?)?;
     m.add_function(wrap_pyfunction!(encode::amqp_alike_parts, m)?)?;

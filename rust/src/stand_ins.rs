@@ -12,7 +12,8 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
+use turbogroup_core::payload::plain_success;
 
 /// `(out, later, newly)` for `nodes` and their fetched `decoded` payloads
 /// (zipped: the shorter list's length): `out[i]` is the node's meta, or
@@ -78,4 +79,68 @@ pub fn settle_stand_ins<'py>(
         }
     }
     Ok((out, later, newly))
+}
+
+/// The indexes of `payloads` (bytes, or None where nothing is stored) whose
+/// meta must be decoded to be known: every payload but the plain
+/// successes (`turbogroup_core::payload::plain_success`) and None.
+#[pyfunction]
+pub fn undecided_payloads(payloads: &Bound<'_, PyList>) -> Vec<usize> {
+    let mut undecided = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        if payload.is_none() {
+            continue;
+        }
+        let plain = payload
+            .cast_exact::<PyBytes>()
+            .is_ok_and(|bytes| plain_success(bytes.as_bytes()));
+        if !plain {
+            undecided.push(i);
+        }
+    }
+    undecided
+}
+
+/// `(statuses, kept)` for stand-ins `nodes` none of which had a meta when
+/// their `payloads` were read: each plain success kept on its node as its
+/// payload (`_raw`, decoded when the node's meta is first read) unless the
+/// node got a meta or a payload meanwhile, a missing payload PENDING (not
+/// kept, as Celery does not cache it), and None at the `undecided` indexes
+/// (ascending), which the caller decodes and settles. `kept` counts the
+/// payloads kept here (the caller counts them on the group's barrier).
+#[pyfunction]
+pub fn keep_plain_successes<'py>(
+    py: Python<'py>,
+    nodes: &Bound<'py, PyList>,
+    payloads: &Bound<'py, PyList>,
+    undecided: Vec<usize>,
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let meta_attr = intern!(py, "_meta");
+    let raw_attr = intern!(py, "_raw");
+    let status_key = intern!(py, "status");
+    let success = intern!(py, "SUCCESS");
+    let pending = intern!(py, "PENDING");
+    let statuses = PyList::empty(py);
+    let mut undecided = undecided.into_iter().peekable();
+    let mut kept = 0;
+    for (i, (node, payload)) in nodes.iter().zip(payloads.iter()).enumerate() {
+        if undecided.next_if_eq(&i).is_some() {
+            statuses.append(py.None())?;
+            continue;
+        }
+        let meta = node.getattr(meta_attr)?;
+        if !meta.is_none() {
+            // settled meanwhile, by another thread
+            statuses.append(meta.get_item(status_key)?)?;
+        } else if !node.getattr(raw_attr)?.is_none() {
+            statuses.append(success)?;
+        } else if payload.is_none() {
+            statuses.append(pending)?;
+        } else {
+            node.setattr(raw_attr, &payload)?;
+            kept += 1;
+            statuses.append(success)?;
+        }
+    }
+    Ok((statuses, kept))
 }

@@ -192,15 +192,30 @@ def stand_ins_scenario() -> Scenario:
         raises(TypeError, _core.mget_commands, "p:", ["a", 3], 10)
         raises(ValueError, _core.mget_commands, "p:", ids, 0)
 
-    def both() -> None:
+    plain = b'{"status": "SUCCESS", "result": 1, "children": null}'
+    payloads = [plain, None, b'{"status": "FAILURE"}', b"{not json", "str", plain]
+
+    def kept() -> None:
+        undecided = _core.undecided_payloads(payloads)
+        assert undecided == [2, 3, 4]
+        nodes = [SimpleNamespace(_meta=None, _raw=None) for _ in payloads]
+        nodes[5]._meta = cached  # settled meanwhile
+        statuses, count = _core.keep_plain_successes(nodes, payloads, undecided)
+        assert statuses == ["SUCCESS", "PENDING", None, None, None, "SUCCESS"] and count == 1
+        assert nodes[0]._raw is plain and nodes[5]._raw is None
+        raises(AttributeError, _core.keep_plain_successes, [object()], [plain], [])
+        raises(TypeError, _core.undecided_payloads, None)
+
+    def all_of_them() -> None:
         step()
         mget()
+        kept()
 
     tracked = [k for k in kinds if k is not None]
     return Scenario(
-        "settle_stand_ins, mget_commands",
-        both,
-        [*tracked, cached, exception_states, not_fetched, *ids],
+        "stand-ins, mget_commands",
+        all_of_them,
+        [*tracked, cached, exception_states, not_fetched, *ids, plain],
     )
 
 

@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from operator import attrgetter
 from typing import Any
 
+from celery import states
 from kombu.serialization import registry
 from kombu.utils.encoding import bytes_to_str, ensure_bytes
 from kombu.utils.json import loads as kombu_json_loads
@@ -42,6 +43,13 @@ from turbogroup.publish.redis_wire import pooled_connection
 MGET_CHUNK = 1000
 
 _id_of = attrgetter("id")
+# a stand-in's (turbogroup.lazy.LazyNode) meta, and payload kept undecoded
+_meta_of = attrgetter("_meta")
+_raw_of = attrgetter("_raw")
+
+#: LazyResults.settle_states: (stand-ins, their payloads, the decoder) ->
+#: their states, or None where they must be read as results.
+SettleStates = Callable[[list[Any], list[Any], Callable[[list[Any]], list[Any]]], list[Any] | None]
 
 #: What Celery runs to read one result (``AsyncResult._get_task_meta`` ->
 #: ``backend.get_task_meta`` -> ...): the collector does the same work in
@@ -87,23 +95,70 @@ class RedisCollector(Collector):
         backend: RedisBackend,
         nodes: Sequence[Any] = (),
         settle_all: Callable[[list[Any], list[Any]], list[Any]] | None = None,
+        settle_states: SettleStates | None = None,
     ) -> None:
         super().__init__(backend, nodes, settle_all)
         self._bulk_json = _decodes_plain_kombu_json(backend)
+        # Stand-ins' states from their payloads (LazyResults.settle_states):
+        # where a kept payload decodes as this collector decodes it, into
+        # Celery's own meta_from_decoded (as settle_all), and Celery would
+        # not keep it in the backend's result cache.
+        self._settle_states = (
+            settle_states
+            if self._bulk_json and self._settle_all is not None and self._backend_cache is None
+            else None
+        )
         # Celery's _get_key_for(task_keyprefix, id): the prefix (with any
         # global_keyprefix) then the id, UTF-8 encoded.
         self._key_prefix = bytes_to_str(ensure_bytes(backend.task_keyprefix))
 
     def _read(self, nodes: Sequence[Any]) -> list[Any]:
+        return self._read_payloads(nodes, self._decode)
+
+    def _read_payloads(
+        self, nodes: Sequence[Any], decode: Callable[[list[Any]], list[Any]] = list
+    ) -> list[Any]:
+        """Each node's stored payload (None where nothing is stored), through
+        ``decode`` (per MGET reply) as it is read."""
         ids = list(map(_id_of, nodes))
         with pooled_connection(self.backend.client.connection_pool) as connection:
             packed, count = self._mget_commands(ids, connection)
             # As a redis-py pipeline retries its round trip: the whole read
             # again, on the connection's own retry policy.
             return connection.retry.call_with_retry(
-                lambda: self._read_on(connection, packed, count),
+                lambda: self._read_on(connection, packed, count, decode),
                 lambda _error: connection.disconnect(),
             )
+
+    def states(
+        self, results: Sequence[Any], until: Callable[[Any], bool] | None = None
+    ) -> list[Any]:
+        if until is None and self._settle_states is not None and type(results) is list:
+            found = self._stand_in_states(results)
+            if found is not None:
+                return found
+        return super().states(results, until)
+
+    def _stand_in_states(self, nodes: list[Any]) -> list[Any] | None:
+        """``states()`` of a group's stand-ins with the plain successes'
+        payloads kept undecoded (``LazyResults.settle_states``): the nodes
+        with a meta or a kept payload are not read, as Celery does not read
+        a cached result."""
+        assert self._settle_states is not None
+        metas = list(map(_meta_of, nodes))
+        raws = list(map(_raw_of, nodes))
+        unknown = [i for i, (m, r) in enumerate(zip(metas, raws)) if m is None and r is None]
+        if not unknown:
+            return [states.SUCCESS if m is None else m["status"] for m in metas]
+        everything = len(unknown) == len(nodes)
+        read = nodes if everything else [nodes[i] for i in unknown]
+        found = self._settle_states(read, self._read_payloads(read), self._decode)
+        if found is None or everything:
+            return found
+        out = [states.SUCCESS if m is None else m["status"] for m in metas]
+        for i, status in zip(unknown, found):
+            out[i] = status
+        return out
 
     def _mget_commands(self, ids: list[Any], connection: Any) -> tuple[list[bytes], int]:
         """The MGETs of every id's key, 1000 keys each, packed, and how many
@@ -121,14 +176,20 @@ class RedisCollector(Collector):
             ]
             return connection.pack_commands(mgets), len(mgets)
 
-    def _read_on(self, connection: Any, packed: list[bytes], count: int) -> list[Any]:
+    def _read_on(
+        self,
+        connection: Any,
+        packed: list[bytes],
+        count: int,
+        decode: Callable[[list[Any]], list[Any]],
+    ) -> list[Any]:
         """Every MGET written at once, then each of the ``count`` replies
         decoded as it is read, so Redis serves the next ones while this
         decodes."""
         connection.send_packed_command(packed)
         values: list[Any] = []
         for _ in range(count):
-            values.extend(self._decode(connection.read_response()))
+            values.extend(decode(connection.read_response()))
         return values
 
     def _decode(self, payloads: list[bytes | None]) -> list[Any]:
