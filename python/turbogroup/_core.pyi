@@ -301,11 +301,13 @@ __all__ = [
     "encode_alike_messages",
     "encode_task_messages",
     "freeze_unroll_order",
+    "keep_plain_successes",
     "lpush_alike_command",
     "lpush_command",
     "mget_commands",
     "settle_stand_ins",
     "task_reprs",
+    "undecided_payloads",
     "uuid4",
     "uuid4_batch",
 ]
