@@ -36,6 +36,10 @@ def _successful(state: Any) -> bool:
     return state == states.SUCCESS
 
 
+def _not_successful(state: Any) -> bool:
+    return state != states.SUCCESS
+
+
 def _ready(state: Any, ready_states: Any) -> bool:
     if isinstance(state, list):
         return all(_ready(s, ready_states) for s in state)
@@ -114,12 +118,16 @@ class BatchedCollection(CeleryResultSet):
         return collector_for(results) if results else None
 
     def _states(
-        self, collector: Collector, until: Callable[[Any], bool] | None = None
+        self,
+        collector: Collector,
+        until: Callable[[Any], bool] | None = None,
+        nested_until: Callable[[Any], bool] | None = None,
     ) -> list[Any]:
         # ``until``: where Celery's all()/any() over the children stops
-        # reading them (see Collector.states).
+        # reading them; ``nested_until``, within a nested set, where not
+        # the same (see Collector.states).
         with gc_paused(len(collector.nodes)):
-            return collector.states(collector.nodes, until)
+            return collector.states(collector.nodes, until, nested_until)
 
     def maybe_throw(
         self, callback: Callable[[str, Any], Any] | None = None, propagate: bool = True
@@ -153,7 +161,9 @@ class BatchedCollection(CeleryResultSet):
         collector = self._collector()
         if collector is None:
             return super().completed_count()
-        found = self._states(collector)
+        # Celery sums each child's successful(): a nested set's stops at
+        # its first child that did not succeed.
+        found = self._states(collector, nested_until=_not_successful)
         if list not in set(map(type, found)):
             # sum(int(s == SUCCESS)) over plain states, at C speed.
             return found.count(states.SUCCESS)

@@ -14,6 +14,7 @@ from celery import states, uuid
 from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import GroupResult as CeleryGroupResult
+from celery.result import ResultSet as CeleryResultSet
 
 from tests.integration.stored_results import both, store
 from turbogroup import GroupResult
@@ -337,3 +338,39 @@ def test_maybe_throw_equals_celerys_in_one_round_trip(backend_app, monkeypatch) 
     assert [r._cache is not None for r in ours.results] == [
         r._cache is not None for r in theirs.results
     ]
+
+
+def _nested(app, ids, cls):
+    """``[a, [b, c, d], e, [f, [g, h]]]`` over ``ids``, of ``cls``."""
+    r = [app.AsyncResult(i) for i in ids]
+    inner = cls(uuid(), [r[6], r[7]], app=app)
+    return cls(
+        uuid(),
+        [r[0], cls(uuid(), r[1:4], app=app), r[4], cls(uuid(), [r[5], inner], app=app)],
+        app=app,
+    )
+
+
+def _leaf_view(group):
+    out = []
+    for node in group.results:
+        if isinstance(node, CeleryResultSet):
+            out.append(_leaf_view(node))
+        else:
+            out.append((node._cache is not None, node.on_ready.ready))
+    return out
+
+
+@pytest.mark.parametrize("query", ["completed_count", "ready", "successful", "failed", "waiting"])
+@pytest.mark.parametrize(
+    ("failures", "pending"), [((2,), ()), ((), (2,)), ((6,), (1,)), ((), ()), ((0,), (7,))]
+)
+def test_nested_sets_read_and_cache_only_what_celery_does(backend_app, query, failures, pending):
+    """Celery's query over a nested set stops at that set's first child
+    that decides it (``all()``/``any()`` of the children's own query), and
+    only what it read is cached."""
+    ids = store(backend_app, list(range(8)), failures=failures, pending=pending)
+    ours = _nested(backend_app, ids, GroupResult)
+    theirs = _nested(backend_app, ids, CeleryGroupResult)
+    assert getattr(ours, query)() == getattr(theirs, query)()
+    assert _leaf_view(ours) == _leaf_view(theirs)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from turbogroup._compat import RedisBackend
-from turbogroup.collect.collector import Collector, shared_backend
+from turbogroup.collect.collector import Collector
 from turbogroup.collect.redis import RedisCollector
 from turbogroup.collect.redis import reads_like_celery as redis_reads_like_celery
+from turbogroup.collect.tree import shared_backend
 
 
 def collector_for(results: Sequence[Any]) -> Collector | None:

@@ -20,18 +20,18 @@ group is seen about as soon as pub/sub would see it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from itertools import repeat
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from celery import states
 from celery.backends.base import _nulldict
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from celery.result import AsyncResult, EagerResult, ResultSet
+from celery.result import AsyncResult, ResultSet
 
 from turbogroup.collect.settle import NOT_FETCHED, Settler
+from turbogroup.collect.tree import leaves, leaves_read, status_before_settling
 
 FIRST_POLL_INTERVAL = 0.005
 #: While at most this many results are pending, a poll is one small read
@@ -48,32 +48,6 @@ _id_of = attrgetter("id")
 _backend_of = attrgetter("backend")
 _status_of = itemgetter("status")
 _result_of = itemgetter("result")
-
-
-def shared_backend(results: Sequence[Any]) -> Any:
-    """The backend every leaf of ``results`` shares, if they are all
-    plain (not eager) results; else None."""
-    kinds = set(map(type, results))
-    if any(issubclass(kind, ResultSet) for kind in kinds):
-        results = list(leaves(results))
-        kinds = set(map(type, results))
-    if not results:
-        return None
-    for kind in kinds:
-        if not issubclass(kind, AsyncResult) or issubclass(kind, EagerResult):
-            return None
-    backend = results[0].backend
-    if not all(map(is_, map(_backend_of, results), repeat(backend))):
-        return None
-    return backend
-
-
-def leaves(results: Iterable[Any]) -> Iterable[Any]:
-    for node in results:
-        if isinstance(node, ResultSet):
-            yield from leaves(node.results)
-        else:
-            yield node
 
 
 def _all_ready(metas: list[dict[str, Any]], propagate: bool) -> bool:
@@ -133,25 +107,41 @@ class Collector:
         round trip; ready metas are cached on their nodes. With ``until``,
         stops after the first node whose status satisfies it (see
         :meth:`Settler.settle`)."""
+        decoded, missing = self._decoded(nodes)
+        return self._settled(nodes, decoded, missing, until)
+
+    def _decoded(self, nodes: Sequence[Any]) -> tuple[list[Any], list[int]]:
+        """Each node's decoded payload, read in one round trip (None where
+        nothing is stored, NOT_FETCHED for a cached node, which is not
+        read, as Celery's ``_get_task_meta`` does not read it), and the
+        indexes of the nodes that were not cached."""
         caches = list(map(_cache_of, nodes))
-        backend_cache = self._backend_cache
         missing: list[int] = []
-        if caches.count(None) == len(nodes) and backend_cache is None:
-            decoded = self._read(nodes)
-        else:
-            missing = [i for i, meta in enumerate(caches) if meta is None]
-            # Cached nodes are not read, as Celery's _get_task_meta does not.
-            decoded = [NOT_FETCHED] * len(nodes)
-            if backend_cache is not None:
-                missing = self._from_backend_cache(nodes, missing, decoded)
-            if missing:
-                for i, meta in zip(missing, self._read([nodes[i] for i in missing])):
-                    decoded[i] = meta
+        if caches.count(None) == len(nodes) and self._backend_cache is None:
+            return self._read(nodes), missing
+        missing = [i for i, meta in enumerate(caches) if meta is None]
+        decoded: list[Any] = [NOT_FETCHED] * len(nodes)
+        if self._backend_cache is not None:
+            missing = self._from_backend_cache(nodes, missing, decoded)
+        if missing:
+            for i, meta in zip(missing, self._read([nodes[i] for i in missing])):
+                decoded[i] = meta
+        return decoded, missing
+
+    def _settled(
+        self,
+        nodes: Sequence[Any],
+        decoded: list[Any],
+        missing: list[int],
+        until: Callable[[Any], bool] | None,
+    ) -> list[dict[str, Any]]:
+        """``fetch``'s metas from ``_decoded``'s reads."""
         with self._fulfilment():
             if self._settle_all is not None and until is None and type(nodes) is list:
                 metas = self._settle_all(nodes, decoded)
             else:
                 metas = self._settler.settle(nodes, decoded, until)
+        backend_cache = self._backend_cache
         if backend_cache is not None:
             for i in missing:
                 if i < len(metas) and metas[i]["status"] == states.SUCCESS:
@@ -174,19 +164,39 @@ class Collector:
         return to_read
 
     def states(
-        self, results: Sequence[Any], until: Callable[[Any], bool] | None = None
+        self,
+        results: Sequence[Any],
+        until: Callable[[Any], bool] | None = None,
+        nested_until: Callable[[Any], bool] | None = None,
     ) -> list[Any]:
         """For each node of ``results``: its state, or for a nested result
-        set the list of its children's (recursively), from one fetch.
+        set the list of its children's (recursively), from one read.
 
-        Without nested sets and with ``until``, the list stops after the
-        first state that satisfies it, and later results are neither
-        decoded nor cached, as when Celery's ``all()``/``any()`` stops. (A
-        nested set has every leaf read and cached.)"""
+        With ``until``, the list stops after the first state that satisfies
+        it, and later results are neither decoded nor cached, as when
+        Celery's ``all()``/``any()`` stops. A nested set is settled as
+        Celery's query over it reads it: up to its first leaf whose state
+        satisfies ``nested_until`` (``until`` if not given; None, every
+        leaf), its later leaves read in the same round trip but neither
+        settled nor cached; a nested set that stopped so stops the top
+        level too where ``until`` is given (its query's answer decides, as
+        that leaf's would)."""
         if not any(issubclass(kind, ResultSet) for kind in set(map(type, results))):
             return [meta["status"] for meta in self.fetch(results, until)]
         flat = list(leaves(results))
-        by_leaf = iter(meta["status"] for meta in self.fetch(flat))
+        decoded, missing = self._decoded(flat)
+        preview = [status_before_settling(n, d) for n, d in zip(flat, decoded)]
+        read = leaves_read(results, preview, until, nested_until or until)
+        wanted = set(missing)
+        settled = self._settled(
+            [flat[i] for i in read],
+            [decoded[i] for i in read],
+            [k for k, i in enumerate(read) if i in wanted],
+            None,
+        )
+        for i, meta in zip(read, settled):
+            preview[i] = meta["status"]
+        by_leaf = iter(preview)
 
         def shape(nodes: Sequence[Any]) -> list[Any]:
             return [

@@ -131,13 +131,16 @@ class RedisCollector(Collector):
             )
 
     def states(
-        self, results: Sequence[Any], until: Callable[[Any], bool] | None = None
+        self,
+        results: Sequence[Any],
+        until: Callable[[Any], bool] | None = None,
+        nested_until: Callable[[Any], bool] | None = None,
     ) -> list[Any]:
         if until is None and self._settle_states is not None and type(results) is list:
             found = self._stand_in_states(results)
             if found is not None:
                 return found
-        return super().states(results, until)
+        return super().states(results, until, nested_until)
 
     def _stand_in_states(self, nodes: list[Any]) -> list[Any] | None:
         """``states()`` of a group's stand-ins with the plain successes'
