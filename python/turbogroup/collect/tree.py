@@ -66,25 +66,25 @@ def leaves_read(
     read: list[int] = []
     position = 0
 
-    def walk(nodes: Sequence[Any], stop: Callable[[Any], bool] | None, top: bool) -> bool:
+    def walk(
+        nodes: Sequence[Any], stop: Callable[[Any], bool] | None, top: bool, reading: bool
+    ) -> bool:
+        """Every leaf of ``nodes`` passed (``position`` counts them), those
+        before the stop read while ``reading``; whether it stopped."""
         nonlocal position
+        stopped = False
         for node in nodes:
             if isinstance(node, ResultSet):
-                size = sum(1 for _ in leaves(node.results))
-                end = position + size
-                stopped = walk(node.results, nested_until, False)
-                position = end
-                if stopped and (not top or until is not None):
-                    return True
+                inner = walk(node.results, nested_until, False, reading and not stopped)
+                stopped = stopped or (inner and (not top or until is not None))
                 continue
-            read.append(position)
-            status = statuses[position]
+            if reading and not stopped:
+                read.append(position)
+                stopped = stop is not None and stop(statuses[position])
             position += 1
-            if stop is not None and stop(status):
-                return True
-        return False
+        return stopped
 
-    walk(results, until, True)
+    walk(results, until, True, True)
     return read
 
 
