@@ -151,16 +151,17 @@ class RedisCollector(Collector):
         metas = list(map(_meta_of, nodes))
         raws = list(map(_raw_of, nodes))
         unknown = [i for i, (m, r) in enumerate(zip(metas, raws)) if m is None and r is None]
-        if not unknown:
-            return [states.SUCCESS if m is None else m["status"] for m in metas]
-        everything = len(unknown) == len(nodes)
-        read = nodes if everything else [nodes[i] for i in unknown]
-        found = self._settle_states(read, self._read_payloads(read), self._decode)
-        if found is None or everything:
-            return found
+        if len(unknown) == len(nodes):
+            return self._settle_states(nodes, self._read_payloads(nodes), self._decode)
+        # a kept payload is a plain success
         out = [states.SUCCESS if m is None else m["status"] for m in metas]
-        for i, status in zip(unknown, found):
-            out[i] = status
+        if unknown:
+            read = [nodes[i] for i in unknown]
+            found = self._settle_states(read, self._read_payloads(read), self._decode)
+            if found is None:
+                return None
+            for i, status in zip(unknown, found):
+                out[i] = status
         return out
 
     def _mget_commands(self, ids: list[Any], connection: Any) -> tuple[list[bytes], int]:
