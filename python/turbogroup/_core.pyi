@@ -216,6 +216,7 @@ def encode_alike_messages(
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
     check: Literal[False] = False,
+    headers: Iterable[dict[str, Any] | None] | None = None,
 ) -> list[bytes | Unsupported]: ...
 @overload
 def encode_alike_messages(
@@ -226,13 +227,16 @@ def encode_alike_messages(
     repr_maxlevels: int | None = 3,
     *,
     check: Literal[True],
+    headers: Iterable[dict[str, Any] | None] | None = None,
 ) -> list[Unsupported | None]:
     """``encode_task_messages`` for messages equal to ``template`` (a
     message dict as that function takes) but for each item's
     ``(task_id, group_index, args, kwargs[, chain[, clock]])``: the
     template is read once.
     With ``check``, a message that encodes gives None instead of its bytes
-    (the caller only wants to know which are ``Unsupported``)."""
+    (the caller only wants to know which are ``Unsupported``).
+    ``headers``, one per item in order, are the headers each adds after
+    the template's (None or ``{}``: none), as ``dict.update`` adds them."""
 
 @overload
 def amqp_alike_parts(
@@ -267,6 +271,7 @@ def lpush_alike_command(
     argsrepr_maxsize: int | None = 1024,
     kwargsrepr_maxsize: int | None = 1024,
     repr_maxlevels: int | None = 3,
+    headers: Iterable[dict[str, Any] | None] | None = None,
 ) -> bytes:
     """The Redis protocol bytes of ``LPUSH key <envelope>...`` for the
     messages ``encode_alike_messages`` gives (as redis-py would pack the

@@ -99,9 +99,10 @@ fn each_alike(
 /// `_core.pyi`.
 #[pyfunction]
 #[pyo3(
-    signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false),
-    text_signature = "(template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3, check=False)"
+    signature = (template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), check=false, headers=None),
+    text_signature = "(template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3, check=False, headers=None)"
 )]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments
 pub fn encode_alike_messages<'py>(
     py: Python<'py>,
     template: &Bound<'py, PyDict>,
@@ -110,9 +111,10 @@ pub fn encode_alike_messages<'py>(
     kwargsrepr_maxsize: Option<i64>,
     repr_maxlevels: Option<usize>,
     check: bool,
+    headers: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
-    let input = alike_input(py, template, items)?;
+    let input = alike_input(py, template, items, headers)?;
     let mut built = Vec::with_capacity(input.1.len());
     if check {
         // Only the verdicts are wanted: what every item shares is written once.
@@ -136,9 +138,10 @@ pub fn encode_alike_messages<'py>(
 /// messages; they were checked already, so an unsupported one is an error.
 #[pyfunction]
 #[pyo3(
-    signature = (key, template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3)),
-    text_signature = "(key, template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3)"
+    signature = (key, template, items, argsrepr_maxsize=Some(1024), kwargsrepr_maxsize=Some(1024), repr_maxlevels=Some(3), headers=None),
+    text_signature = "(key, template, items, argsrepr_maxsize=1024, kwargsrepr_maxsize=1024, repr_maxlevels=3, headers=None)"
 )]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments
 pub fn lpush_alike_command<'py>(
     py: Python<'py>,
     key: &str,
@@ -147,9 +150,10 @@ pub fn lpush_alike_command<'py>(
     argsrepr_maxsize: Option<i64>,
     kwargsrepr_maxsize: Option<i64>,
     repr_maxlevels: Option<usize>,
+    headers: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
-    let input = alike_input(py, template, items)?;
+    let input = alike_input(py, template, items, headers)?;
     // The command is built in a buffer kept by the thread: a fresh
     // megabyte per batch costs more in page faults than in writing.
     let mut command = COMMAND_BUFFER.with_borrow_mut(std::mem::take);
@@ -197,7 +201,7 @@ pub fn amqp_alike_parts<'py>(
     check: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let limits = limits(argsrepr_maxsize, kwargsrepr_maxsize, repr_maxlevels);
-    let (template, items) = alike_input(py, template, items)?;
+    let (template, items) = alike_input(py, template, items, None)?;
     // (body, or its size when checking; argsrepr; kwargsrepr)
     type Parts = Result<(Result<Vec<u8>, usize>, Option<Text>, Option<Text>), Unsupported>;
     let mut parts: Vec<Parts> = Vec::with_capacity(items.len());

@@ -263,6 +263,7 @@ fn alike_item<'py>(
                 _ => None,
             },
             clock: None,
+            headers: None,
         })
     };
     let mut item = fields();
@@ -314,10 +315,13 @@ pub type AlikeInput = (
     Vec<Result<AlikeItem, Unsupported>>,
 );
 
+/// The template and the items; `headers`, when given, holds each item's
+/// own headers (a dict, or None for none), in the items' order.
 pub fn alike_input<'py>(
     py: Python<'py>,
     template: &Bound<'py, PyDict>,
     items: &Bound<'py, PyAny>,
+    headers: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<AlikeInput> {
     let ctx = Ctx::new(py)?;
     let template = message(&ctx, 0, template)?;
@@ -325,7 +329,46 @@ pub fn alike_input<'py>(
     for (i, item) in items.try_iter()?.enumerate() {
         converted.push(alike_item(&ctx, i, &item?)?);
     }
+    if let Some(headers) = headers {
+        let mut each = headers.try_iter()?;
+        for item in &mut converted {
+            let own = each
+                .next()
+                .ok_or_else(|| wrong_type("fewer headers than items".into()))??;
+            if let Ok(fields) = item {
+                match own_headers(&ctx, &own) {
+                    Ok(own) => fields.headers = own,
+                    Err(e) => *item = Err(e),
+                }
+            }
+        }
+        if each.next().is_some() {
+            return Err(wrong_type("more headers than items".into()));
+        }
+    }
     Ok((template, converted))
+}
+
+/// An item's own headers: None or a dict (an empty one adds nothing).
+fn own_headers<'py>(
+    ctx: &Ctx<'py>,
+    own: &Bound<'py, PyAny>,
+) -> Result<Option<Vec<(Value, Value)>>, Unsupported> {
+    if own.is_none() {
+        return Ok(None);
+    }
+    if !own.is_instance_of::<PyDict>() {
+        return Err(Unsupported("an item's headers must be a dict".into()));
+    }
+    match convert(ctx, own, Mode::Json, 0)? {
+        Value::Dict(pairs) if pairs.is_empty() => Ok(None),
+        // `1`, `1.0` and `True` are one key to a dict update: left to kombu
+        Value::Dict(pairs) if pairs.iter().any(|(k, _)| !matches!(k, Value::Str(_))) => Err(
+            Unsupported("a header of its own whose key is not a str".into()),
+        ),
+        Value::Dict(pairs) => Ok(Some(pairs)),
+        _ => Err(Unsupported("an item's headers must be a dict".into())),
+    }
 }
 
 #[cfg(test)]

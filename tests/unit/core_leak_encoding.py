@@ -158,8 +158,17 @@ def alike_encode_scenario() -> Scenario:
         assert all(type(p) is tuple for p in parts)
         for bad in rejected:
             raises(TypeError, _core.encode_alike_messages, template, bad)
+        # headers of their own: appended, replacing, unsupported, too few
+        out = _core.encode_alike_messages(template, good, headers=headers)
+        assert [type(x) is bytes for x in out] == [True, True, False, True]
+        command = _core.lpush_alike_command("q", template, good[:2], headers=headers[:2])
+        assert command.startswith(b"*4\r\n$5\r\nLPUSH")
+        raises(TypeError, _core.encode_alike_messages, template, good, headers=headers[:1])
 
-    return Scenario("alike encoders", step, [template, chain, clock, *items, *rejected])
+    headers = [{"traceparent": "00-1"}, {"task": "renamed", "x": [1]}, {1: "int key"}, None]
+    # (None's own count moves with anything CPython caches: not watched)
+    kept = [template, chain, clock, *items, *rejected, *headers[:3]]
+    return Scenario("alike encoders", step, kept)
 
 
 def decode_scenario() -> Scenario:

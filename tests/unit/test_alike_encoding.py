@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,6 +73,53 @@ def test_an_lpush_command_carries_the_alike_envelopes(items):
     # random tags of the same length: the bulk string lengths match too
     expected = _core.lpush_command("q\x06\x163", want)
     assert untagged(command) == untagged(expected)
+
+
+# what a receiver adds: new keys, and keys that replace the template's or a
+# standard header in place (those messages are written whole)
+added_st = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["traceparent", "tracestate", "h", "task", "x-é"]),
+        st.one_of(st.text(max_size=8), st.integers(), st.lists(st.integers(), max_size=2)),
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(args_st, kwargs_st, added_st), min_size=1, max_size=4))
+def test_headers_of_their_own_are_a_dict_update_of_the_templates(items):
+    want = _core.encode_task_messages(
+        [
+            {**TEMPLATE, "task_id": f"id-{i}", "group_index": i, "args": a, "kwargs": k,
+             "headers": {**TEMPLATE["headers"], **(added or {})}}
+            for i, (a, k, added) in enumerate(items)
+        ]
+    )  # fmt: skip
+    alike_items = alike([(a, k) for a, k, _ in items])
+    headers = [added for _, _, added in items]
+    got = _core.encode_alike_messages(TEMPLATE, alike_items, headers=headers)
+    checked = _core.encode_alike_messages(TEMPLATE, alike_items, check=True, headers=headers)
+    for w, g, c in zip(want, got, checked, strict=True):
+        if isinstance(w, _core.Unsupported):
+            assert isinstance(g, _core.Unsupported) and isinstance(c, _core.Unsupported)
+        else:
+            assert untagged(g) == untagged(w)
+            assert c is None
+    if not any(isinstance(w, _core.Unsupported) for w in want):
+        command = _core.lpush_alike_command("q", TEMPLATE, alike_items, headers=headers)
+        assert untagged(command) == untagged(_core.lpush_command("q", want))
+
+
+def test_headers_must_be_one_dict_or_none_per_item():
+    items = alike([((1,), {}), ((2,), {})])
+    for wrong in ([None], [None, None, None]):
+        with pytest.raises(TypeError, match="headers than items"):
+            _core.encode_alike_messages(TEMPLATE, items, headers=wrong)
+    first, second = _core.encode_alike_messages(TEMPLATE, items, headers=[["x", 1], {}])
+    assert isinstance(first, _core.Unsupported) and "must be a dict" in first.reason
+    assert isinstance(second, bytes)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

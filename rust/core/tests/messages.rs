@@ -120,6 +120,13 @@ fn assert_alike_equal_full_builds(mut template: TaskMessage, items: Vec<AlikeIte
             full.expires = clock.expires.clone();
             full.expiration = clock.expiration.clone();
         }
+        // a dict update of the template's headers
+        for (key, value) in item.headers.iter().flatten() {
+            match full.extra_headers.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value.clone(),
+                None => full.extra_headers.push((key.clone(), value.clone())),
+            }
+        }
         let tag = "5c8c4a8e-2d0e-4f5b-9f55-1a2b3c4d5e6f";
         let mut expected = Vec::new();
         let expected = write_envelope(&mut expected, &full, &limits, tag).map(|()| expected);
@@ -152,8 +159,21 @@ fn alike_items() -> Vec<AlikeItem> {
             chain: (i % 2 == 1)
                 .then(|| Value::List(vec![Value::Dict(vec![(s("id"), Value::Int(i))])])),
             clock: None,
+            headers: None,
         })
         .collect()
+}
+
+/// `alike_items` with headers of their own, as a tracer's receiver adds
+/// them: appended ones, none (the last), and ones that replace a standard
+/// header or the template's own in place, or repeat a key.
+fn headed_items() -> Vec<AlikeItem> {
+    let mut items = alike_items();
+    let trace = |i: usize| (s("traceparent"), s(&format!("00-{i:032}-{i:016}-01")));
+    items[0].headers = Some(vec![trace(0), (s("tracestate"), s("k=v\"\u{e9}"))]);
+    items[1].headers = Some(vec![(s("task"), s("renamed")), trace(1)]);
+    items[2].headers = Some(vec![trace(2), (s("zz"), Value::Int(2))]);
+    items
 }
 
 /// `alike_items` with clock fields of their own (the last keeps the
@@ -220,6 +240,44 @@ fn alike_messages_equal_their_full_builds() {
 }
 
 #[test]
+fn alike_messages_with_headers_of_their_own_equal_their_full_builds() {
+    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+    template.group_id = s("g");
+    assert_alike_equal_full_builds(template.clone(), headed_items());
+    // after the template's own extra headers (one of which an item replaces)
+    template.extra_headers = vec![(s("zz"), s("template's")), (s("id"), s("header id"))];
+    assert_alike_equal_full_builds(template.clone(), headed_items());
+    // with clock holes too
+    template.eta = s("2026-12-04T12:59:59+00:00");
+    let mut items = clocked_items(false);
+    for (item, headed) in items.iter_mut().zip(headed_items()) {
+        item.headers = headed.headers;
+    }
+    assert_alike_equal_full_builds(template, items);
+}
+
+#[test]
+fn checking_alike_items_checks_their_own_headers() {
+    let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
+    let mut items = headed_items();
+    items[1].headers = Some(vec![(
+        s("bad"),
+        Value::Dict(vec![(Value::Tuple(vec![]), Value::Int(1))]),
+    )]);
+    items[2].headers = Some(vec![(Value::Tuple(vec![]), Value::Int(1))]);
+    let limits = ReprLimits::default();
+    let ok = |v: Vec<Result<(), Unsupported>>| v.into_iter().map(|r| r.is_ok()).collect::<Vec<_>>();
+    let wrap = || items.iter().cloned().map(Ok).collect::<Vec<_>>();
+    let built = build_alike_envelopes(&mut template, wrap(), &limits).unwrap();
+    let checked = check_alike(&mut template, wrap(), &limits);
+    assert_eq!(
+        ok(checked.clone()),
+        ok(built.into_iter().map(|r| r.map(|_| ())).collect())
+    );
+    assert_eq!(ok(checked), [true, false, false, true]);
+}
+
+#[test]
 fn checking_alike_items_finds_what_building_them_finds() {
     let mut template = TaskMessage::new("t0", "x.add", Value::Tuple(vec![]), Value::Dict(vec![]));
     let bad_key = Value::Dict(vec![(Value::Tuple(vec![]), Value::Int(1))]);
@@ -231,6 +289,7 @@ fn checking_alike_items_finds_what_building_them_finds() {
             kwargs,
             chain: None,
             clock: None,
+            headers: None,
         })
     };
     let items = || {

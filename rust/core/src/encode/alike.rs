@@ -3,7 +3,7 @@
 //! are swapped into the template in turn and the rest is read, never
 //! copied, per message.
 
-use super::envelope::write_envelope;
+use super::envelope::{only_appends, write_envelope, write_extra};
 use super::envelope_template::{ClockHoles, EnvelopeTemplate};
 use super::json::write_value;
 use super::message::{check_arguments, write_body, ReprLimits, TaskMessage};
@@ -18,7 +18,10 @@ use crate::ids::{uuid4_batch, RandomnessError};
 /// first task also carries the rest of its chain (`chain`, the body's
 /// field), its own ids in it; a child whose options read the clock
 /// (countdown, eta, expires) its own clock fields; `None` keeps the
-/// template's.
+/// template's. A message a publish signal receiver added headers to (a
+/// tracer's trace context) has them in `headers`, put after the
+/// template's extra headers as a dict update puts them (their keys are
+/// str: other keys equal as Python compares them, not as `Value`s do).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlikeItem {
     pub id: Text,
@@ -27,6 +30,7 @@ pub struct AlikeItem {
     pub kwargs: Value,
     pub chain: Option<Value>,
     pub clock: Option<Clock>,
+    pub headers: Option<Vec<(Value, Value)>>,
 }
 
 /// The fields Celery computes from a fresh `now` per message, as
@@ -65,7 +69,11 @@ pub fn for_each_alike_envelope(
     // One more id than messages: the last is the placeholders' nonce.
     let mut tags = uuid4_batch(items.len() + 1)?;
     let nonce = tags.pop().expect("one id was added");
-    let holed = EnvelopeTemplate::new(template, limits, &nonce, clock_holes(template, &items));
+    let headed = items
+        .iter()
+        .any(|item| matches!(item, Ok(i) if i.headers.is_some()));
+    let clock = clock_holes(template, &items);
+    let holed = EnvelopeTemplate::new(template, limits, &nonce, clock, headed);
     let mut out = Vec::with_capacity(2048);
     let mut scratch = Vec::with_capacity(256);
     for (item, tag) in items.into_iter().zip(&tags) {
@@ -77,10 +85,16 @@ pub fn for_each_alike_envelope(
             }
         };
         out.clear();
+        // Headers that would replace others in place are written whole.
+        let fits = item
+            .headers
+            .as_ref()
+            .is_none_or(|own| only_appends(&template.extra_headers, own));
+        merge_headers(template, &mut item);
         swap_in(template, &mut item);
         let written = match &holed {
-            Some(holed) => holed.write(&mut out, template, limits, tag, &mut scratch),
-            None => write_envelope(&mut out, template, limits, tag),
+            Some(holed) if fits => holed.write(&mut out, template, limits, tag, &mut scratch),
+            _ => write_envelope(&mut out, template, limits, tag),
         };
         swap_in(template, &mut item);
         sink(written.map(|()| out.as_slice()));
@@ -131,11 +145,19 @@ pub fn check_alike(
             }
         };
         buf.clear();
+        let own = item.headers.as_ref().map_or(0, Vec::len);
+        merge_headers(template, &mut item);
         swap_in(template, &mut item);
         let written = if template_written {
+            let added = &template.extra_headers[template.extra_headers.len() - own..];
             check_arguments(template)
                 .and_then(|()| write_body(&mut buf, template))
                 .and_then(|()| write_value(&mut buf, &template.group_index))
+                .and_then(|()| {
+                    added
+                        .iter()
+                        .try_for_each(|pair| write_extra(&mut buf, pair))
+                })
         } else {
             let whole = write_envelope(&mut buf, template, limits, NO_TAG);
             template_written = whole.is_ok();
@@ -176,6 +198,11 @@ pub fn for_each_alike_amqp_parts(
                 continue;
             }
         };
+        if item.headers.is_some() {
+            // An AMQP message's headers are laid out by its caller.
+            sink(Err(Unsupported("headers of its own".into())));
+            continue;
+        }
         body.clear();
         swap_in(template, &mut item);
         let written = amqp_parts(&mut body, template, limits);
@@ -208,7 +235,29 @@ fn amqp_parts(
     Ok((argsrepr, kwargsrepr))
 }
 
+/// An item's own headers as the message's whole extra headers: the
+/// template's updated with the item's, as `dict.update` updates them (an
+/// equal key's value replaced in place, others appended), so that
+/// `swap_in` swaps them in whole.
+fn merge_headers(template: &TaskMessage, item: &mut AlikeItem) {
+    if let Some(own) = &mut item.headers {
+        let mut merged = template.extra_headers.clone();
+        for (key, value) in own.drain(..) {
+            match merged.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => merged.push((key, value)),
+            }
+        }
+        *own = merged;
+    }
+}
+
+/// Swaps an item's fields with the template's: called again, swaps them
+/// back (the item's headers then hold the template's, not its own).
 fn swap_in(m: &mut TaskMessage, item: &mut AlikeItem) {
+    if let Some(headers) = &mut item.headers {
+        std::mem::swap(&mut m.extra_headers, headers);
+    }
     std::mem::swap(&mut m.id, &mut item.id);
     std::mem::swap(&mut m.group_index, &mut item.group_index);
     std::mem::swap(&mut m.args, &mut item.args);

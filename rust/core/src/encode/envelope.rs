@@ -98,7 +98,45 @@ fn write_named(
     write_field(out, field)
 }
 
-fn write_extra(out: &mut Vec<u8>, (k, v): &(Value, Value)) -> Result<(), Unsupported> {
+/// The headers Celery's `as_task_v2` writes, in its order.
+pub const STANDARD_HEADERS: [&str; 19] = [
+    "lang",
+    "task",
+    "id",
+    "shadow",
+    "eta",
+    "expires",
+    "group",
+    "group_index",
+    "retries",
+    "timelimit",
+    "root_id",
+    "parent_id",
+    "argsrepr",
+    "kwargsrepr",
+    "origin",
+    "ignore_result",
+    "replaced_task_nesting",
+    "stamped_headers",
+    "stamps",
+];
+
+/// Whether `added`, put after `existing` extra headers, is only appended
+/// to the headers Celery writes: each key a str that is neither a
+/// standard header's name nor an existing extra header's (a dict update
+/// replaces those in place), nor repeated.
+pub fn only_appends(existing: &[(Value, Value)], added: &[(Value, Value)]) -> bool {
+    added.iter().enumerate().all(|(i, (key, _))| {
+        str_key(key).is_some_and(|kb| {
+            !STANDARD_HEADERS.iter().any(|name| name.as_bytes() == kb)
+                && !existing.iter().any(|(k, _)| str_key(k) == Some(kb))
+                && !added[..i].iter().any(|(k, _)| str_key(k) == Some(kb))
+        })
+    })
+}
+
+/// One appended header, as `write_headers` writes it after the others.
+pub fn write_extra(out: &mut Vec<u8>, (k, v): &(Value, Value)) -> Result<(), Unsupported> {
     out.extend_from_slice(b", ");
     write_key(out, k)?;
     out.extend_from_slice(b": ");
@@ -158,6 +196,7 @@ fn write_headers(
         ("stamped_headers", Field::Value(&m.stamped_headers)),
         ("stamps", Field::Value(&m.stamps)),
     ];
+    debug_assert!(fields.iter().map(|(name, _)| *name).eq(STANDARD_HEADERS));
     let mut appended = Vec::new();
     for pair in &m.extra_headers {
         // Python dict keys: equal str keys are the same entry. (Keys of

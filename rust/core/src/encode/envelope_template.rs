@@ -12,7 +12,7 @@
 //! bytes are the ones `write_envelope` writes. Messages with clock fields
 //! of their own (eta, expires, expiration) have holes there too.
 
-use super::envelope::{write_encoded_body, write_envelope, BODY_PREFIX};
+use super::envelope::{write_encoded_body, write_envelope, write_extra, BODY_PREFIX};
 use super::json::{write_rust_str, write_str, write_value};
 use super::message::{ReprLimits, TaskMessage};
 use super::saferepr::saferepr;
@@ -30,6 +30,9 @@ enum Hole {
     Eta,
     Expires,
     Expiration,
+    /// The headers a message adds after the template's (each written as
+    /// `write_headers` appends one).
+    Headers,
 }
 
 /// Whether an alike run's messages have clock fields of their own: none
@@ -48,6 +51,8 @@ pub struct EnvelopeTemplate {
     /// Each piece of literal bytes, then the hole after it (none after the
     /// last).
     pieces: Vec<(Vec<u8>, Option<Hole>)>,
+    /// How many extra headers the template has: a message's own follow.
+    template_headers: usize,
 }
 
 /// What `template` holds in the holed fields while it is written.
@@ -64,11 +69,14 @@ impl EnvelopeTemplate {
     /// placeholders unique (a fresh random id): no value of the template
     /// can contain them. None when the template's envelope does not write
     /// (each message is then written whole, and finds its own error).
+    /// With `headed`, the end of the headers is a hole too, for messages
+    /// that add headers of their own.
     pub fn new(
         template: &mut TaskMessage,
         limits: &ReprLimits,
         nonce: &str,
         clock: ClockHoles,
+        headed: bool,
     ) -> Option<Self> {
         if clock == ClockHoles::Misfit {
             return None;
@@ -108,8 +116,15 @@ impl EnvelopeTemplate {
                 )
             }),
         };
+        let template_headers = template.extra_headers.len();
+        if headed {
+            // Written last in the headers: where a message's own go.
+            let key = Value::str(&placeholder(Hole::Headers));
+            template.extra_headers.push((key, Value::None));
+        }
         let mut out = Vec::with_capacity(2048);
         let written = write_envelope(&mut out, template, limits, &placeholder(Hole::DeliveryTag));
+        template.extra_headers.truncate(template_headers);
         template.id = saved.id;
         template.group_index = saved.group_index;
         if let Some(argsrepr) = saved.argsrepr {
@@ -136,14 +151,21 @@ impl EnvelopeTemplate {
             Hole::Eta,
             Hole::Expires,
             Hole::Expiration,
+            Hole::Headers,
         ];
-        // Every placeholder is written as a JSON string: cut it with its quotes.
+        // Every placeholder is written as a JSON string: cut it with its
+        // quotes; the headers' is a whole `, "key": null` entry.
         let quoted: Vec<(Hole, Vec<u8>)> = holes
             .iter()
-            .map(|&hole| (hole, format!("\"{}\"", placeholder(hole)).into_bytes()))
+            .map(|&hole| match hole {
+                Hole::Headers => (hole, format!(", \"{}\": null", placeholder(hole))),
+                _ => (hole, format!("\"{}\"", placeholder(hole))),
+            })
+            .map(|(hole, quoted)| (hole, quoted.into_bytes()))
             .collect();
         Some(EnvelopeTemplate {
             pieces: cut(&out[body_end..], format!("\"{prefix}").as_bytes(), &quoted),
+            template_headers,
         })
     }
 
@@ -176,6 +198,11 @@ impl EnvelopeTemplate {
                 Some(Hole::DeliveryTag) => write_rust_str(out, delivery_tag),
                 Some(Hole::Eta) => write_value(out, &m.eta)?,
                 Some(Hole::Expires) => write_value(out, &m.expires)?,
+                Some(Hole::Headers) => {
+                    for pair in &m.extra_headers[self.template_headers..] {
+                        write_extra(out, pair)?;
+                    }
+                }
                 Some(Hole::Expiration) => match &m.expiration {
                     Some(expiration) => write_str(out, expiration),
                     None => return Err(Unsupported("an expiration where the run has none".into())),
@@ -187,23 +214,28 @@ impl EnvelopeTemplate {
 }
 
 /// `bytes` as literal pieces, each followed by the hole whose quoted
-/// placeholder came next. Every placeholder starts with `prefix`: only
-/// where it occurs are the placeholders compared (comparing them at every
-/// byte cost ~15 µs a template, most of a small group's encoding).
+/// placeholder came next. Every placeholder contains `prefix`: only where
+/// it occurs are the placeholders compared (comparing them at every byte
+/// cost ~15 µs a template, most of a small group's encoding).
 fn cut(bytes: &[u8], prefix: &[u8], quoted: &[(Hole, Vec<u8>)]) -> Vec<(Vec<u8>, Option<Hole>)> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let finder = memchr::memmem::Finder::new(prefix);
+    // Where each placeholder has the prefix: what comes before it is cut too.
+    let leads: Vec<usize> = quoted
+        .iter()
+        .map(|(_, placeholder)| finder.find(placeholder).unwrap_or(0))
+        .collect();
     let mut at = 0;
     while let Some(found) = finder.find(&bytes[at..]) {
         at += found;
-        let hole = quoted
-            .iter()
-            .find(|(_, placeholder)| bytes[at..].starts_with(placeholder));
+        let hole = quoted.iter().zip(&leads).find(|((_, placeholder), &lead)| {
+            at >= start + lead && bytes[at - lead..].starts_with(placeholder)
+        });
         match hole {
-            Some((hole, placeholder)) => {
-                pieces.push((bytes[start..at].to_vec(), Some(*hole)));
-                at += placeholder.len();
+            Some(((hole, placeholder), lead)) => {
+                pieces.push((bytes[start..at - lead].to_vec(), Some(*hole)));
+                at += placeholder.len() - lead;
                 start = at;
             }
             None => at += 1,
@@ -232,6 +264,20 @@ mod tests {
                 (b"{\"id\": ".to_vec(), Some(Hole::Id)),
                 (vec![], Some(Hole::GroupIndex)),
                 (b", \"x\": \"tg-hole-n-Other\"}".to_vec(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn cut_takes_what_a_placeholder_has_before_its_prefix() {
+        let quoted = vec![(Hole::Headers, b", \"tg-hole-n-Headers\": null".to_vec())];
+        let bytes = b"{\"a\": 1, \"tg-hole-n-Headers\": null}";
+        let pieces = cut(bytes, b"\"tg-hole-n-", &quoted);
+        assert_eq!(
+            pieces,
+            vec![
+                (b"{\"a\": 1".to_vec(), Some(Hole::Headers)),
+                (b"}".to_vec(), None),
             ]
         );
     }
