@@ -260,7 +260,9 @@ class PlainDispatch:
             )
             # a chain option set on the child is its own (not the template's)
             chain = _get(options, "chain")
-            fields = (task_id, index, args, kwargs, chain, own_clock, template, task, fallback)
+            no_headers = None  # of its own: receivers add them (publish/signalled.py)
+            fields = (task_id, index, args, kwargs, chain, own_clock, template, task, fallback,
+                      no_headers)  # fmt: skip
             self.fast.add_alike(qname, new_tuple(AlikeChild, fields))
         self.results.add_id(task_id, make)
         self.batch.published(task_id)

@@ -151,6 +151,7 @@ impl AlikeQueue {
                 &run.template,
                 &task,
                 &run.fallback,
+                py.None(), // no headers of its own: the loop takes no signalled kind
             );
             let queued = self
                 .tuple_new

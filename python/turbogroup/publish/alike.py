@@ -28,7 +28,8 @@ class AlikeChild(NamedTuple):
     chain member's (the rest of its chain), None for other children;
     ``clock`` a clocked child's ``(eta, expires, expiration)`` as Celery
     computes them from its clock (``resolve.clock_fields``), None for the
-    template's.
+    template's. Every field is given when it is made (``tuple.__new__``
+    leaves no default).
 
     ``publish(task, group_index, task_id)`` is the dispatch's own way to
     send the child through Celery if the encoder cannot render it, shared
@@ -44,6 +45,9 @@ class AlikeChild(NamedTuple):
     template: Any
     task: Any = None  # the child's signature
     publish: Callable[[Any, int | None, str], Any] | None = None
+    # the headers publish signal receivers added to its message, after
+    # the template's (``publish/signalled.py``); None: none
+    headers: dict[str, Any] | None = None
 
     def through_celery(self) -> None:
         # Only a child made by a plain dispatch has one (and is asked).

@@ -96,7 +96,7 @@ class MessageBuilder:
         the publish signals (``publish/signalled.py``)."""
         if isinstance(message, AlikeChild):
             send = self._sends[id(message.template)]
-            return Built(message.template, task_id, *message[1:4], send)
+            return Built(message.template, task_id, *message[1:4], send, message)
         send = cast(SendOptions, self.resolver.last_send)
         fields = message["group_index"], message["args"], message["kwargs"]
         return Built(message, task_id, *fields, send)

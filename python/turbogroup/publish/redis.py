@@ -53,6 +53,7 @@ from turbogroup.publish.redis_runs import (
     Run,
     Sealed,
     alike_columns,
+    alike_headers,
     is_own_message,
     message_priority,
     one_template,
@@ -247,7 +248,8 @@ class RedisFastDispatch:
         if template is not None and len(set(map(SEALED_KEY, sealed))) == 1:
             # one LPUSH of one template's messages: the usual step
             columns = alike_columns(messages, ids)
-            return self._fast_send([Run(sealed[0].key, template, columns)])
+            headers = self._headers(messages)
+            return self._fast_send([Run(sealed[0].key, template, columns, headers)])
         runs: list[Run] = []
         for _, _, key, message, encoded in sealed:
             entry: Any
@@ -258,9 +260,14 @@ class RedisFastDispatch:
             if not runs or runs[-1].key != key or runs[-1].template is not template:
                 runs.append(Run(key, template, []))
             runs[-1].messages.append(entry)
-        runs = [run if run.template is None else run._replace(messages=alike_columns(run.messages))
+        runs = [run if run.template is None else
+                Run(run.key, run.template, alike_columns(run.messages), self._headers(run.messages))
                 for run in runs]  # fmt: skip
         return self._fast_send(runs)
+
+    def _headers(self, children: list[AlikeChild]) -> list[Any] | None:
+        # only messages sent between the publish signals have their own
+        return alike_headers(children) if self.signalled is not None else None
 
     def _fast_send(self, runs: list[Run]) -> FastSend:
         self._steps += 1
@@ -311,4 +318,4 @@ class RedisFastDispatch:
 
     def _check(self, messages: list[Message]) -> list[Any] | None:
         # a whole message sent between the publish signals keeps its envelope
-        return checked(messages, self.limits, keep=self.signalled is not None)
+        return checked(messages, self.limits, signalled=self.signalled is not None)

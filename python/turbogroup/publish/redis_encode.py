@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from turbogroup import _core
 from turbogroup.publish.alike import AlikeChild, by_template
-from turbogroup.publish.redis_runs import Message, Run, one_template
+from turbogroup.publish.redis_runs import Message, Run, alike_headers, one_template
 
 
 def lpush_commands(runs: list[Run], prefix: str, limits: dict[str, Any]) -> list[bytes]:
@@ -20,8 +20,9 @@ def lpush_commands(runs: list[Run], prefix: str, limits: dict[str, Any]) -> list
     for run in runs:
         key = prefix + run.key
         if run.template is not None:
-            items = run.items()
-            commands.append(_core.lpush_alike_command(key, run.template, items, **limits))
+            items, headers = run.items(), run.headers
+            command = _core.lpush_alike_command(key, run.template, items, **limits, headers=headers)
+            commands.append(command)
             continue
         commands.append(_core.lpush_command(key, envelopes(run, limits)))
     return commands
@@ -31,7 +32,9 @@ def envelopes(run: Run, limits: dict[str, Any]) -> list[bytes]:
     """A run's envelopes, encoded again (they were checked when sealed,
     so one that no longer encodes is an error)."""
     if run.template is not None:
-        values = _core.encode_alike_messages(run.template, run.items(), **limits)
+        values = _core.encode_alike_messages(
+            run.template, run.items(), **limits, headers=run.headers
+        )
     else:
         messages = run.messages
         values = list(messages)  # envelopes kept from the check stay
@@ -45,17 +48,18 @@ def envelopes(run: Run, limits: dict[str, Any]) -> list[bytes]:
     return values
 
 
-def checked(messages: list[Message], limits: dict[str, Any], keep: bool) -> list[Any] | None:
+def checked(messages: list[Message], limits: dict[str, Any], signalled: bool) -> list[Any] | None:
     """None when every message encodes; else None, or ``Unsupported``,
     per message (or an envelope, below): alike messages are encoded
-    together, per template, and no bytes are kept. With ``keep`` (a whole
-    message sent between the publish signals: it holds a held signal's
-    arguments until sent anyway), a whole message keeps its envelope
-    instead of None, and is encoded once, not twice."""
+    together, per template, and no bytes are kept. ``signalled``: the
+    messages were sent between the publish signals, so an alike one may
+    have headers of its own, and a whole one keeps its envelope instead
+    of None (it holds a held signal's arguments until sent anyway), so
+    that it is encoded once, not twice."""
     template = one_template(messages)
     if template is not None:
         alike = cast(list[AlikeChild], messages)
-        verdicts = _core.encode_alike_messages(template, alike, check=True, **limits)
+        verdicts = _alike_verdicts(template, alike, limits, signalled)
         return None if verdicts.count(None) == len(verdicts) else verdicts
     out: list[Any] = [None] * len(messages)
     templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
@@ -63,15 +67,22 @@ def checked(messages: list[Message], limits: dict[str, Any], keep: bool) -> list
     if whole:
         wholes = [cast(dict[str, Any], messages[i]) for i in whole]
         for i, data in zip(whole, _core.encode_task_messages(wholes, **limits)):
-            out[i] = data if keep or isinstance(data, _core.Unsupported) else None
+            out[i] = data if signalled or isinstance(data, _core.Unsupported) else None
     for template, positions in by_template(templates):
         items = [cast(AlikeChild, messages[i]) for i in positions]
-        verdicts = _core.encode_alike_messages(template, items, check=True, **limits)
+        verdicts = _alike_verdicts(template, items, limits, signalled)
         if verdicts.count(None) == len(verdicts):
             continue  # all encodable: out is all None there
         for i, verdict in zip(positions, verdicts):
             out[i] = verdict
     return out
+
+
+def _alike_verdicts(
+    template: dict[str, Any], items: list[AlikeChild], limits: dict[str, Any], signalled: bool
+) -> list[Any]:
+    headers = alike_headers(items) if signalled else None
+    return _core.encode_alike_messages(template, items, check=True, **limits, headers=headers)
 
 
 __all__ = ["checked", "envelopes", "lpush_commands"]

@@ -35,11 +35,14 @@ class Run(NamedTuple):
     kwargs: ~32 bytes a message until sent, where a tuple each took 88),
     a fifth, the rest of each one's chain, for chain members, and a sixth,
     each one's clock fields, for children that read the clock; without,
-    whole message dicts (or their envelopes)."""
+    whole message dicts (or their envelopes). ``headers``: the headers
+    each alike message adds after the template's, when any does
+    (``alike_headers``)."""
 
     key: str
     template: dict[str, Any] | None
     messages: Any
+    headers: list[Any] | None = None
 
     def items(self) -> Any:
         """The encoder's items: ``(task_id, group_index, args, kwargs[,
@@ -74,6 +77,14 @@ def alike_columns(
 TASK_ID, QUEUE, MESSAGE, SEQ = (itemgetter(i) for i in (0, 1, 2, 4))
 SEALED_KEY, SEALED_MESSAGE = itemgetter(2), itemgetter(3)
 TEMPLATE = itemgetter(6)  # AlikeChild.template
+HEADERS = itemgetter(9)  # AlikeChild.headers
+
+
+def alike_headers(children: list[AlikeChild]) -> list[Any] | None:
+    """Each alike child's own headers, when any has some (publish signal
+    receivers added them); None when none has."""
+    headers = list(map(HEADERS, children))
+    return headers if any(headers) else None
 
 
 def one_template(messages: list[Message]) -> Any:
@@ -91,7 +102,8 @@ def is_own_message(child: AlikeChild) -> bool:
     the first one's id (a frozen signature repeated) and still differ."""
     template = child.template
     return (
-        child.task_id == template["task_id"]
+        child.headers is None
+        and child.task_id == template["task_id"]
         and child.group_index == template["group_index"]
         and child.args is template["args"]
         and child.kwargs is template["kwargs"]

@@ -17,7 +17,10 @@ context (``publish/signals.py``), and then:
 - when the receivers only added headers or changed their values, the
   encoder writes the message with those headers: the standard ones stay
   in Celery's places and the added ones follow in their order, as in
-  Celery's ``headers`` dict;
+  Celery's ``headers`` dict. A child alike its kind's first one whose
+  receivers only added headers (a tracer's trace context) stays an alike
+  child, with the added headers as its own: the encoder writes it from
+  its kind's template, as it writes children without receivers;
 - when they changed anything else (properties, body, declarations, retry
   policy), removed a header, or added a value the encoder cannot render,
   the message is published as ``send_task_message`` goes on: kombu's
@@ -35,10 +38,11 @@ import contextvars
 from collections.abc import Callable
 from functools import partial
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from turbogroup import _core
 from turbogroup.celery_guards import setting
+from turbogroup.publish.alike import AlikeChild, new_tuple
 from turbogroup.publish.signals import between_signals
 
 # as_task_v2's headers, in its order: a receiver that removes one (and
@@ -94,8 +98,8 @@ class CeleryMessage(NamedTuple):
 
 class Built(NamedTuple):
     """A message as the resolver made it (``message``: the encoder's dict)
-    and a child's fields put into it (an alike child's) with what
-    ``send_task_message`` was given."""
+    and a child's fields put into it (an alike child's, ``child``) with
+    what ``send_task_message`` was given."""
 
     message: dict[str, Any]
     task_id: str
@@ -103,6 +107,7 @@ class Built(NamedTuple):
     args: Any
     kwargs: Any
     send: SendOptions
+    child: AlikeChild | None = None
 
 
 class SignalledMessages:
@@ -145,10 +150,10 @@ class SignalledMessages:
         """The publish that queues the encoder's message when the receivers
         changed only headers (compared with the arguments as they are now,
         before the signals), kombu's otherwise."""
-        before = Snapshot.of(message)
+        before = Snapshot.of(message, built.child is not None and not built.message["headers"])
 
         def publish() -> Any:
-            final = before.encodable(built, message)
+            final = before.encodable(built, message, self.limits)
             if final is not None:
                 return queue(final, partial(self._through_kombu, built, message, final))
             self._through_kombu(built, message)
@@ -244,27 +249,34 @@ class SignalledMessages:
 
 
 class Snapshot(NamedTuple):
-    """What a message's signal arguments held before the receivers ran,
-    but for the headers (which the encoder takes as they are left)."""
+    """What a message's signal arguments held before the receivers ran
+    (the headers only for an alike child's: a whole message takes them
+    as they are left)."""
 
     properties: list[tuple[str, Any]]
     embed: list[tuple[str, Any]]
     declare: list[Any] | None
     retry_policy: dict[str, Any]
+    headers: list[tuple[str, Any]] | None
+    timelimit: list[Any] | None
 
     @classmethod
-    def of(cls, message: CeleryMessage) -> Snapshot:
+    def of(cls, message: CeleryMessage, alike: bool) -> Snapshot:
         declare = message.declare
+        headers = message.headers
         return cls(
             list(message.properties.items()),
             list(message.body[2].items()),
             None if declare is None else list(declare),
             dict(message.retry_policy),
+            list(headers.items()) if alike else None,
+            list(headers["timelimit"]) if alike else None,
         )
 
-    def encodable(self, built: Built, message: CeleryMessage) -> dict[str, Any] | None:
+    def encodable(self, built: Built, message: CeleryMessage, limits: dict[str, Any]) -> Any:
         """The encoder's message for what the receivers left, when only
-        headers were added or changed; else None. (Whether the encoder can
+        headers were added or changed (an alike child, when it is one and
+        they only added headers); else None. (Whether the encoder can
         render every value is found when the step is sealed.)"""
         headers = message.headers
         if (
@@ -276,6 +288,11 @@ class Snapshot(NamedTuple):
         ):
             return None
         args, kwargs, _ = message.body
+        added = self._added_headers(headers)
+        if added is not None and built.child is not None and _reprs_hold(built, message, limits):
+            child = built.child
+            fields = (*child[:2], args, kwargs, *child[4:9], added or None)
+            return new_tuple(AlikeChild, fields)
         return dict(
             built.message,
             task_id=built.task_id,
@@ -288,6 +305,40 @@ class Snapshot(NamedTuple):
             # Celery serialized it
             headers=dict(headers),
         )
+
+    def _added_headers(self, headers: dict[str, Any]) -> dict[str, Any] | None:
+        """The headers the receivers appended, when that is all they did
+        to an alike child's: every header before is the very value it was
+        (a list changed in place is not), in its place; else None."""
+        before = self.headers
+        if before is None or len(headers) < len(before):
+            return None
+        now = iter(headers.items())
+        for (key, value), (key_now, value_now) in zip(before, now):
+            if key_now != key or value_now is not value:
+                return None
+        timelimit = headers["timelimit"]
+        if (
+            len(timelimit) != 2
+            or any(a is not b for a, b in zip(timelimit, cast(list[Any], self.timelimit)))
+            or headers["stamps"]
+            or headers["stamped_headers"] is not None
+        ):
+            return None
+        return dict(now)
+
+
+def _reprs_hold(built: Built, message: CeleryMessage, limits: dict[str, Any]) -> bool:
+    """Whether the reprs in the headers are still those of the arguments,
+    where the template has the encoder compute them (a receiver may have
+    changed the arguments in place after Celery computed the reprs)."""
+    template = built.message
+    if template["argsrepr"] is not None and template["kwargsrepr"] is not None:
+        return True
+    args, kwargs, _ = message.body
+    headers = message.headers
+    reprs = _core.task_reprs(args, kwargs, **limits)
+    return reprs == (headers["argsrepr"], headers["kwargsrepr"])
 
 
 __all__ = ["STANDARD_HEADERS", "Built", "CeleryMessage", "SendOptions", "SignalledMessages"]
