@@ -38,6 +38,7 @@ import contextvars
 from collections.abc import Callable
 from functools import partial
 from itertools import islice
+from operator import is_
 from typing import Any, NamedTuple, cast
 
 from turbogroup import _core
@@ -257,7 +258,9 @@ class Snapshot(NamedTuple):
     embed: list[tuple[str, Any]]
     declare: list[Any] | None
     retry_policy: dict[str, Any]
-    headers: list[tuple[str, Any]] | None
+    # an alike child's headers: their names, their values, the timelimit's
+    header_names: tuple[str, ...] | None
+    header_values: tuple[Any, ...] | None
     timelimit: list[Any] | None
 
     @classmethod
@@ -269,7 +272,8 @@ class Snapshot(NamedTuple):
             list(message.body[2].items()),
             None if declare is None else list(declare),
             dict(message.retry_policy),
-            list(headers.items()) if alike else None,
+            tuple(headers) if alike else None,
+            tuple(headers.values()) if alike else None,
             list(headers["timelimit"]) if alike else None,
         )
 
@@ -278,21 +282,22 @@ class Snapshot(NamedTuple):
         headers were added or changed (an alike child, when it is one and
         they only added headers); else None. (Whether the encoder can
         render every value is found when the step is sealed.)"""
-        headers = message.headers
         if (
-            tuple(islice(headers, len(STANDARD_HEADERS))) != STANDARD_HEADERS
-            or list(message.properties.items()) != self.properties
+            list(message.properties.items()) != self.properties
             or list(message.body[2].items()) != self.embed
             or (self.declare is not None and list(message.declare) != self.declare)
             or message.retry_policy != self.retry_policy
         ):
             return None
         args, kwargs, _ = message.body
+        headers = message.headers
         added = self._added_headers(headers)
         if added is not None and built.child is not None and _reprs_hold(built, message, limits):
             child = built.child
             fields = (*child[:2], args, kwargs, *child[4:9], added or None)
             return new_tuple(AlikeChild, fields)
+        if tuple(islice(headers, len(STANDARD_HEADERS))) != STANDARD_HEADERS:
+            return None
         return dict(
             built.message,
             task_id=built.task_id,
@@ -310,22 +315,20 @@ class Snapshot(NamedTuple):
         """The headers the receivers appended, when that is all they did
         to an alike child's: every header before is the very value it was
         (a list changed in place is not), in its place; else None."""
-        before = self.headers
-        if before is None or len(headers) < len(before):
+        names, values = self.header_names, self.header_values
+        if names is None or values is None or tuple(islice(headers, len(names))) != names:
             return None
-        now = iter(headers.items())
-        for (key, value), (key_now, value_now) in zip(before, now):
-            if key_now != key or value_now is not value:
-                return None
+        if not all(map(is_, values, headers.values())):  # the first len(names)
+            return None
         timelimit = headers["timelimit"]
         if (
             len(timelimit) != 2
-            or any(a is not b for a, b in zip(timelimit, cast(list[Any], self.timelimit)))
+            or not all(map(is_, timelimit, cast(list[Any], self.timelimit)))
             or headers["stamps"]
             or headers["stamped_headers"] is not None
         ):
             return None
-        return dict(now)
+        return dict(islice(headers.items(), len(names), None))
 
 
 def _reprs_hold(built: Built, message: CeleryMessage, limits: dict[str, Any]) -> bool:
