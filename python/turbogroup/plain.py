@@ -173,7 +173,8 @@ class PlainDispatch:
 
     def _queue_alike(self, tasks: Any, start: int) -> int:
         """The children from ``start`` alike the last one the Python loop
-        queued, queued by the Rust loop; returns where it stopped. After a
+        queued, queued by the Rust loop (and then sent between the publish
+        signals, when they have receivers); returns where it stopped. After a
         run that queued nothing (children of changing kinds), the next
         tries wait for ever more children (up to 64) in the Python loop."""
         if self._wait:
@@ -182,10 +183,14 @@ class PlainDispatch:
         kind = self._last_kind
         known = self._kinds.get(kind) if kind is not None else None
         fast = self.fast
-        if kind is None or known is None or known.clock is not None or fast.signalled is not None:
+        if kind is None or known is None or known.clock is not None:
             return start  # (the Rust loop reads no clock)
         name, immutable, sig_type, app = kind[:4]
         qname, template, typed, make, _ = known
+        # Between the publish signals, the loop's children are handed to
+        # the signals afterwards, in order (they number them as they queue).
+        signalled = fast.signalled is not None
+        pending = [] if signalled else fast.pending
         run = AlikeRun(
             name,
             immutable,
@@ -197,13 +202,17 @@ class PlainDispatch:
             typed,
             self._partial_args,
             self._partial_kwargs,
-            fast.pending,
-            fast.sequence,
+            pending,
+            int if signalled else fast.sequence,  # int() is 0: renumbered
             self._fallback,
             self._copy_kwargs,
         )
         stop = start + self.batch.until_seal()
         done: int = ALIKE_QUEUE.run(tasks, start, stop, run, self.results.column_for(make))
+        if signalled:
+            add = fast.add_alike
+            for _, _, child, _, _ in pending:
+                add(qname, child)
         self.batch.published_many(done - start)
         self.batch.report.looped += done - start
         self._backoff = 0 if done > start else min(2 * self._backoff + 1, 64)

@@ -7,7 +7,8 @@ headers as its own, and the encoder writes it from the kind's template.
 These tests hold that path to Celery's bytes (order included), check that
 it did the work (the headers reach the encoder with the alike children),
 and that a receiver doing anything more to a child's message sends that
-message whole, as before.
+message whole, as before. The children after the first are queued by the
+Rust loop and handed to the signals in order.
 """
 
 from __future__ import annotations
@@ -106,9 +107,39 @@ def test_alike_children_with_added_headers_are_celerys_bytes(
     }
     (report,) = dispatch_reports()
     assert (report.by_engine, report.by_celery) == (N, 0)
+    # all but the kind's first child queued by the Rust loop, then signalled
+    assert report.looped == N - 1
     # the first child is its kind's template, sent whole
     assert encoded_headers == {"check": headed, "send": headed}
     if headed:
         (queue,) = (v for v in ours.values() if v)
         last = json.loads(queue[-1])["headers"]
         assert list(last)[-2:] == ["traceparent", "tracestate"]
+
+
+def test_a_bad_child_after_a_looped_run_stops_the_signals_where_celery_does(wire_env):
+    app, tasks, queues, client = wire_env
+    fired = {}
+
+    def bad_in_the_middle(g, t):
+        sigs = [t["add"].s(i, i) for i in range(N)]
+        sigs[37] = t["add"].s(1, 2, 3)  # Task.apply_async's typing check raises
+        return g(sigs)
+
+    for impl in (celery_group, turbo_group):
+        indexes = fired[impl] = []
+
+        def receiver(headers, indexes=indexes, **_):
+            indexes.append(headers["group_index"])
+            _traces(headers)
+
+        signals.before_task_publish.connect(receiver)
+        try:
+            with pytest.raises(TypeError, match="takes from 1 to 2 positional arguments"):
+                dispatch(impl, bad_in_the_middle, app, tasks, {})
+        finally:
+            signals.before_task_publish.disconnect(receiver)
+        sent = drain(client, queues)
+        # Celery sent the children before the bad one; turbogroup nothing
+        assert sum(map(len, sent.values())) == (37 if impl is celery_group else 0)
+    assert fired[turbo_group] == fired[celery_group] == list(range(37))
