@@ -113,3 +113,27 @@ def test_a_replaced_publish_function_sees_every_child(app, target):
     assert replaced.call_count == 20
     assert type(res._results) is list
     assert not drain(app.conf.task_default_queue)
+
+
+def test_a_receivers_headers_on_the_memory_transport_are_celerys(app, dispatch_reports):
+    """A tracer's receiver adds headers: the children after the first are
+    written from their template with them (``publish/signalled.py``)."""
+    from celery import signals
+
+    def traces(headers, **_):
+        headers["traceparent"] = f"00-{headers['group_index']:032}-{'0' * 16}-01"
+
+    add = app.tasks["tg_mem.add"]
+    name = app.conf.task_default_queue
+    signals.before_task_publish.connect(traces)
+    try:
+        group([add.s(i, i) for i in range(30)]).apply_async()
+        fast = drain(name)
+        celery_group([add.s(i, i) for i in range(30)], app=app).apply_async()
+        slow = drain(name)
+    finally:
+        signals.before_task_publish.disconnect(traces)
+    (report,) = dispatch_reports()
+    assert (report.by_engine, report.by_celery, report.looped) == (30, 0, 29)
+    assert list(fast[-1]["headers"])[-1] == "traceparent"
+    assert without_generated_ids(fast) == without_generated_ids(slow)
