@@ -145,19 +145,20 @@ pub fn check_alike(
             }
         };
         buf.clear();
-        let own = item.headers.as_ref().map_or(0, Vec::len);
+        // The item's own headers, before the merge puts some of them in
+        // the template's places.
+        let own_written = item
+            .headers
+            .iter()
+            .flatten()
+            .try_for_each(|pair| write_extra(&mut buf, pair));
         merge_headers(template, &mut item);
         swap_in(template, &mut item);
         let written = if template_written {
-            let added = &template.extra_headers[template.extra_headers.len() - own..];
-            check_arguments(template)
+            own_written
+                .and_then(|()| check_arguments(template))
                 .and_then(|()| write_body(&mut buf, template))
                 .and_then(|()| write_value(&mut buf, &template.group_index))
-                .and_then(|()| {
-                    added
-                        .iter()
-                        .try_for_each(|pair| write_extra(&mut buf, pair))
-                })
         } else {
             let whole = write_envelope(&mut buf, template, limits, NO_TAG);
             template_written = whole.is_ok();
