@@ -25,8 +25,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache, partial
-from types import ModuleType
-from typing import Any, cast
+from types import CellType, FunctionType, ModuleType
+from typing import Any, NamedTuple, cast
 
 import celery
 import celery.app.amqp
@@ -217,9 +217,11 @@ def _wrapped(owner: type, name: str, module: ModuleType) -> bool:
 
 def task_apply_async_is_celerys(task_class: type) -> bool:
     """Whether ``task_class.apply_async`` is ``celery.app.task.Task``'s, so
-    that a fast path may build the message it would publish (a wrapper on
-    ``Task`` itself is told once per dispatch, by ``publishing_is_celerys_own``)."""
-    return defined_by(getattr(task_class, "apply_async", None), celery.app.task, "apply_async")
+    that a fast path may build the message it would publish: Celery's own
+    code, or what ``Task`` itself has (a wrapper there is checked once per
+    dispatch, by ``publishing_is_celerys_own`` or ``publishing_wrappers``)."""
+    func = getattr(task_class, "apply_async", None)
+    return func is Task.apply_async or defined_by(func, celery.app.task, "apply_async")
 
 
 def publishing_is_celerys_own(app: Any) -> bool:
@@ -228,17 +230,23 @@ def publishing_is_celerys_own(app: Any) -> bool:
     ``Producer.publish`` are Celery's and kombu's own code: the fast paths
     build the messages those would publish, so anything else there (a
     test's mock, a tracer's wrapper, an app subclass's override) must run,
-    on Celery's path."""
-    if (
-        _wrapped(Task, "apply_async", celery.app.task)
-        or _wrapped(Signature, "apply_async", celery.canvas)
-        or _wrapped(Celery, "send_task", celery.app.base)
-        or _wrapped(Producer, "publish", kombu.messaging)
+    on Celery's path (or, for a wrapper of the usual shape, around the
+    fast path: ``publishing_wrappers``)."""
+    if any(_wrapped(*method) for method in _WRAPPABLE) or _wrapped(
+        Signature, "apply_async", celery.canvas
     ):
         return False
+    return _app_publishing_is_celerys(app)
+
+
+def _app_publishing_is_celerys(app: Any) -> bool:
+    """Whether ``app``'s own ``send_task`` and ``amqp.send_task_message``
+    are Celery's (no override on the app, its class or its AMQP)."""
     app = unproxied(app)
     send_task = getattr(type(app), "send_task", None)
-    if "send_task" in vars(app) or not defined_by(send_task, celery.app.base, "send_task"):
+    if "send_task" in vars(app) or not (
+        send_task is Celery.send_task or defined_by(send_task, celery.app.base, "send_task")
+    ):
         return False
     amqp = app.amqp
     if type(amqp)._create_task_sender is not AMQP._create_task_sender:
@@ -247,6 +255,85 @@ def publishing_is_celerys_own(app: Any) -> bool:
     if sender is None:  # not made yet: Celery's cached_property will make it
         return getattr(type(amqp), "send_task_message", None) is vars(AMQP)["send_task_message"]
     return getattr(sender, "__code__", None) is _SENDER_CODE
+
+
+class Wrapper(NamedTuple):
+    """A wrapper a tracer put in place of one of Celery's or kombu's
+    publishing methods, of the usual shape: a function that closes over the
+    method it replaced (``original``, Celery's or kombu's own code) and calls
+    it, as sentry-sdk's do. ``around(inner)`` is the same wrapper, its own
+    code and state, calling ``inner`` instead (``publish/wrapped.py``)."""
+
+    func: Any  # a FunctionType (a field of that type reads as a method)
+    cell: int  # the closure cell holding ``original``
+    original: Callable[..., Any]
+
+    def around(self, inner: Callable[..., Any]) -> Callable[..., Any]:
+        func = self.func
+        cells = list(cast(tuple[CellType, ...], func.__closure__))
+        cells[self.cell] = CellType(inner)
+        around = FunctionType(
+            func.__code__, func.__globals__, func.__name__, func.__defaults__, tuple(cells)
+        )
+        around.__kwdefaults__ = func.__kwdefaults__
+        return around
+
+
+class PublishingWrappers(NamedTuple):
+    """``Task.apply_async``, ``Celery.send_task`` and ``Producer.publish``:
+    each a ``Wrapper``, or None where it is Celery's or kombu's own."""
+
+    apply_async: Wrapper | None
+    send_task: Wrapper | None
+    publish: Wrapper | None
+
+
+# The methods a tracer wraps to see each publish, as (owner, name, module).
+_WRAPPABLE = (
+    (Task, "apply_async", celery.app.task),
+    (Celery, "send_task", celery.app.base),
+    (Producer, "publish", kombu.messaging),
+)
+
+
+def wrapper_of(func: Any, module: ModuleType, name: str) -> Wrapper | None:
+    """``func`` as a ``Wrapper`` of ``module``'s own ``name``, when exactly
+    one of its closure cells holds that function; else None."""
+    if type(func) is not FunctionType or not func.__closure__:
+        return None
+    held = []
+    for i, cell in enumerate(func.__closure__):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if defined_by(value, module, name):
+            held.append(i)
+    if len(held) != 1:
+        return None
+    return Wrapper(func, held[0], func.__closure__[held[0]].cell_contents)
+
+
+def publishing_wrappers(app: Any) -> PublishingWrappers | None:
+    """The wrappers of ``Task.apply_async``, ``Celery.send_task`` and
+    ``Producer.publish``, when at least one is wrapped, each wrapped one is
+    a ``Wrapper`` of Celery's or kombu's own code, and everything else that
+    publishes is Celery's own (``publishing_is_celerys_own``); else None."""
+    found: list[Wrapper | None] = []
+    for owner, name, module in _WRAPPABLE:
+        func = getattr(owner, name, None)
+        if defined_by(func, module, name):
+            found.append(None)
+            continue
+        wrapper = wrapper_of(func, module, name)
+        if wrapper is None:
+            return None
+        found.append(wrapper)
+    if not any(found) or not defined_by(Signature.apply_async, celery.canvas, "apply_async"):
+        return None
+    if not _app_publishing_is_celerys(app):
+        return None
+    return PublishingWrappers(*found)
 
 
 def keep_confirms_while_closing(channel: Any) -> None:
