@@ -95,7 +95,11 @@ class PlainDispatch:
         # all share one empty dict nothing writes to (a million copies
         # held until sent cost 64 MiB), unless publish signal receivers,
         # which may write to a message's kwargs, see them.
-        self._copy_kwargs = publish_receivers()
+        # The same where a tracer's wrappers, which may write to them, see
+        # them; those then check each child's arguments themselves, inside
+        # the wrappers, where Celery's apply_async checks them.
+        self._wrapped = isinstance(self.fast, RedisFastDispatch) and self.fast.wrapped is not None
+        self._copy_kwargs = publish_receivers() or self._wrapped
         # The Rust loop, for the Redis fast path's own batches, with the
         # group's partial arguments merged as Signature._merge merges them
         # (a list or tuple, and a dict of str keys; anything else stays
@@ -189,8 +193,8 @@ class PlainDispatch:
         qname, template, typed, make, _ = known
         # Between the publish signals, the loop's children are handed to
         # the signals afterwards, in order (they number them as they queue).
-        signalled = fast.signalled is not None
-        pending = [] if signalled else fast.pending
+        one_by_one = fast.one_by_one
+        pending = [] if one_by_one else fast.pending
         run = AlikeRun(
             name,
             immutable,
@@ -199,17 +203,17 @@ class PlainDispatch:
             option_spec(self._last_options),
             qname,
             template,
-            typed,
+            None if self._wrapped else typed,
             self._partial_args,
             self._partial_kwargs,
             pending,
-            int if signalled else fast.sequence,  # int() is 0: renumbered
+            int if one_by_one else fast.sequence,  # int() is 0: renumbered
             self._fallback,
             self._copy_kwargs,
         )
         stop = start + self.batch.until_seal()
         done: int = ALIKE_QUEUE.run(tasks, start, stop, run, self.results.column_for(make))
-        if signalled:
+        if one_by_one:
             add = fast.add_alike
             for _, _, child, _, _ in pending:
                 add(qname, child)
@@ -251,7 +255,7 @@ class PlainDispatch:
                 args = tuple(self.args) + args
             if self.kwargs:
                 kwargs = dict(kwargs, **self.kwargs)
-        if typed is not None:  # Task.apply_async's typing check
+        if typed is not None and not self._wrapped:  # Task.apply_async's typing check
             typed(*args, **kwargs)
         options = _get(task, "options")
         task_id = _get(options, "task_id") or uuid()

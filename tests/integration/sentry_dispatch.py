@@ -5,8 +5,8 @@ process): ``python -m tests.integration.sentry_dispatch BROKER QUEUE ORDER IMPL 
 ORDER is ``sentry-first`` (``sentry_sdk.init`` before turbogroup is
 imported) or ``turbogroup-first`` (after ``turbogroup.install()``); IMPL is
 ``celery`` (Celery's own group) or ``turbogroup``. Prints one JSON object:
-the queued messages' headers, the transaction's trace id, the dispatch's
-seconds and reports.
+the queued messages (raw and their headers), the transaction's trace id and
+spans, the dispatch's seconds and reports.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from tests.sentry import init_sentry
 
 
 def main(broker: str, queue: str, order: str, impl: str, n: int) -> None:
-    sentry_sdk = init_sentry() if order == "sentry-first" else None
+    kept: list = []
+    sentry_sdk = init_sentry(kept) if order == "sentry-first" else None
     import redis
     from celery import Celery
     from celery.canvas import group as celery_group
@@ -30,7 +31,7 @@ def main(broker: str, queue: str, order: str, impl: str, n: int) -> None:
 
     turbogroup.install()
     if sentry_sdk is None:
-        sentry_sdk = init_sentry()
+        sentry_sdk = init_sentry(kept)
     app = Celery("tg_sentry", broker=broker, set_as_current=False)
     app.conf.task_default_queue = queue
 
@@ -48,6 +49,7 @@ def main(broker: str, queue: str, order: str, impl: str, n: int) -> None:
             sig.apply_async()
             seconds = time.perf_counter() - t0
             trace_id = transaction.trace_id
+    sentry_sdk.flush()
     raw = client.lrange(queue, 0, -1)[::-1]  # LPUSHed: oldest last
     client.delete(queue)
     headers = [json.loads(m)["headers"] for m in raw]
@@ -55,7 +57,12 @@ def main(broker: str, queue: str, order: str, impl: str, n: int) -> None:
     print(json.dumps({
         "trace_id": trace_id,
         "seconds": seconds,
+        "raw": [m.decode() for m in raw],
         "headers": headers,
+        "spans": [
+            {k: v for k, v in span.items() if k not in ("start_timestamp", "timestamp")}
+            for span in kept[0]["spans"]
+        ],
         "args": [b[0] for b in bodies],
         "reports": [{"by_engine": r.by_engine, "by_celery": r.by_celery} for r in reports],
     }))  # fmt: skip

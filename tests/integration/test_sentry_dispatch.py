@@ -1,10 +1,12 @@
 """sentry-sdk's CeleryIntegration wraps ``Task.apply_async``,
 ``Celery.send_task`` and kombu's ``Producer.publish`` to put ``sentry-trace``
 and ``baggage`` in every message. With turbogroup installed, whichever was
-imported first, those wrappers run for each child and every message carries
-the headers Celery's own group gives it, while the dispatch stays one bulk
-dispatch (the report counts every message as built by Celery's publish,
-none by the encoder, which would skip the wrappers).
+imported first, those wrappers run for each child around the encoder's
+message (``publish/wrapped.py``; the report counts every message as built
+by the encoder): every message is Celery's, bytes and order, but for the
+ids and times that differ between any two runs, and the transaction has
+Celery's spans, three per child, the one whose id is in the message's
+``sentry-trace`` the parent of the message's publish span.
 
 Each run is a fresh interpreter (``sentry_dispatch.py``): the integration
 patches Celery and kombu for the whole process.
@@ -13,6 +15,7 @@ patches Celery and kombu for the whole process.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -52,7 +55,42 @@ def test_every_message_carries_sentrys_headers_as_with_celery(redis_url, order):
         assert all(f"sentry-trace_id={side['trace_id']}" in h["baggage"] for h in side["headers"])
         # Sentry also copies them into the nested "headers" header
         assert all(h["headers"]["sentry-trace"] == h["sentry-trace"] for h in side["headers"])
-    assert [sorted(h) for h in turbo["headers"]] == [sorted(h) for h in celery["headers"]]
-    # batched by Celery's publish, none by the encoder (which skips wrappers)
-    assert turbo["reports"] == [{"by_engine": 0, "by_celery": N}]
+    assert [_normalized(m) for m in turbo["raw"]] == [_normalized(m) for m in celery["raw"]]
+    assert _canonical(turbo["spans"]) == _canonical(celery["spans"])
+    for side in (celery, turbo):
+        spans = side["spans"]
+        assert len(spans) == 3 * N
+        for i, headers in enumerate(side["headers"]):
+            apply_async, send_task, publish = spans[3 * i : 3 * i + 3]
+            assert headers["sentry-trace"].split("-")[1] == send_task["span_id"]
+            assert publish["parent_span_id"] == send_task["span_id"]
+            assert send_task["parent_span_id"] == apply_async["span_id"]
+            assert publish["data"]["messaging.message.id"] == headers["id"]
+    # every message by the encoder, inside the wrappers
+    assert turbo["reports"] == [{"by_engine": N, "by_celery": 0}]
     assert celery["reports"] == []
+
+
+# What differs between any two runs: ids, trace and span ids, Sentry's
+# sampling draw, the time a task was queued, the process and thread ids
+# and the run's own queue.
+_RANDOM = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b"
+    r"|\b[0-9a-f]{16}\b|(?<=sentry-sample_rand=)[0-9.]+|(?<=enqueued-time\": )[0-9.e+-]+"
+    r"|(?<=\"origin\": \"gen)[0-9]+(?=@)|(?<=tg-sentry-)[0-9a-f]{10}"
+    r'|(?<="thread.id": ")[0-9]+'
+)
+
+
+def _normalized(raw: str) -> str:
+    return _RANDOM.sub("<random>", raw)
+
+
+def _canonical(spans: list[dict]) -> list[str]:
+    """The spans as JSON, each id replaced by its order of first appearance."""
+    seen: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        return seen.setdefault(match.group(0), f"<{len(seen)}>")
+
+    return [_RANDOM.sub(placeholder, json.dumps(span)) for span in spans]

@@ -72,15 +72,17 @@ def atomic_key(value: Any) -> Any:
     return (kind, repr(value)) if kind is float else (kind, value)
 
 
-def fast_path_allowed(app: Any, producer: Any) -> bool:
+def fast_path_allowed(app: Any, producer: Any, wrapped: bool = False) -> bool:
     """Whether a fast path may build this app's messages at all: they are
     protocol 2 messages (the encoder's; protocol 1 is Celery's to write),
     Celery does nothing else per task that it would skip (a task-sent
-    event, a backend's ``on_task_call``) and nothing compresses the body."""
+    event, a backend's ``on_task_call``) and nothing compresses the body.
+    ``wrapped``: publishing is Celery's own but for a tracer's wrappers,
+    which the fast path runs (``celery_guards.publishing_wrappers``)."""
     conf = app.conf
     backend = app.backend
     return (
-        publishing_is_celerys_own(app)
+        (wrapped or publishing_is_celerys_own(app))
         and setting(conf, "task_protocol") == 2
         and not setting(conf, "task_send_sent_event")
         and setting(conf, "task_compression") is None

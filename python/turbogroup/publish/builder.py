@@ -8,7 +8,7 @@ Redis (``publish/redis.py``) and of RabbitMQ with publish signals
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from celery import Signature
 
@@ -39,8 +39,9 @@ class MessageBuilder:
         # memo key -> (queue, message without ids and arguments, the
         # options, what its children read the clock for)
         self._memo: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any], Any]] = {}
-        # id(template) -> what send_task_message was given for its messages
-        self._sends: dict[int, SendOptions] = {}
+        # id(template) -> what send_task_message was given for its messages,
+        # and its task and options as Signature.apply_async passed them
+        self._learned: dict[int, Learned] = {}
 
     def build(
         self, sig: Signature, chord: Any, args: Any, kwargs: Any, options: dict
@@ -68,7 +69,8 @@ class MessageBuilder:
                 clock = reads if reads.reads_the_clock() else None
                 # the key's objects are kept alive with it: their ids stay theirs
                 self._memo[key] = (built[1], built[2], opts, clock)
-                self._sends[id(built[2])] = cast(SendOptions, self.resolver.last_send)
+                send = cast(SendOptions, self.resolver.last_send)
+                self._learned[id(built[2])] = Learned(send, task, opts)
                 self.last_alike = (built[1], built[2])
                 self.last_clock = clock
             return built
@@ -95,11 +97,30 @@ class MessageBuilder:
         """``message`` with what ``send_task_message`` was given for it, for
         the publish signals (``publish/signalled.py``)."""
         if isinstance(message, AlikeChild):
-            send = self._sends[id(message.template)]
+            send = self._learned[id(message.template)].send
             return Built(message.template, task_id, *message[1:4], send, message)
         send = cast(SendOptions, self.resolver.last_send)
         fields = message["group_index"], message["args"], message["kwargs"]
         return Built(message, task_id, *fields, send)
+
+    def call_of(self, child: AlikeChild) -> tuple[Any, dict[str, Any]]:
+        """The task and the options ``Signature.apply_async`` passes to the
+        task's ``apply_async`` for an alike child: its template's but for
+        the child's id and group index (what its kind leaves to differ)."""
+        learned = self._learned[id(child.template)]
+        opts = dict(learned.opts)
+        opts["task_id"] = child.task_id
+        if "group_index" in opts:
+            opts["group_index"] = child.group_index
+        return learned.task, opts
+
+
+class Learned(NamedTuple):
+    """What a template's first child was published with."""
+
+    send: SendOptions
+    task: Any
+    opts: dict[str, Any]
 
 
 __all__ = ["MessageBuilder"]

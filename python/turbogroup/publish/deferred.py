@@ -74,12 +74,20 @@ class DeferringProducer(Producer):
         self._retry = False  # the retry flag of the publish being recorded
         super().__init__(template.channel if channel is None else channel, **settings_of(template))
 
-    def publish(self, body: Any, *args: Any, retry: bool = False, **kwargs: Any) -> Any:
+    def publish(self, body: Any, *args: Any, **kwargs: Any) -> Any:
+        # Producer.publish as it is now: kombu's, or a tracer's wrapper of it
+        return self.publish_by(Producer.publish, body, *args, **kwargs)
+
+    def publish_by(
+        self, publish: Any, body: Any, *args: Any, retry: bool = False, **kwargs: Any
+    ) -> Any:
+        """Record what ``publish`` (kombu's ``Producer.publish``, or a
+        wrapper of it) makes of these arguments."""
         # kombu's ensure() wrapper is for sending: the replay retries per the
         # recorded policy instead, so build without it.
         self._retry = retry
         kwargs["retry"] = False
-        result = super().publish(body, *args, **kwargs)
+        result = publish(self, body, *args, **kwargs)
         # kombu's publish ends in _publish, which recorded it (or raised)
         recorded(self.deferred[-1], body, kwargs)
         return result

@@ -31,6 +31,7 @@ from celery import Signature
 
 from turbogroup import _core
 from turbogroup._compat import RedisChannel
+from turbogroup.celery_guards import publishing_wrappers
 from turbogroup.ids import uuid
 from turbogroup.publish.alike import (
     OWN,
@@ -62,6 +63,7 @@ from turbogroup.publish.redis_wire import Transaction, send_commands, step_lande
 from turbogroup.publish.resolve import Clock, MessageResolver
 from turbogroup.publish.signalled import SignalledMessages
 from turbogroup.publish.signals import publish_receivers
+from turbogroup.publish.wrapped import WrappedPublishing
 
 logger = logging.getLogger("turbogroup.publish.redis")
 
@@ -104,22 +106,28 @@ class RedisFastDispatch:
         self.app = app
         self.producer = producer
         self.channel = channel
-        self.enabled = fast_path_allowed(app, producer)
+        receivers = publish_receivers()
+        # A tracer's wrappers of Celery's publishing methods run around each
+        # message (publish/wrapped.py), unless signals have receivers too.
+        wrappers = None if receivers else publishing_wrappers(app)
+        self.enabled = fast_path_allowed(app, producer, wrapped=wrappers is not None)
         self.limits = repr_limits(app)
         self.resolver = MessageResolver(app, producer, channel, retry, retry_policy)
         # With publish signal receivers, each message goes between them.
-        self.signalled = (
-            SignalledMessages(app, producer, self.limits) if publish_receivers() else None
-        )
+        self.signalled = SignalledMessages(app, producer, self.limits) if receivers else None
+        self.wrapped = WrappedPublishing(self, wrappers) if wrappers is not None else None
+        # Whether each child is published on its own, in order (between the
+        # signals, or inside the wrappers), not queued by the Rust loop
+        self.one_by_one = self.signalled is not None or self.wrapped is not None
         # A chain member's first message is alike others but for the rest
-        # of its chain, which the encoder fills in (not the signals' path).
-        self.alike_chains = self.signalled is None
-        # Each child's clock fields too, but not between the signals: their
+        # of its chain, which the encoder fills in (not one by one).
+        self.alike_chains = not self.one_by_one
+        # Each child's clock fields too, but not one by one: their
         # properties are the template's (publish/signalled.py).
         keys = AlikeKeys(
             app.amqp.router,
             OWN if self.alike_chains else frozenset(),
-            clocked=self.signalled is None,
+            clocked=not self.one_by_one,
         )
         self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
         # (task id, queue, message, Celery's publish of it or None for an
@@ -159,6 +167,11 @@ class RedisFastDispatch:
             # LPUSH, one encoder call), not a whole message beside it.
             fields = message["group_index"], message["args"], message["kwargs"]
             message = AlikeChild(task_id, *fields, message["chain"], None, message)
+        if self.wrapped is not None:
+            if not isinstance(message, AlikeChild):
+                return False  # its wrappers run around Celery's publish
+            self.wrapped.publish(qname, message)
+            return True
         self.pending.append((task_id, qname, message, fallback, self.sequence()))
         return True
 
@@ -178,7 +191,9 @@ class RedisFastDispatch:
         """Queue a child whose message is ``child.template`` (a
         ``last_alike``) but for its id, index and arguments, already
         checked by the caller as ``_build`` checks them."""
-        if self.signalled is None:
+        if self.wrapped is not None:
+            self.wrapped.publish(qname, child)
+        elif self.signalled is None:
             self.pending.append((child.task_id, qname, child, None, self.sequence()))
         elif not self._signalled(child.task_id, qname, child):
             child.through_celery()
@@ -266,8 +281,8 @@ class RedisFastDispatch:
         return self._fast_send(runs)
 
     def _headers(self, children: list[AlikeChild]) -> list[Any] | None:
-        # only messages sent between the publish signals have their own
-        return alike_headers(children) if self.signalled is not None else None
+        # only messages sent one by one have their own
+        return alike_headers(children) if self.one_by_one else None
 
     def _fast_send(self, runs: list[Run]) -> FastSend:
         self._steps += 1
@@ -317,5 +332,5 @@ class RedisFastDispatch:
         return envelopes(run, self.limits)
 
     def _check(self, messages: list[Message]) -> list[Any] | None:
-        # a whole message sent between the publish signals keeps its envelope
-        return checked(messages, self.limits, signalled=self.signalled is not None)
+        # a whole message sent one by one keeps its envelope
+        return checked(messages, self.limits, signalled=self.one_by_one)

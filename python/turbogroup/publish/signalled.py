@@ -134,7 +134,7 @@ class SignalledMessages:
         through_kombu)`` queues the encoder's message, with what publishes
         it as Celery would if the encoder finds it cannot write it; without
         ``queue``, kombu's publish records every message."""
-        message = self._celery_message(built)
+        message = self.celery_message(built)
         if message is None:
             return False
         # The recording producer keys its record (the publish returns None).
@@ -166,13 +166,16 @@ class SignalledMessages:
         """``send_task_message``'s publish of what the receivers left, into
         the recording producer; a message ``queued`` for the encoder before
         has its held ``after_task_publish`` moved to the record."""
-        self.producer.publish(message.body, **self._publish_kwargs(built, message))
+        self.producer.publish(message.body, **self.publish_kwargs(built, message))
         if queued is not None:
             notice = self.notices.pop(id(queued), None)
             if notice is not None:
                 self.notices[id(self.producer.deferred[-1])] = notice
 
-    def _celery_message(self, built: Built) -> CeleryMessage | None:
+    def celery_message(self, built: Built) -> CeleryMessage | None:
+        """``before_task_publish``'s arguments for ``built``, as Celery's
+        ``send_task_message`` makes them; None when the encoder cannot
+        render the reprs of its arguments."""
         m, send, task_id = built.message, built.send, built.task_id
         args, kwargs = built.args or (), built.kwargs or {}  # as_task_v2
         argsrepr, kwargsrepr = m["argsrepr"], m["kwargsrepr"]
@@ -205,6 +208,8 @@ class SignalledMessages:
         }
         if m["headers"]:
             headers.update(m["headers"])  # send_task_message's headers
+        if built.child is not None and built.child.headers:
+            headers.update(built.child.headers)  # the alike child's own
         properties = {"correlation_id": task_id, "reply_to": m["reply_to"]}
         if send.properties:
             properties.update(send.properties)
@@ -230,7 +235,7 @@ class SignalledMessages:
             retry_policy,
         )
 
-    def _publish_kwargs(self, built: Built, message: CeleryMessage) -> dict[str, Any]:
+    def publish_kwargs(self, built: Built, message: CeleryMessage) -> dict[str, Any]:
         """``send_task_message``'s arguments to ``producer.publish``."""
         send = built.send
         return dict(
