@@ -14,6 +14,10 @@ Variants:
 - ``collect``: while the dispatching threads run, a store thread writes each
   dispatched group's results as a worker would, and collector threads call
   ``get()`` and ``completed_count()`` on them.
+- ``sentry``: sentry-sdk's Celery integration is on (its wrappers run
+  around the encoder's messages, ``publish/wrapped.py``) and each thread
+  dispatches inside a transaction of its own: each message must also carry
+  a ``sentry-trace`` of its own in its thread's trace.
 
 ``--hostile`` makes collections and thread switches as frequent as CPython
 allows, to widen any window where the collector could see a half-made
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import contextlib
 import faulthandler
 import gc
 import json
@@ -41,6 +46,7 @@ import redis
 from celery import Celery, states
 
 from turbogroup import group
+from turbogroup.publish.report import collected_reports
 from turbogroup.result import LazyResults
 
 THREADS = 8
@@ -59,6 +65,13 @@ class Run:
         self.variant = variant
         self.prefix = f"turbogroup-stress-{uuid.uuid4().hex[:10]}:"
         self.queue = self.prefix.rstrip(":")
+        self.sentry: Any = None
+        if variant == "sentry":
+            from tests.sentry import init_sentry
+
+            self.sentry = init_sentry()
+        # (thread, group) -> the trace its messages belong to
+        self.traces: dict[tuple[int, int], str] = {}
         self.app = Celery("turbogroup-stress", set_as_current=False)
         self.app.conf.update(
             broker_url=f"{redis_url}/{BROKER_DB}",
@@ -119,6 +132,16 @@ def guarded(run: Run, target: Any) -> Any:
 def dispatcher(run: Run, t: int, start: threading.Barrier) -> None:
     canvases = run.canvases(t)
     start.wait(timeout=TIMEOUT)
+    if run.sentry is None:
+        dispatch(run, t, canvases)
+        return
+    with run.sentry.start_transaction(name=f"dispatch {t}", op="stress") as transaction:
+        for g in range(len(canvases)):
+            run.traces[(t, g)] = transaction.trace_id
+        dispatch(run, t, canvases)
+
+
+def dispatch(run: Run, t: int, canvases: list[Any]) -> None:
     for g, canvas in enumerate(canvases):
         res = canvas.apply_async()
         # Kept as ids only by the fast path: a silent fallback to Celery's
@@ -186,6 +209,12 @@ def check(run: Run) -> list[str]:
             problems.append(f"group {t}/{g}: group_index is not 0..{N - 1} once each")
         if any(m["args"] != [t, g, m["group_index"]] for m in got):
             problems.append(f"group {t}/{g}: a message carries another child's arguments")
+        if run.sentry is not None:
+            traces = [m.get("sentry-trace", "-").split("-") for m in got]
+            if any(trace[0] != run.traces[(t, g)] for trace in traces):
+                problems.append(f"group {t}/{g}: a message is not in its thread's trace")
+            if len({trace[1] for trace in traces}) != N:
+                problems.append(f"group {t}/{g}: two messages share a span")
     if by_group:
         problems.append(f"messages of {len(by_group)} unknown groups")
     if run.variant == "collect":
@@ -200,7 +229,7 @@ def check(run: Run) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("variant", choices=["plain", "generator", "collect"])
+    parser.add_argument("variant", choices=["plain", "generator", "collect", "sentry"])
     parser.add_argument("redis_url")
     parser.add_argument("--hostile", action="store_true")
     opts = parser.parse_args()
@@ -210,6 +239,7 @@ def main() -> int:
         sys.setswitchinterval(1e-5)
 
     run = Run(opts.variant, opts.redis_url)
+    stack = contextlib.ExitStack()
     try:
         start = threading.Barrier(THREADS)
         threads = [
@@ -223,6 +253,7 @@ def main() -> int:
                 threading.Thread(target=guarded(run, collector), args=(run,))
                 for _ in range(COLLECTORS)
             ]
+        reports = stack.enter_context(collected_reports())
         for th in threads + helpers:
             th.start()
         for th in threads:
@@ -231,7 +262,12 @@ def main() -> int:
         for th in helpers:
             th.join()
         problems = [f"{type(e).__name__}: {e}" for e in run.errors] or check(run)
+        # every message built by the encoder (inside Sentry's wrappers too)
+        built = [(r.by_engine, r.by_celery) for r in reports]
+        if built != [(N, 0)] * len(run.dispatched):
+            problems.append(f"built by the encoder / by Celery, per dispatch: {built[:5]}...")
     finally:
+        stack.close()
         run.cleanup()
     print(json.dumps({"variant": opts.variant, "problems": problems[:20]}))
     return 1 if problems else 0

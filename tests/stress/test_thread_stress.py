@@ -76,6 +76,7 @@ def test_eight_threads_dispatching_groups_one_after_another(redis_url):
     specs += [Spec(script, ("plain", redis_url, "--hostile")) for _ in range(4)]
     specs += [Spec(script, ("generator", redis_url)) for _ in range(3)]
     specs += [Spec(script, ("collect", redis_url)) for _ in range(3)]
+    specs += [Spec(script, ("sentry", redis_url)) for _ in range(2)]
     specs += [Spec(script, ("plain", redis_url), debug=True)]
     specs += [Spec(script, ("collect", redis_url, "--hostile"), debug=True)]
     failures = run_all(specs)
