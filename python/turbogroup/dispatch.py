@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+from turbogroup.celery_guards import publishing_wrappers
 from turbogroup.collect.subscriptions import no_subscriptions_during_dispatch
 from turbogroup.publish import bulk_publish_allowed, bulk_publisher, fast_dispatch_class
 from turbogroup.publish.amqp import ConfirmBatch
@@ -79,15 +80,19 @@ def _fast_path(app: Any, batch: Any) -> RedisFastDispatch | None:
 
 def amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | AmqpSignalledDispatch | None:
     """RabbitMQ: children alike the first of their kind, built from its
-    message; with publish signal receivers, each message resolved here and
-    published by kombu between the signals. Only plain dispatches use it
-    (``plain.py``); elsewhere Celery publishes each child into the batch."""
+    message; with publish signal receivers (or a tracer's wrappers), each
+    message resolved here and published by kombu between the signals (or
+    inside the wrappers). Only plain dispatches use it (``plain.py``);
+    elsewhere Celery publishes each child into the batch."""
     if not isinstance(batch, ConfirmBatch):
         return None
     if batch.fast is None:
+        # a tracer's wrappers run around kombu's publish of each message,
+        # unless signals have receivers too (publish/wrapped.py)
+        wrappers = None if publish_receivers() else publishing_wrappers(app)
         batch.fast = (
-            AmqpSignalledDispatch(app, batch)
-            if publish_receivers()
+            AmqpSignalledDispatch(app, batch, wrappers)
+            if publish_receivers() or wrappers is not None
             else AmqpFastDispatch(app, batch, batch.max_message_size)
         )
     return batch.fast if batch.fast.app is app else None

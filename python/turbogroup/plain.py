@@ -98,7 +98,7 @@ class PlainDispatch:
         # The same where a tracer's wrappers, which may write to them, see
         # them; those then check each child's arguments themselves, inside
         # the wrappers, where Celery's apply_async checks them.
-        self._wrapped = isinstance(self.fast, RedisFastDispatch) and self.fast.wrapped is not None
+        self._wrapped = getattr(self.fast, "wrapped", None) is not None
         self._copy_kwargs = publish_receivers() or self._wrapped
         # The Rust loop, for the Redis fast path's own batches, with the
         # group's partial arguments merged as Signature._merge merges them

@@ -13,17 +13,22 @@ be Celery's own publish (the report counts it), still once.
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from celery import Celery
 from celery.app.task import Task
 from celery.canvas import group as celery_group
 from kombu import Producer
 
+from tests.integration.amqp_env import take_messages
 from tests.integration.celery_wire import dispatch, drain, normalized_plain
 from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
 N = 60
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Tracer:
@@ -168,3 +173,36 @@ def test_a_wrapper_that_raises_stops_where_celery_does(wire_env, monkeypatch):
         assert sum(map(len, sent.values())) == (37 if impl is celery_group else 0)
     assert logs[turbo_group] == logs[celery_group]
     assert logs[celery_group][-2:] == [("apply_async", 37), ("send_task", 37)]
+
+
+@pytest.mark.amqp
+def test_wrapped_children_on_rabbitmq_are_celerys_messages(make_app, monkeypatch, dispatch_reports):
+    """On RabbitMQ the innermost wrapper calls kombu's publish of each
+    message, with Celery's arguments, into the recording producer."""
+    app = make_app()
+    queue = app.queue_names[0]
+    seen = {}
+    for impl in (celery_group, turbo_group):
+        with monkeypatch.context() as patched:
+            tracer = Tracer(patched)
+            impl(app.add.s(i, i) for i in range(N)).apply_async()
+        seen[impl] = (_canonical_amqp(take_messages(app, queue)), tracer.log)
+    assert seen[turbo_group] == seen[celery_group]
+    assert len(seen[turbo_group][0]) == N
+    (report,) = dispatch_reports()
+    assert (report.transport, report.by_engine, report.by_celery) == ("amqp", N, 0)
+
+
+def _canonical_amqp(messages):
+    """The messages as JSON, each uuid replaced by its order of first
+    appearance, the delivery tag dropped."""
+    seen: dict[str, str] = {}
+
+    def placeholder(match):
+        return seen.setdefault(match.group(0), f"<{len(seen)}>")
+
+    out = []
+    for message in messages:
+        message["properties"].pop("delivery_tag", None)
+        out.append(UUID.sub(placeholder, json.dumps(message)))
+    return out

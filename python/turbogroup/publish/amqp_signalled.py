@@ -25,6 +25,7 @@ from typing import Any
 
 from celery import Signature
 
+from turbogroup.celery_guards import PublishingWrappers
 from turbogroup.publish.alike import (
     AlikeChild,
     AlikeKeys,
@@ -35,6 +36,7 @@ from turbogroup.publish.builder import MessageBuilder
 from turbogroup.publish.redis_runs import Message
 from turbogroup.publish.resolve import Clock, MessageResolver
 from turbogroup.publish.signalled import SignalledMessages
+from turbogroup.publish.wrapped import WrappedPublishing
 
 
 class AmqpSignalledDispatch:
@@ -45,11 +47,11 @@ class AmqpSignalledDispatch:
     #: Chain members' first messages are Celery's (``plain_chains`` is Redis's).
     alike_chains = False
 
-    def __init__(self, app: Any, batch: Any) -> None:
+    def __init__(self, app: Any, batch: Any, wrappers: PublishingWrappers | None = None) -> None:
         producer = batch.producer  # the DeferringProducer
         self.app = app
         self.producer = producer
-        self.enabled = fast_path_allowed(app, producer)
+        self.enabled = fast_path_allowed(app, producer, wrapped=wrappers is not None)
         limits = repr_limits(app)
         self.resolver = MessageResolver(
             app, producer, producer.channel, declares=False, delays_through_celery=True
@@ -57,6 +59,13 @@ class AmqpSignalledDispatch:
         keys = AlikeKeys(app.amqp.router)
         self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
         self.signalled = SignalledMessages(app, producer, limits)
+        # With a tracer's wrappers (and no receivers), kombu's publish of
+        # each alike child's message runs inside them (publish/wrapped.py)
+        self.wrapped = (
+            WrappedPublishing(self.builder, wrappers, self._publish_wrapped)
+            if wrappers is not None
+            else None
+        )
         # the records published here (by_engine in the dispatch report)
         self._recorded: set[int] = set()
         self.fallbacks: Counter[str] = Counter()
@@ -82,14 +91,38 @@ class AmqpSignalledDispatch:
         build it; False means the caller must publish it through Celery."""
         del fallback  # the caller's, when this returns False
         built = self.builder.build(sig, chord, args, kwargs, options)
-        return built is not None and self._publish(built[0], built[2])
+        if built is None:
+            return False
+        task_id, qname, message = built
+        if self.wrapped is None:
+            return self._publish(task_id, message)
+        if not isinstance(message, AlikeChild):
+            last = self.builder.last_alike
+            if last is None or message is not last[1]:
+                return False  # not alike any: its wrappers run around Celery's publish
+            # the first of its kind: an alike child of its own template
+            fields = message["group_index"], message["args"], message["kwargs"]
+            message = AlikeChild(task_id, *fields, message["chain"], None, message)
+        self.wrapped.publish(qname, message)
+        return True
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:
         """Publish a child whose message is ``child.template`` (a
         ``last_alike``) but for its id, index and arguments."""
-        del qname  # the template's
-        if not self._publish(child.task_id, child):
+        if self.wrapped is not None:
+            self.wrapped.publish(qname, child)
+        elif not self._publish(child.task_id, child):
             child.through_celery()
+
+    def _publish_wrapped(
+        self, qname: str, child: AlikeChild, through_kombu: Callable[[], None]
+    ) -> None:
+        # kombu's publish of it, inside its wrappers, into the recording producer
+        del qname, child  # in the record
+        deferred = self.producer.deferred
+        before = len(deferred)
+        through_kombu()
+        self._recorded.update(map(id, deferred[before:]))
 
     def _publish(self, task_id: str, message: Message) -> bool:
         deferred = self.producer.deferred

@@ -115,10 +115,9 @@ class RedisFastDispatch:
         self.resolver = MessageResolver(app, producer, channel, retry, retry_policy)
         # With publish signal receivers, each message goes between them.
         self.signalled = SignalledMessages(app, producer, self.limits) if receivers else None
-        self.wrapped = WrappedPublishing(self, wrappers) if wrappers is not None else None
         # Whether each child is published on its own, in order (between the
         # signals, or inside the wrappers), not queued by the Rust loop
-        self.one_by_one = self.signalled is not None or self.wrapped is not None
+        self.one_by_one = receivers or wrappers is not None
         # A chain member's first message is alike others but for the rest
         # of its chain, which the encoder fills in (not one by one).
         self.alike_chains = not self.one_by_one
@@ -130,6 +129,11 @@ class RedisFastDispatch:
             clocked=not self.one_by_one,
         )
         self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
+        self.wrapped = (
+            WrappedPublishing(self.builder, wrappers, self._queue_wrapped)
+            if wrappers is not None
+            else None
+        )
         # (task id, queue, message, Celery's publish of it or None for an
         # alike child, which knows its own, sequence number)
         self.pending: list[tuple[str, str, Message, Callable[[], Any] | None, int]] = []
@@ -197,6 +201,12 @@ class RedisFastDispatch:
             self.pending.append((child.task_id, qname, child, None, self.sequence()))
         elif not self._signalled(child.task_id, qname, child):
             child.through_celery()
+
+    def _queue_wrapped(
+        self, qname: str, child: AlikeChild, through_kombu: Callable[[], None]
+    ) -> None:
+        # a child published inside a tracer's wrappers (publish/wrapped.py)
+        self.pending.append((child.task_id, qname, child, through_kombu, self.sequence()))
 
     def _signalled(self, task_id: str, qname: str, message: Message) -> bool:
         """Send a message between the publish signals

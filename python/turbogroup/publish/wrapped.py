@@ -23,8 +23,10 @@ Celery code between them is the fast path's:
   with those headers appended, as ``send_task_message`` appends them;
 - ``Producer.publish``'s wrapper is then called with what
   ``send_task_message`` passes to ``producer.publish`` (the body, the
-  headers, the properties), and where it calls kombu's, ``_publish`` queues
-  the encoder's message (an ``AlikeChild`` with the headers of its own).
+  headers, the properties), and where it calls kombu's, ``_publish`` hands
+  the child (an ``AlikeChild`` with the headers of its own) to the
+  transport's ``Queue``: on Redis the encoder's, on RabbitMQ kombu's
+  publish of exactly what the wrapper passed, into the recording producer.
 
 A wrapper that calls on with anything changed but the ``headers`` option,
 or with headers the template cannot take (the template has headers of its
@@ -47,11 +49,15 @@ from celery.app.task import Task
 from kombu import Producer
 
 from turbogroup.celery_guards import PublishingWrappers, argument_check
-from turbogroup.publish.alike import AlikeChild, new_tuple
+from turbogroup.publish.alike import AlikeChild, new_tuple, repr_limits
 from turbogroup.publish.signalled import Built, CeleryMessage, SignalledMessages
 
 if TYPE_CHECKING:
-    from turbogroup.publish.redis import RedisFastDispatch
+    from turbogroup.publish.builder import MessageBuilder
+
+# Takes a child's message, queued where the innermost wrapper calls kombu's
+# publish: (queue name, message, what publishes it through kombu instead).
+Queue = Callable[[str, AlikeChild, Callable[[], None]], None]
 
 
 _MISSING = object()
@@ -99,12 +105,16 @@ class Child(NamedTuple):
 
 
 class WrappedPublishing:
-    """Runs one Redis dispatch's wrappers around its children's messages
-    (see the module docstring)."""
+    """Runs one dispatch's wrappers around its children's messages (see
+    the module docstring)."""
 
-    def __init__(self, fast: RedisFastDispatch, wrappers: PublishingWrappers) -> None:
-        self.fast = fast
-        self.messages = SignalledMessages(fast.app, fast.producer, fast.limits)
+    def __init__(self, builder: MessageBuilder, wrappers: PublishingWrappers, queue: Queue) -> None:
+        resolver = builder.resolver
+        self.builder = builder
+        self.messages = SignalledMessages(resolver.app, builder.producer, repr_limits(resolver.app))
+        # what takes a child's message where the innermost wrapper calls
+        # kombu's publish: the transport's (see Queue)
+        self.queue = queue
         # Celery's and kombu's own methods, for the calls the fast path leaves
         owns = (Task.apply_async, Celery.send_task, Producer.publish)
         self._own = Methods(*(
@@ -122,7 +132,7 @@ class WrappedPublishing:
 
     def publish(self, qname: str, message: AlikeChild) -> None:
         """Publish an alike child as Celery would: its wrappers around it."""
-        task, opts = self.fast.builder.call_of(message)
+        task, opts = self.builder.call_of(message)
         call = Call((task, message.args, message.kwargs), opts)
         self._child = Child(qname, message, call)
         try:
@@ -176,7 +186,7 @@ class WrappedPublishing:
             return self._own.send_task(*args, **kwargs)
         headers = kwargs.get("headers") or None
         message = new_tuple(AlikeChild, (*child.message[:9], headers))
-        built = self.fast.builder.built(message.task_id, message)
+        built = self.builder.built(message.task_id, message)
         celery_message = self.messages.celery_message(built)
         if celery_message is None:
             return self._own.send_task(*args, **kwargs)
@@ -203,7 +213,8 @@ class WrappedPublishing:
             # kombu's publish, into the recording producer, of what it is given
             producer, *rest = args
             return producer.publish_by(self._own.publish, *rest, **kwargs)
-        self._queue(child.qname, child.message)
+        message = child.message
+        self.queue(child.qname, message, partial(self._through_kombu, message))
         return None
 
     def _takes_headers(self, child: Child, headers: Any) -> bool:
@@ -212,18 +223,14 @@ class WrappedPublishing:
         where the template has no headers option of its own."""
         return not child.message.template["headers"] and (not headers or type(headers) is dict)
 
-    def _queue(self, qname: str, message: AlikeChild) -> None:
-        fast = self.fast
-        through_kombu = partial(self._through_kombu, message)
-        fast.pending.append((message.task_id, qname, message, through_kombu, fast.sequence()))
-
     def _through_kombu(self, message: AlikeChild) -> None:
-        """kombu's publish of a queued message the encoder finds it cannot
-        write when the step is sealed (a value kombu's JSON takes and the
-        encoder does not): what ``send_task_message`` gives it, as the
-        publish wrapper saw it then, into the recording producer. Celery's
-        ``send_task`` again would run the wrappers a second time."""
-        built = self.fast.builder.built(message.task_id, message)
+        """kombu's publish of a child's message, with what
+        ``send_task_message`` gives it (as the publish wrapper saw it), into
+        the recording producer: the transport's publish (RabbitMQ), or the
+        encoder's fallback when it finds it cannot write the message when the
+        step is sealed (a value kombu's JSON takes and it does not; Celery's
+        ``send_task`` again would run the wrappers a second time)."""
+        built = self.builder.built(message.task_id, message)
         celery_message = self.messages.celery_message(built)
         assert celery_message is not None  # it was made when queued
         kwargs = self.messages.publish_kwargs(built, celery_message)
