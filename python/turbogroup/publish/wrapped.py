@@ -182,7 +182,7 @@ class WrappedPublishing:
 
     def _send_task(self, *args: Any, **kwargs: Any) -> Any:
         child = self._taken(args, kwargs)
-        if child is None or not self._takes_headers(child, kwargs.get("headers")):
+        if child is None or not self._takes_headers(child, kwargs):
             return self._own.send_task(*args, **kwargs)
         headers = kwargs.get("headers") or None
         message = new_tuple(AlikeChild, (*child.message[:9], headers))
@@ -217,11 +217,18 @@ class WrappedPublishing:
         self.queue(child.qname, message, partial(self._through_kombu, message))
         return None
 
-    def _takes_headers(self, child: Child, headers: Any) -> bool:
+    def _takes_headers(self, child: Child, kwargs: dict[str, Any]) -> bool:
         """Whether the child's template can take the headers the wrappers
-        left as its own: a dict (or none) of names the encoder appends,
-        where the template has no headers option of its own."""
-        return not child.message.template["headers"] and (not headers or type(headers) is dict)
+        left (``send_task``'s ``kwargs``) as its own: a dict, or none, where
+        the template has no headers option of its own; and nothing else is
+        asked of ``send_task`` (a group's children are not added to a
+        parent's trail)."""
+        headers = kwargs.get("headers")
+        return (
+            not child.message.template["headers"]
+            and (not headers or type(headers) is dict)
+            and not kwargs.get("add_to_parent", True)
+        )
 
     def _through_kombu(self, message: AlikeChild) -> None:
         """kombu's publish of a child's message, with what
