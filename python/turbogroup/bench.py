@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tracing",
         action="store_true",
         help="instead: dispatch at the largest N with OpenTelemetry's and Sentry's Celery "
-        "integrations on, Celery against turbogroup, Redis broker",
+        "integrations on, Celery against turbogroup, Redis broker (and RabbitMQ); with the "
+        "tracer's own time alone, and the bound it sets on any dispatch running it per task",
     )
     parser.add_argument(
         "--rss",

@@ -16,6 +16,11 @@ the tracer set up before ``turbogroup.install()``:
 
 A round whose queue does not hold N messages, each with the tracer's
 headers, is reported as failed rather than timed.
+
+A third interpreter times the tracer alone (``tracer_alone.py``): what it
+does per message when nothing is published, which no dispatch that runs it
+per message, as Celery does, can go below. Celery's time over it is the
+``bound`` column: the most any such dispatch could gain here.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from turbogroup.publish.report import collected_reports
 
 TRACERS = {"opentelemetry": ("traceparent",), "sentry": ("sentry-trace", "baggage")}
 HEADER = [
-    "tracer", "broker", "N", "celery s", "turbogroup s", "ratio", "built by turbogroup/Celery",
+    "tracer", "broker", "N", "celery s", "turbogroup s", "ratio", "tracer alone s", "bound",
+    "built by turbogroup/Celery",
 ]  # fmt: skip
 
 
@@ -68,8 +74,13 @@ def _sentry() -> Any:
 
 
 def measure(tracer: str, impl: str, n: int, rounds: int, broker: str, queue: str) -> dict:
-    """The rounds of one (tracer, implementation) pair, in this process."""
+    """The rounds of one (tracer, implementation) pair, in this process
+    (``alone``: the tracer's own work per message, nothing published)."""
     traced: Any = {"opentelemetry": _opentelemetry, "sentry": _sentry}[tracer]()
+    if impl == "alone":
+        from turbogroup.benchkit.tracer_alone import time_alone
+
+        return {"seconds": time_alone(tracer, traced, n, rounds), "failures": [], "built": None}
     from celery import Celery
     from celery.canvas import group as celery_group
 
@@ -167,7 +178,7 @@ def run_tracing(n: int, rounds: int, brokers: list[str], tag: str) -> list[list[
 
 def _row(tracer: str, broker: str, n: int, rounds: int, queue: str) -> list[str]:
     sides = {}
-    for impl in ("celery", "turbogroup"):
+    for impl in ("celery", "turbogroup", "alone"):
         out = subprocess.run(
             [sys.executable, "-m", "turbogroup.benchkit.tracing",
              tracer, impl, str(n), str(rounds), broker, queue],
@@ -176,7 +187,9 @@ def _row(tracer: str, broker: str, n: int, rounds: int, queue: str) -> list[str]
         sides[impl] = json.loads(out.stdout.splitlines()[-1])
     celery_s = min(sides["celery"]["seconds"], default=None)
     turbo_s = min(sides["turbogroup"]["seconds"], default=None)
+    alone_s = min(sides["alone"]["seconds"])
     ratio = f"{celery_s / turbo_s:.1f}x" if celery_s and turbo_s else "-"
+    bound = f"{celery_s / alone_s:.1f}x" if celery_s else "-"
     failed = "; ".join(f"{i}: {f}" for i in sides for f in sides[i]["failures"])
     built = sides["turbogroup"]["built"]
     return [
@@ -184,6 +197,8 @@ def _row(tracer: str, broker: str, n: int, rounds: int, queue: str) -> list[str]
         f"{celery_s:.3f}" if celery_s else "failed",
         f"{turbo_s:.3f}" if turbo_s else "failed",
         ratio if not failed else f"{ratio} ({failed})",
+        f"{alone_s:.3f}",
+        bound,
         f"{built[0]}/{built[1]}" if built else "Celery's path",
     ]  # fmt: skip
 
