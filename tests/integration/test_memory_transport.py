@@ -137,3 +137,24 @@ def test_a_receivers_headers_on_the_memory_transport_are_celerys(app, dispatch_r
     assert (report.by_engine, report.by_celery, report.looped) == (30, 0, 29)
     assert list(fast[-1]["headers"])[-1] == "traceparent"
     assert without_generated_ids(fast) == without_generated_ids(slow)
+
+
+def test_a_tracers_wrappers_run_around_the_memory_transports_messages(
+    app, monkeypatch, dispatch_reports
+):
+    """Wrappers of Sentry's shape (``publish/wrapped.py``): every message
+    by the encoder, inside them, as Celery's group makes it."""
+    from tests.integration.test_wrappers_around_the_encoder import Tracer
+
+    add = app.tasks["tg_mem.add"]
+    name = app.conf.task_default_queue
+    seen = {}
+    for impl in (celery_group, group):
+        with monkeypatch.context() as patched:
+            tracer = Tracer(patched)
+            impl([add.s(i, i) for i in range(40)], app=app).apply_async()
+        seen[impl] = (without_generated_ids(drain(name)), tracer.log)
+    assert seen[group] == seen[celery_group]
+    assert len(seen[group][0]) == 40
+    (report,) = dispatch_reports()
+    assert (report.transport, report.by_engine, report.by_celery) == ("memory", 40, 0)

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import pytest
 from celery import Celery
 from celery.app.task import Task
 from celery.canvas import group as celery_group
 from kombu import Producer
-from kombu.transport.memory import Channel as MemoryChannel
 
 from tests.integration.amqp_env import take_messages
 from tests.integration.celery_wire import dispatch, drain, normalized_plain
-from tests.integration.test_memory_transport import drain as drain_memory
-from tests.integration.test_memory_transport import without_generated_ids
 from turbogroup import group as turbo_group
 
 pytestmark = pytest.mark.redis
@@ -224,28 +220,3 @@ def test_children_with_headers_of_their_own_get_celerys_send_task(
     assert sum(map(len, ours.values())) == N
     assert log[2][2][-3:] == ("mine", "x-apply_async", "x-send_task")
     assert (report.by_engine, report.by_celery) == (0, N)
-
-
-def test_wrapped_children_on_the_memory_transport_are_celerys(monkeypatch, dispatch_reports):
-    name = f"tg-mem-wrapped-{uuid.uuid4().hex[:10]}"
-    app = Celery(name, set_as_current=False)
-    app.conf.update(broker_url="memory://localhost/", task_default_queue=name)
-
-    @app.task(name="tg_mem_wrapped.add", shared=False)
-    def add(x, y=0):
-        return x + y
-
-    try:
-        seen = {}
-        for impl in (celery_group, turbo_group):
-            with monkeypatch.context() as patched:
-                tracer = Tracer(patched)
-                impl([add.s(i, i) for i in range(N)], app=app).apply_async()
-            seen[impl] = (without_generated_ids(drain_memory(name)), tracer.log)
-        assert seen[turbo_group] == seen[celery_group]
-        assert len(seen[turbo_group][0]) == N
-        (report,) = dispatch_reports()
-        assert (report.transport, report.by_engine, report.by_celery) == ("memory", N, 0)
-    finally:
-        MemoryChannel.queues.pop(name, None)
-        app.close()
