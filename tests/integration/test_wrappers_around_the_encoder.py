@@ -220,3 +220,14 @@ def test_children_with_headers_of_their_own_get_celerys_send_task(
     assert sum(map(len, ours.values())) == N
     assert log[2][2][-3:] == ("mine", "x-apply_async", "x-send_task")
     assert (report.by_engine, report.by_celery) == (0, N)
+
+
+def test_a_chords_header_inside_the_wrappers_is_celerys(wire_env, monkeypatch, dispatch_reports):
+    def chord_of(g, tasks):
+        header = g(tasks["add"].s(i, i) for i in range(N))
+        return (header | tasks["tsum"].s().set(task_id="body")).set(task_id="header-id")
+
+    ours, log, report = _both(wire_env, monkeypatch, dispatch_reports, build=chord_of)
+    assert sum(map(len, ours.values())) == N
+    assert len(log) == 3 * N
+    assert (report.by_engine, report.by_celery) == (N, 0)
