@@ -89,10 +89,11 @@ def amqp_fast_path(app: Any, batch: Any) -> AmqpFastDispatch | AmqpSignalledDisp
     if batch.fast is None:
         # a tracer's wrappers run around kombu's publish of each message,
         # unless signals have receivers too (publish/wrapped.py)
-        wrappers = None if publish_receivers() else publishing_wrappers(app)
+        receivers = publish_receivers()
+        wrappers = None if receivers else publishing_wrappers(app)
         batch.fast = (
             AmqpSignalledDispatch(app, batch, wrappers)
-            if publish_receivers() or wrappers is not None
+            if receivers or wrappers is not None
             else AmqpFastDispatch(app, batch, batch.max_message_size)
         )
     return batch.fast if batch.fast.app is app else None

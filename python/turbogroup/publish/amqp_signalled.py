@@ -62,7 +62,7 @@ class AmqpSignalledDispatch:
         # With a tracer's wrappers (and no receivers), kombu's publish of
         # each alike child's message runs inside them (publish/wrapped.py)
         self.wrapped = (
-            WrappedPublishing(self.builder, wrappers, self._publish_wrapped)
+            WrappedPublishing(self.builder, wrappers, limits, self._publish_wrapped)
             if wrappers is not None
             else None
         )
@@ -114,14 +114,12 @@ class AmqpSignalledDispatch:
         elif not self._publish(child.task_id, child):
             child.through_celery()
 
-    def _publish_wrapped(
-        self, qname: str, child: AlikeChild, through_kombu: Callable[[], None]
-    ) -> None:
+    def _publish_wrapped(self, qname: str, child: AlikeChild, publish: Callable[[], None]) -> None:
         # kombu's publish of it, inside its wrappers, into the recording producer
         del qname, child  # in the record
         deferred = self.producer.deferred
         before = len(deferred)
-        through_kombu()
+        publish()
         self._recorded.update(map(id, deferred[before:]))
 
     def _publish(self, task_id: str, message: Message) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from itertools import repeat
 from typing import Any, cast
 
@@ -130,7 +131,7 @@ class RedisFastDispatch:
         )
         self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
         self.wrapped = (
-            WrappedPublishing(self.builder, wrappers, self._queue_wrapped)
+            WrappedPublishing(self.builder, wrappers, self.limits, self._queue_wrapped)
             if wrappers is not None
             else None
         )
@@ -202,11 +203,13 @@ class RedisFastDispatch:
         elif not self._signalled(child.task_id, qname, child):
             child.through_celery()
 
-    def _queue_wrapped(
-        self, qname: str, child: AlikeChild, through_kombu: Callable[[], None]
-    ) -> None:
-        # a child published inside a tracer's wrappers (publish/wrapped.py)
-        self.pending.append((child.task_id, qname, child, through_kombu, self.sequence()))
+    def _queue_wrapped(self, qname: str, child: AlikeChild, publish: Callable[[], None]) -> None:
+        # a child published inside a tracer's wrappers (publish/wrapped.py),
+        # for the encoder; kombu's publish only if it cannot write it
+        del publish  # its arguments are made again then, not kept
+        assert self.wrapped is not None
+        fallback = partial(self.wrapped.through_kombu, child)
+        self.pending.append((child.task_id, qname, child, fallback, self.sequence()))
 
     def _signalled(self, task_id: str, qname: str, message: Message) -> bool:
         """Send a message between the publish signals

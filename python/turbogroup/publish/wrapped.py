@@ -49,14 +49,15 @@ from celery.app.task import Task
 from kombu import Producer
 
 from turbogroup.celery_guards import PublishingWrappers, argument_check
-from turbogroup.publish.alike import AlikeChild, new_tuple, repr_limits
+from turbogroup.publish.alike import AlikeChild, new_tuple
 from turbogroup.publish.signalled import Built, CeleryMessage, SignalledMessages
 
 if TYPE_CHECKING:
     from turbogroup.publish.builder import MessageBuilder
 
-# Takes a child's message, queued where the innermost wrapper calls kombu's
-# publish: (queue name, message, what publishes it through kombu instead).
+# Takes a child's message where the innermost wrapper calls kombu's publish:
+# (queue name, message, kombu's publish of it now with exactly what the
+# wrapper passed on, into the recording producer).
 Queue = Callable[[str, AlikeChild, Callable[[], None]], None]
 
 
@@ -108,10 +109,15 @@ class WrappedPublishing:
     """Runs one dispatch's wrappers around its children's messages (see
     the module docstring)."""
 
-    def __init__(self, builder: MessageBuilder, wrappers: PublishingWrappers, queue: Queue) -> None:
-        resolver = builder.resolver
+    def __init__(
+        self,
+        builder: MessageBuilder,
+        wrappers: PublishingWrappers,
+        limits: dict[str, Any],
+        queue: Queue,
+    ) -> None:
         self.builder = builder
-        self.messages = SignalledMessages(resolver.app, builder.producer, repr_limits(resolver.app))
+        self.messages = SignalledMessages(builder.resolver.app, builder.producer, limits)
         # what takes a child's message where the innermost wrapper calls
         # kombu's publish: the transport's (see Queue)
         self.queue = queue
@@ -214,8 +220,12 @@ class WrappedPublishing:
             # kombu's publish, into the recording producer, of what it is given
             producer, *rest = args
             return producer.publish_by(self._own.publish, *rest, **kwargs)
-        message = child.message
-        self.queue(child.qname, message, partial(self._through_kombu, message))
+        producer, *rest = args
+        self.queue(
+            child.qname,
+            child.message,
+            partial(producer.publish_by, self._own.publish, *rest, **kwargs),
+        )
         return None
 
     def _takes_headers(self, child: Child, kwargs: dict[str, Any]) -> bool:
@@ -231,13 +241,15 @@ class WrappedPublishing:
             and not kwargs.get("add_to_parent", True)
         )
 
-    def _through_kombu(self, message: AlikeChild) -> None:
-        """kombu's publish of a child's message, with what
-        ``send_task_message`` gives it (as the publish wrapper saw it), into
-        the recording producer: the transport's publish (RabbitMQ), or the
-        encoder's fallback when it finds it cannot write the message when the
-        step is sealed (a value kombu's JSON takes and it does not; Celery's
-        ``send_task`` again would run the wrappers a second time)."""
+    def through_kombu(self, message: AlikeChild) -> None:
+        """kombu's publish of a queued child's message, into the recording
+        producer, with what ``send_task_message`` gives it (as the publish
+        wrapper saw it), made again: the encoder's fallback when it finds it
+        cannot write the message when the step is sealed (a value kombu's
+        JSON takes and it does not; Celery's ``send_task`` again would run
+        the wrappers a second time). Made again rather than kept: keeping
+        every queued child's publish arguments until the seal would cost
+        ~1 KiB a child."""
         built = self.builder.built(message.task_id, message)
         celery_message = self.messages.celery_message(built)
         assert celery_message is not None  # it was made when queued
