@@ -177,8 +177,9 @@ class PlainDispatch:
 
     def _queue_alike(self, tasks: Any, start: int) -> int:
         """The children from ``start`` alike the last one the Python loop
-        queued, queued by the Rust loop (and then sent between the publish
-        signals, when they have receivers); returns where it stopped. After a
+        queued, queued by the Rust loop (and then published one by one,
+        between the publish signals or inside a tracer's wrappers, when
+        those run); returns where it stopped. After a
         run that queued nothing (children of changing kinds), the next
         tries wait for ever more children (up to 64) in the Python loop."""
         if self._wait:
@@ -191,8 +192,8 @@ class PlainDispatch:
             return start  # (the Rust loop reads no clock)
         name, immutable, sig_type, app = kind[:4]
         qname, template, typed, make, _ = known
-        # Between the publish signals, the loop's children are handed to
-        # the signals afterwards, in order (they number them as they queue).
+        # One by one, the loop's children are handed to the signals or the
+        # wrappers afterwards, in order (they number them as they queue).
         one_by_one = fast.one_by_one
         pending = [] if one_by_one else fast.pending
         run = AlikeRun(
@@ -273,7 +274,7 @@ class PlainDispatch:
             )
             # a chain option set on the child is its own (not the template's)
             chain = _get(options, "chain")
-            no_headers = None  # of its own: receivers add them (publish/signalled.py)
+            no_headers = None  # of its own: receivers or wrappers add them later
             fields = (task_id, index, args, kwargs, chain, own_clock, template, task, fallback,
                       no_headers)  # fmt: skip
             self.fast.add_alike(qname, new_tuple(AlikeChild, fields))

@@ -45,8 +45,9 @@ class AlikeChild(NamedTuple):
     template: Any
     task: Any = None  # the child's signature
     publish: Callable[[Any, int | None, str], Any] | None = None
-    # the headers publish signal receivers added to its message, after
-    # the template's (``publish/signalled.py``); None: none
+    # the headers publish signal receivers or a tracer's wrappers added to
+    # its message, after the template's (``publish/signalled.py``,
+    # ``publish/wrapped.py``); None: none
     headers: dict[str, Any] | None = None
 
     def through_celery(self) -> None:

@@ -346,4 +346,4 @@ class RedisFastDispatch:
 
     def _check(self, messages: list[Message]) -> list[Any] | None:
         # a whole message sent one by one keeps its envelope
-        return checked(messages, self.limits, signalled=self.one_by_one)
+        return checked(messages, self.limits, one_by_one=self.one_by_one)

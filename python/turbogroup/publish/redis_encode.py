@@ -48,18 +48,19 @@ def envelopes(run: Run, limits: dict[str, Any]) -> list[bytes]:
     return values
 
 
-def checked(messages: list[Message], limits: dict[str, Any], signalled: bool) -> list[Any] | None:
+def checked(messages: list[Message], limits: dict[str, Any], one_by_one: bool) -> list[Any] | None:
     """None when every message encodes; else None, or ``Unsupported``,
     per message (or an envelope, below): alike messages are encoded
-    together, per template, and no bytes are kept. ``signalled``: the
-    messages were sent between the publish signals, so an alike one may
-    have headers of its own, and a whole one keeps its envelope instead
-    of None (it holds a held signal's arguments until sent anyway), so
-    that it is encoded once, not twice."""
+    together, per template, and no bytes are kept. ``one_by_one``: the
+    messages were published one by one (between the publish signals, or
+    inside a tracer's wrappers), so an alike one may have headers of its
+    own, and a whole one keeps its envelope instead of None (it holds a
+    held signal's arguments until sent anyway), so that it is encoded
+    once, not twice."""
     template = one_template(messages)
     if template is not None:
         alike = cast(list[AlikeChild], messages)
-        verdicts = _alike_verdicts(template, alike, limits, signalled)
+        verdicts = _alike_verdicts(template, alike, limits, one_by_one)
         return None if verdicts.count(None) == len(verdicts) else verdicts
     out: list[Any] = [None] * len(messages)
     templates = [m.template if isinstance(m, AlikeChild) else None for m in messages]
@@ -67,10 +68,10 @@ def checked(messages: list[Message], limits: dict[str, Any], signalled: bool) ->
     if whole:
         wholes = [cast(dict[str, Any], messages[i]) for i in whole]
         for i, data in zip(whole, _core.encode_task_messages(wholes, **limits)):
-            out[i] = data if signalled or isinstance(data, _core.Unsupported) else None
+            out[i] = data if one_by_one or isinstance(data, _core.Unsupported) else None
     for template, positions in by_template(templates):
         items = [cast(AlikeChild, messages[i]) for i in positions]
-        verdicts = _alike_verdicts(template, items, limits, signalled)
+        verdicts = _alike_verdicts(template, items, limits, one_by_one)
         if verdicts.count(None) == len(verdicts):
             continue  # all encodable: out is all None there
         for i, verdict in zip(positions, verdicts):
@@ -79,9 +80,9 @@ def checked(messages: list[Message], limits: dict[str, Any], signalled: bool) ->
 
 
 def _alike_verdicts(
-    template: dict[str, Any], items: list[AlikeChild], limits: dict[str, Any], signalled: bool
+    template: dict[str, Any], items: list[AlikeChild], limits: dict[str, Any], one_by_one: bool
 ) -> list[Any]:
-    headers = alike_headers(items) if signalled else None
+    headers = alike_headers(items) if one_by_one else None
     return _core.encode_alike_messages(template, items, check=True, **limits, headers=headers)
 
 

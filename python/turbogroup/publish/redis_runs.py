@@ -82,7 +82,7 @@ HEADERS = itemgetter(9)  # AlikeChild.headers
 
 def alike_headers(children: list[AlikeChild]) -> list[Any] | None:
     """Each alike child's own headers, when any has some (publish signal
-    receivers added them); None when none has."""
+    receivers or a tracer's wrappers added them); None when none has."""
     headers = list(map(HEADERS, children))
     return headers if any(headers) else None
 
