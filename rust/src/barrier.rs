@@ -6,6 +6,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use pyo3::gc::PyVisit;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -153,7 +154,7 @@ impl Barrier {
             if let Some(promises) = promises {
                 // vine calls __len__ directly: lazy sequences answer
                 // NotImplemented until they are consumed.
-                let len = promises.call_method0("__len__")?;
+                let len = promises.call_method0(intern!(py, "__len__"))?;
                 if !len.is(py.NotImplemented()) {
                     n = len.extract()?;
                 }
@@ -203,7 +204,7 @@ impl Barrier {
 
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
         self.state().cancel();
-        self.promise(py).call_method0("cancel")?;
+        self.promise(py).call_method0(intern!(py, "cancel"))?;
         Ok(())
     }
 
@@ -211,7 +212,7 @@ impl Barrier {
         let can = slf.get().state().can_add();
         match can {
             Ok(true) => {
-                p.call_method1("then", (slf,))?;
+                p.call_method1(intern!(p.py(), "then"), (slf,))?;
                 Ok(())
             }
             Ok(false) => Ok(()),
@@ -235,7 +236,8 @@ impl Barrier {
         callback: &Bound<'_, PyAny>,
         errback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.promise(py).call_method1("then", (callback, errback))?;
+        self.promise(py)
+            .call_method1(intern!(py, "then"), (callback, errback))?;
         Ok(())
     }
 
@@ -247,7 +249,8 @@ impl Barrier {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         if !self.state().cancelled {
-            self.promise(py).call_method("throw", args, kwargs)?;
+            self.promise(py)
+                .call_method(intern!(py, "throw"), args, kwargs)?;
         }
         Ok(())
     }

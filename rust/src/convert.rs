@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -70,7 +71,7 @@ fn text(s: &Bound<'_, PyString>) -> Result<Text, Unsupported> {
         return Ok(Text::from(utf8));
     }
     let raw = s
-        .call_method1("encode", ("utf-8", "surrogatepass"))
+        .call_method1(intern!(s.py(), "encode"), ("utf-8", "surrogatepass"))
         .map_err(read_failed)?;
     let raw = raw.cast::<PyBytes>().map_err(|e| read_failed(e.into()))?;
     Text::from_surrogatepass(raw.as_bytes().to_vec())
@@ -156,8 +157,10 @@ pub fn convert<'py>(
         if ty.is(tagged) {
             let encoded = match kind {
                 TagKind::Decimal => obj.str().map_err(read_failed)?.into_any(),
-                TagKind::Uuid => obj.getattr("hex").map_err(read_failed)?,
-                _ => obj.call_method0("isoformat").map_err(read_failed)?,
+                TagKind::Uuid => obj.getattr(intern!(obj.py(), "hex")).map_err(read_failed)?,
+                _ => obj
+                    .call_method0(intern!(obj.py(), "isoformat"))
+                    .map_err(read_failed)?,
             };
             let repr = obj.repr().map_err(read_failed)?;
             return Ok(Value::Tagged {
@@ -176,7 +179,9 @@ pub fn convert<'py>(
             if let Some((_, v)) = ctx.seen_mappings.borrow().get(&addr) {
                 return Ok(v.clone());
             }
-            let items = obj.call_method0("items").map_err(read_failed)?;
+            let items = obj
+                .call_method0(intern!(obj.py(), "items"))
+                .map_err(read_failed)?;
             let items = obj
                 .py()
                 .get_type::<PyList>()
@@ -233,6 +238,7 @@ pub fn or_empty<'py>(
 pub fn text_to_py<'py>(py: Python<'py>, t: &Text) -> PyResult<Bound<'py, PyAny>> {
     match t.as_str() {
         Some(s) => Ok(PyString::new(py, s).into_any()),
-        None => PyBytes::new(py, t.as_bytes()).call_method1("decode", ("utf-8", "surrogatepass")),
+        None => PyBytes::new(py, t.as_bytes())
+            .call_method1(intern!(py, "decode"), ("utf-8", "surrogatepass")),
     }
 }
