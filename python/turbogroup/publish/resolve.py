@@ -42,6 +42,39 @@ SEND_PARAMS = frozenset({
 UNSUPPORTED_OPTIONS = frozenset({"connection", "publisher", "router", "now", "timezone"})
 
 
+class AppliedAsync(NamedTuple):
+    """What Celery's ``Task.apply_async`` passes to ``app.send_task``
+    besides the task's name and arguments: its own named parameters, and
+    the options with the task's exec options under them."""
+
+    task_id: Any
+    producer: Any
+    link: Any
+    link_error: Any
+    shadow: Any
+    options: dict[str, Any]
+
+
+def apply_async_preamble(
+    task: Task, args: Any, kwargs: Any, options: dict[str, Any]
+) -> AppliedAsync:
+    """Celery's ``Task.apply_async`` up to ``app.send_task``: the typing
+    check, its named parameters taken out of ``options`` (the caller's own
+    copy, changed), the shadow name and the task's exec options. Shared by
+    the resolver and by the path inside a tracer's wrappers
+    (``publish/wrapped.py``)."""
+    check_arguments = argument_check(task)
+    if check_arguments is not None:
+        check_arguments(*(args or ()), **(kwargs or {}))
+    task_id = options.pop("task_id", None)
+    producer = options.pop("producer", None)
+    link, link_error = options.pop("link", None), options.pop("link_error", None)
+    shadow = options.pop("shadow", None) or task.shadow_name(args, kwargs, options)
+    options = dict(task._get_exec_options(), **options)
+    options.setdefault("ignore_result", task.ignore_result)
+    return AppliedAsync(task_id, producer, link, link_error, shadow, options)
+
+
 class MessageResolver:
     """What Celery reads from the app for every message, read once per
     dispatch; queues are declared once each, on the dispatch's producer."""
@@ -95,15 +128,9 @@ class MessageResolver:
         # Task.apply_async
         if task.soft_time_limit and task.time_limit and task.soft_time_limit > task.time_limit:
             return None  # Celery raises ValueError: let it
-        check_arguments = argument_check(task)
-        if check_arguments is not None:
-            check_arguments(*(args or ()), **(kwargs or {}))
-        task_id = opts.pop("task_id", None)
-        opts.pop("producer", None)
-        link, link_error = opts.pop("link", None), opts.pop("link_error", None)
-        shadow = opts.pop("shadow", None) or task.shadow_name(args, kwargs, opts)
-        opts = dict(task._get_exec_options(), **opts)
-        opts.setdefault("ignore_result", task.ignore_result)
+        applied = apply_async_preamble(task, args, kwargs, opts)
+        task_id, link, link_error = applied.task_id, applied.link, applied.link_error
+        shadow, opts = applied.shadow, applied.options
         if (opts.get("serializer") or self.default_serializer) != "json":
             return None
         if opts.get("compression"):

@@ -48,8 +48,9 @@ from celery import Celery
 from celery.app.task import Task
 from kombu import Producer
 
-from turbogroup.celery_guards import PublishingWrappers, argument_check
+from turbogroup.celery_guards import PublishingWrappers
 from turbogroup.publish.alike import AlikeChild, new_tuple
+from turbogroup.publish.resolve import apply_async_preamble
 from turbogroup.publish.signalled import Built, CeleryMessage, SignalledMessages
 
 if TYPE_CHECKING:
@@ -164,23 +165,13 @@ class WrappedPublishing:
     def _send(self, child: Child, options: dict[str, Any]) -> Any:
         """``Task.apply_async`` after its wrapper, up to ``app.send_task``."""
         task, args, kwargs = child.call.args
-        options = dict(options)
-        task_id = options.pop("task_id", None)
-        producer = options.pop("producer", None)
-        link, link_error = options.pop("link", None), options.pop("link_error", None)
-        shadow = options.pop("shadow", None)
-        check_arguments = argument_check(task)
-        if check_arguments is not None:
-            check_arguments(*(args or ()), **(kwargs or {}))
-        shadow = shadow or task.shadow_name(args, kwargs, options)
-        options = dict(task._get_exec_options(), **options)
-        options.setdefault("ignore_result", task.ignore_result)
-        app = task._get_app()
+        applied = apply_async_preamble(task, args, kwargs, dict(options))
         call = Call(
-            (app, task.name, args, kwargs),
+            (task._get_app(), task.name, args, kwargs),
             dict(
-                task_id=task_id, producer=producer, link=link, link_error=link_error,
-                result_cls=task.AsyncResult, shadow=shadow, task_type=task, **options,
+                task_id=applied.task_id, producer=applied.producer, link=applied.link,
+                link_error=applied.link_error, result_cls=task.AsyncResult,
+                shadow=applied.shadow, task_type=task, **applied.options,
             ),
         )  # fmt: skip
         self._child = Child(child.qname, child.message, call)
@@ -211,6 +202,7 @@ class WrappedPublishing:
     def _publish(self, *args: Any, **kwargs: Any) -> Any:
         built = self._built
         child = self._taken(args, kwargs)
+        producer, *rest = args
         if (
             child is None
             or built is None
@@ -218,9 +210,7 @@ class WrappedPublishing:
             or list(built[1].headers.items()) != built[2]
         ):
             # kombu's publish, into the recording producer, of what it is given
-            producer, *rest = args
             return producer.publish_by(self._own.publish, *rest, **kwargs)
-        producer, *rest = args
         self.queue(
             child.qname,
             child.message,
