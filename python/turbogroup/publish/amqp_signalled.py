@@ -96,14 +96,13 @@ class AmqpSignalledDispatch:
         task_id, qname, message = built
         if self.wrapped is None:
             return self._publish(task_id, message)
-        if not isinstance(message, AlikeChild):
-            last = self.builder.last_alike
-            if last is None or message is not last[1]:
-                return False  # not alike any: its wrappers run around Celery's publish
-            # the first of its kind: an alike child of its own template
-            fields = message["group_index"], message["args"], message["kwargs"]
-            message = AlikeChild(task_id, *fields, message["chain"], None, message)
-        self.wrapped.publish(qname, message)
+        # the first of its kind: an alike child of its own template
+        child = (
+            message if isinstance(message, AlikeChild) else self.builder.own_child(task_id, message)
+        )
+        if child is None:
+            return False  # not alike any: its wrappers run around Celery's publish
+        self.wrapped.publish(qname, child)
         return True
 
     def add_alike(self, qname: str, child: AlikeChild) -> None:

@@ -103,6 +103,17 @@ class MessageBuilder:
         fields = message["group_index"], message["args"], message["kwargs"]
         return Built(message, task_id, *fields, send)
 
+    def own_child(self, task_id: str, message: Message) -> AlikeChild | None:
+        """A message ``build`` just made, as an alike child of itself when
+        it is its kind's template (``last_alike``); None when it is alike
+        no other child."""
+        last = self.last_alike
+        if last is None or message is not last[1]:
+            return None
+        template = last[1]
+        fields = template["group_index"], template["args"], template["kwargs"]
+        return AlikeChild(task_id, *fields, template["chain"], None, template)
+
     def call_of(self, child: AlikeChild) -> tuple[Any, dict[str, Any]]:
         """The task and the options ``Signature.apply_async`` passes to the
         task's ``apply_async`` for an alike child: its template's but for

@@ -166,12 +166,12 @@ class RedisFastDispatch:
         if self.signalled is not None:
             return self._signalled(*built)
         task_id, qname, message = built
-        if self.last_alike is not None and message is self.last_alike[1]:
-            # The first of its kind is its kind's template, and is encoded
-            # as an alike child of it: the step is then one run (one
-            # LPUSH, one encoder call), not a whole message beside it.
-            fields = message["group_index"], message["args"], message["kwargs"]
-            message = AlikeChild(task_id, *fields, message["chain"], None, message)
+        # The first of its kind is its kind's template, and is encoded as an
+        # alike child of it: the step is then one run (one LPUSH, one
+        # encoder call), not a whole message beside it.
+        child = self.builder.own_child(task_id, message)
+        if child is not None:
+            message = child
         if self.wrapped is not None:
             if not isinstance(message, AlikeChild):
                 return False  # its wrappers run around Celery's publish
