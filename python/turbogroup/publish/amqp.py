@@ -238,7 +238,9 @@ class ConfirmBatch:
 
     # -- building ---------------------------------------------------------
 
-    def check(self, record: Deferred) -> None:
+    def check(self, record: Deferred, table_checked: bool = False) -> None:
+        """Raise now what sending ``record`` would raise (``table_checked``:
+        its headers are known to encode, ``publish/amqp_records.py``)."""
         if record.body_size > self.max_message_size:
             raise MessageTooLargeError(
                 f"task {record.task_id}: message body of {record.body_size} bytes is over "
@@ -247,7 +249,8 @@ class ConfirmBatch:
             )
         # py-amqp encodes the headers table only when it writes the frame,
         # and a value it cannot encode raises there: encode it now.
-        self._template.channel.prepare_message(*record.args[:6])._serialize_properties()
+        if not table_checked:
+            self._template.channel.prepare_message(*record.args[:6])._serialize_properties()
         if record.confirm_timeout is not None:
             self._confirm_timeout = max(self._confirm_timeout or 0, record.confirm_timeout)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Signature
@@ -32,10 +33,11 @@ from turbogroup.publish.alike import (
     fast_path_allowed,
     repr_limits,
 )
+from turbogroup.publish.amqp_records import BeforeKombu, SignalledKind, table_is_plain
 from turbogroup.publish.builder import MessageBuilder
 from turbogroup.publish.redis_runs import Message
 from turbogroup.publish.resolve import Clock, MessageResolver
-from turbogroup.publish.signalled import SignalledMessages
+from turbogroup.publish.signalled import CeleryMessage, SignalledMessages
 from turbogroup.publish.wrapped import WrappedPublishing
 
 
@@ -59,6 +61,10 @@ class AmqpSignalledDispatch:
         keys = AlikeKeys(app.amqp.router)
         self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
         self.signalled = SignalledMessages(app, producer, limits)
+        self.limits = limits
+        # id(template) -> its kind's record recipe (publish/amqp_records.py),
+        # for the kinds whose first message it rebuilt exactly
+        self._kinds: dict[int, SignalledKind] = {}
         # With a tracer's wrappers (and no receivers), kombu's publish of
         # each alike child's message runs inside them (publish/wrapped.py)
         self.wrapped = (
@@ -124,11 +130,45 @@ class AmqpSignalledDispatch:
     def _publish(self, task_id: str, message: Message) -> bool:
         deferred = self.producer.deferred
         before = len(deferred)
-        if not self.signalled.publish(self.builder.built(task_id, message)):
+        last = self.builder.last_alike
+        # a kind's first message: its record may be its kind's recipe
+        template = message if last is not None and message is last[1] else None
+        queue = partial(self._queue, template)
+        if not self.signalled.publish(self.builder.built(task_id, message), queue):
             self.fallbacks["arguments the encoder cannot render"] += 1
             return False
         self._recorded.update(map(id, deferred[before:]))
         return True
+
+    def _queue(
+        self,
+        template: dict[str, Any] | None,
+        final: Any,
+        message: CeleryMessage,
+        through_kombu: Callable[[], Any],
+    ) -> Any:
+        """Record a message the receivers only added headers to: an alike
+        child's by its kind's recipe, any other by kombu's publish (the
+        record is then the key of its held ``after_task_publish``)."""
+        if isinstance(final, AlikeChild):
+            kind = self._kinds.get(id(final.template))
+            record = None if kind is None else kind.record_of(final, message, self.limits)
+            if record is not None:
+                self.producer.owner.check(record, table_checked=table_is_plain(final))
+                self.producer.deferred.append(record)
+                return record
+        if template is None:
+            through_kombu()
+            return None
+        before = BeforeKombu.of(message)
+        deferred = self.producer.deferred
+        count = len(deferred)
+        through_kombu()
+        if len(deferred) == count + 1:
+            kind = SignalledKind.learn(deferred[-1], message, before, self.limits)
+            if kind is not None:
+                self._kinds[id(template)] = kind
+        return None
 
     def check(self) -> None:
         """Nothing to check: each message was checked as it was recorded."""

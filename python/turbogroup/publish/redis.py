@@ -62,7 +62,7 @@ from turbogroup.publish.redis_runs import (
 )
 from turbogroup.publish.redis_wire import Transaction, send_commands, step_landed
 from turbogroup.publish.resolve import Clock, MessageResolver
-from turbogroup.publish.signalled import SignalledMessages
+from turbogroup.publish.signalled import CeleryMessage, SignalledMessages
 from turbogroup.publish.signals import publish_receivers
 from turbogroup.publish.wrapped import WrappedPublishing
 
@@ -217,7 +217,8 @@ class RedisFastDispatch:
         assert self.signalled is not None
         built = self.builder.built(task_id, message)
 
-        def queue(final: dict[str, Any], through_kombu: Callable[[], Any]) -> Any:
+        def queue(final: Any, arguments: CeleryMessage, through_kombu: Callable[[], Any]) -> Any:
+            del arguments  # the encoder writes final
             self.pending.append((task_id, qname, final, through_kombu, self.sequence()))
             return final
 

@@ -111,6 +111,10 @@ class Built(NamedTuple):
     child: AlikeChild | None = None
 
 
+# queue(final, message, through_kombu): see SignalledMessages.publish
+Queue = Callable[[Any, CeleryMessage, Callable[[], Any]], Any]
+
+
 class SignalledMessages:
     """Sends one dispatch's encoder-built messages through the publish
     signals (see the module docstring)."""
@@ -125,15 +129,15 @@ class SignalledMessages:
         self.default_serializer = setting(conf, "task_serializer")
         self.default_compression = setting(conf, "task_compression")
 
-    def publish(
-        self, built: Built, queue: Callable[[dict[str, Any], Any], Any] | None = None
-    ) -> bool:
+    def publish(self, built: Built, queue: Queue | None = None) -> bool:
         """Send ``built`` between the signals; False when the encoder cannot
         render its arguments (then Celery's ``apply_async`` must publish it,
         signals and all, and nothing was sent here). ``queue(final,
-        through_kombu)`` queues the encoder's message, with what publishes
-        it as Celery would if the encoder finds it cannot write it; without
-        ``queue``, kombu's publish records every message."""
+        message, through_kombu)`` queues the encoder's message ``final``
+        (``message``: the signals' arguments as the receivers left them),
+        with what publishes it as Celery would if the encoder finds it
+        cannot write it; without ``queue``, kombu's publish records every
+        message."""
         message = self.celery_message(built)
         if message is None:
             return False
@@ -146,7 +150,7 @@ class SignalledMessages:
         return True
 
     def _queued_publish(
-        self, built: Built, message: CeleryMessage, queue: Callable[[dict[str, Any], Any], Any]
+        self, built: Built, message: CeleryMessage, queue: Queue
     ) -> Callable[[], Any]:
         """The publish that queues the encoder's message when the receivers
         changed only headers (compared with the arguments as they are now,
@@ -156,7 +160,7 @@ class SignalledMessages:
         def publish() -> Any:
             final = before.encodable(built, message, self.limits)
             if final is not None:
-                return queue(final, partial(self._through_kombu, built, message, final))
+                return queue(final, message, partial(self._through_kombu, built, message, final))
             self._through_kombu(built, message)
             return None
 

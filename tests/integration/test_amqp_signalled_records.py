@@ -1,0 +1,140 @@
+"""Alike children between publish signal receivers on RabbitMQ, turbogroup
+vs Celery, as RabbitMQ holds them (body bytes, header and property order).
+
+When a tracer's ``before_task_publish`` receiver only adds headers, each
+child alike its kind's first one is recorded by its kind's recipe
+(``publish/amqp_records.py``) instead of kombu's ``Producer.publish``.
+These tests hold that to Celery's messages, check that it did the work
+(kombu's publish ran once, for the kind's first child) and that a receiver
+doing anything more sends each message through kombu, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from amqp.exceptions import FrameSyntaxError
+from celery import signals
+from celery.canvas import group as celery_group
+
+from turbogroup import group as turbo_group
+from turbogroup.publish.deferred import DeferringProducer
+
+pytestmark = pytest.mark.amqp
+N = 60
+
+
+def _traces(headers, **_):
+    headers["traceparent"] = f"00-{headers['group_index']:032}-{'0' * 16}-01"
+    headers["tracestate"] = 'tg=é"1'
+
+
+def _counts(headers, **_):
+    _traces(headers)
+    headers["attempt"] = headers["group_index"]  # an int: its table is checked whole
+
+
+def _changes_a_property(headers, properties, **_):
+    _traces(headers)
+    properties["app_id"] = "tracer"
+
+
+def _changes_a_standard_header(headers, **_):
+    _traces(headers)
+    headers["retries"] = 1
+
+
+# receiver -> how many messages kombu's publish records
+RECEIVERS = {
+    "adds-str-headers": (_traces, 1),
+    "adds-an-int-header": (_counts, 1),
+    "changes-a-property": (_changes_a_property, N),
+    "changes-a-standard-header": (_changes_a_standard_header, N),
+}
+
+
+@pytest.fixture
+def kombu_publishes(monkeypatch):
+    """How many messages the recording producer took from kombu's publish."""
+    count = [0]
+    original = DeferringProducer.publish_by
+
+    def counting(self, *args, **kwargs):
+        count[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeferringProducer, "publish_by", counting)
+    return count
+
+
+def _raw(app, queue: str) -> list[tuple[Any, ...]]:
+    """Every message in ``queue`` (removed) as RabbitMQ delivers it."""
+    out = []
+    with app.connection_for_write() as conn:
+        channel = conn.channel()
+        while (msg := channel.basic_get(queue, no_ack=True)) is not None:
+            properties = dict(msg.properties)
+            headers = properties.pop("application_headers", {})
+            info = msg.delivery_info
+            out.append(
+                (
+                    info["exchange"],
+                    info["routing_key"],
+                    msg.body,
+                    list(headers.items()),
+                    list(properties.items()),
+                )
+            )
+        channel.close()
+    return out
+
+
+def _dispatched(impl, app, receiver):
+    signals.before_task_publish.connect(receiver)
+    try:
+        children = (app.add.s(i, i).set(task_id=f"a-{i}") for i in range(N))
+        impl(children).apply_async(task_id="group-id")
+    finally:
+        signals.before_task_publish.disconnect(receiver)
+    return _raw(app, app.queue_names[0])
+
+
+@pytest.mark.parametrize("receiver", list(RECEIVERS))
+def test_alike_children_with_added_headers_are_celerys_messages(
+    make_app, dispatch_reports, kombu_publishes, receiver
+):
+    change, through_kombu = RECEIVERS[receiver]
+    app = make_app()
+    ours = _dispatched(turbo_group, app, change)
+    assert kombu_publishes[0] == through_kombu
+    (report,) = dispatch_reports()
+    assert (report.transport, report.by_engine, report.by_celery) == ("amqp", N, 0)
+    theirs = _dispatched(celery_group, app, change)
+    assert len(theirs) == N
+    assert all(("traceparent", f"00-{i:032}-{'0' * 16}-01") in m[3] for i, m in enumerate(theirs))
+    assert ours == theirs
+
+
+def test_a_header_py_amqp_cannot_write_leaves_nothing_sent(make_app, kombu_publishes):
+    app = make_app()
+    queue = app.queue_names[0]
+    with app.connection_for_write() as conn:  # so that an empty queue can be read
+        app.amqp.queues[queue].bind(conn.default_channel).declare()
+    seen = []
+
+    def receiver(headers, **_):
+        seen.append(headers["group_index"])
+        _traces(headers)
+        if headers["group_index"] == 40:
+            headers["span"] = object()  # py-amqp has no type for it
+
+    signals.before_task_publish.connect(receiver)
+    try:
+        with pytest.raises(FrameSyntaxError, match="key b'span'"):
+            turbo_group(app.add.s(i, i) for i in range(N)).apply_async()
+    finally:
+        signals.before_task_publish.disconnect(receiver)
+    assert seen == list(range(41))  # the fault happened at the 41st child
+    assert kombu_publishes[0] == 1  # the others were recorded by the recipe
+    assert _raw(app, queue) == []
