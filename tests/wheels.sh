@@ -17,7 +17,7 @@ AMQP_URL=${TURBOGROUP_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672//}
 # A PATH without cargo, rustc or maturin: what a user without Rust has.
 PLAIN_PATH=/usr/local/bin:/usr/bin:/bin
 
-log() { printf '\n==> %s\n' "$*"; }
+log() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 
 find_python() {
     local version=$1 root candidate
