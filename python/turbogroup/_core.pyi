@@ -14,6 +14,8 @@ _AlikeItem: TypeAlias = tuple[str, int | None, Any, Any, Unpack[tuple[Any, ...]]
 __version__: str
 
 LEAF: int
+#: The headers Celery's ``as_task_v2`` writes, in its order (the encoder's).
+STANDARD_HEADERS: tuple[str, ...]
 """Shape code of a leaf in :func:`freeze_unroll_order`."""
 
 def uuid4() -> str:
@@ -295,6 +297,7 @@ def lpush_command(key: str, values: list[bytes]) -> bytes:
 
 __all__ = [
     "LEAF",
+    "STANDARD_HEADERS",
     "AlikeQueue",
     "Barrier",
     "QuickFulfilment",

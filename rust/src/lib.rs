@@ -24,6 +24,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ids::TaskIds>()?;
     m.add_function(wrap_pyfunction!(unroll::freeze_unroll_order, m)?)?;
     m.add("LEAF", turbogroup_core::unroll::LEAF)?;
+    let standard = turbogroup_core::encode::envelope::STANDARD_HEADERS;
+    m.add(
+        "STANDARD_HEADERS",
+        pyo3::types::PyTuple::new(m.py(), standard)?,
+    )?;
     m.add_class::<barrier::Barrier>()?;
     m.add_class::<errors::PyUnsupported>()?;
     m.add_class::<settle::QuickFulfilment>()?;

@@ -46,14 +46,10 @@ from turbogroup.celery_guards import setting
 from turbogroup.publish.alike import AlikeChild, new_tuple
 from turbogroup.publish.signals import between_signals
 
-# as_task_v2's headers, in its order: a receiver that removes one (and
-# perhaps adds it again, at the end) leaves an order the encoder does not
-# write.
-STANDARD_HEADERS = (
-    "lang", "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries",
-    "timelimit", "root_id", "parent_id", "argsrepr", "kwargsrepr", "origin", "ignore_result",
-    "replaced_task_nesting", "stamped_headers", "stamps",
-)  # fmt: skip
+# as_task_v2's headers, in its order (the encoder's): a receiver that
+# removes one (and perhaps adds it again, at the end) leaves an order the
+# encoder does not write.
+STANDARD_HEADERS = _core.STANDARD_HEADERS
 
 
 class SendOptions(NamedTuple):
