@@ -11,6 +11,7 @@ doing anything more sends each message through kombu, as before.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -116,7 +117,21 @@ def test_alike_children_with_added_headers_are_celerys_messages(
     assert ours == theirs
 
 
-def test_a_header_py_amqp_cannot_write_leaves_nothing_sent(make_app, kombu_publishes):
+def _unwritable_header(headers):
+    headers["span"] = object()  # py-amqp has no type for it
+
+
+# what makes the 41st child's message one py-amqp cannot write, and the
+# error it raises then
+UNWRITABLE = {
+    "header of no AMQP type": (_unwritable_header, "a-40", FrameSyntaxError, "key b'span'"),
+    "id over a short string": (lambda h: None, "x" * 300, struct.error, "ubyte format"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNWRITABLE))
+def test_a_message_py_amqp_cannot_write_leaves_nothing_sent(make_app, kombu_publishes, case):
+    change, bad_id, error, match = UNWRITABLE[case]
     app = make_app()
     queue = app.queue_names[0]
     with app.connection_for_write() as conn:  # so that an empty queue can be read
@@ -127,12 +142,13 @@ def test_a_header_py_amqp_cannot_write_leaves_nothing_sent(make_app, kombu_publi
         seen.append(headers["group_index"])
         _traces(headers)
         if headers["group_index"] == 40:
-            headers["span"] = object()  # py-amqp has no type for it
+            change(headers)
 
+    ids = [f"a-{i}" if i != 40 else bad_id for i in range(N)]
     signals.before_task_publish.connect(receiver)
     try:
-        with pytest.raises(FrameSyntaxError, match="key b'span'"):
-            turbo_group(app.add.s(i, i) for i in range(N)).apply_async()
+        with pytest.raises(error, match=match):
+            turbo_group(app.add.s(i, i).set(task_id=ids[i]) for i in range(N)).apply_async()
     finally:
         signals.before_task_publish.disconnect(receiver)
     assert seen == list(range(41))  # the fault happened at the 41st child

@@ -30,8 +30,9 @@ from turbogroup.publish.deferred import Deferred
 from turbogroup.publish.signalled import CeleryMessage
 
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
-# Header keys py-amqp writes as a short string (< 256 bytes) for certain.
-MAX_PLAIN_KEY = 63
+# str lengths py-amqp writes as a short string (< 256 bytes) for certain
+# (a header's key, correlation_id): 4 bytes a character at most.
+MAX_SHORT_STR = 63
 
 
 class BeforeKombu(NamedTuple):
@@ -116,18 +117,21 @@ class SignalledKind(NamedTuple):
 
 
 def table_is_plain(child: AlikeChild) -> bool:
-    """Whether py-amqp writes this alike child's headers table for
-    certain, as it wrote its kind's first one: its own values are a str id
-    and a small int index, and the headers the receivers added are short
-    str keys with str values (the rest are its kind's, checked then)."""
-    index = child.group_index
-    if type(child.task_id) is not str or not (
-        index is None or (type(index) is int and -(2**31) < index < 2**31)
+    """Whether py-amqp writes this alike child's properties and headers
+    for certain, as it wrote its kind's first one's: its own values are a
+    str id short enough for ``correlation_id`` (a short string) and a
+    small int index, and the headers the receivers added are short str
+    keys with str values (the rest are its kind's, checked then)."""
+    index, task_id = child.group_index, child.task_id
+    if (
+        type(task_id) is not str
+        or len(task_id) > MAX_SHORT_STR
+        or not (index is None or (type(index) is int and -(2**31) < index < 2**31))
     ):
         return False
     added = child.headers
     return added is None or all(
-        type(k) is str and len(k) <= MAX_PLAIN_KEY and type(v) is str for k, v in added.items()
+        type(k) is str and len(k) <= MAX_SHORT_STR and type(v) is str for k, v in added.items()
     )
 
 
