@@ -36,6 +36,11 @@ def _counts(headers, **_):
     headers["attempt"] = headers["group_index"]  # an int: its table is checked whole
 
 
+def _changes_kwargs_in_place(body, headers, **_):
+    _traces(headers)
+    body[1]["seen"] = True  # after Celery computed the kwargs' repr
+
+
 def _changes_a_property(headers, properties, **_):
     _traces(headers)
     properties["app_id"] = "tracer"
@@ -50,6 +55,8 @@ def _changes_a_standard_header(headers, **_):
 RECEIVERS = {
     "adds-str-headers": (_traces, 1),
     "adds-an-int-header": (_counts, 1),
+    # the message keeps the repr Celery computed before the receivers
+    "changes-kwargs-in-place": (_changes_kwargs_in_place, 1),
     "changes-a-property": (_changes_a_property, N),
     "changes-a-standard-header": (_changes_a_standard_header, N),
 }

@@ -65,7 +65,11 @@ class SignalledKind(NamedTuple):
         limits: dict[str, Any],
     ) -> SignalledKind | None:
         """The kind of ``message``, whose kombu record is ``record``, when
-        ``record_of`` makes that very record from it; else None."""
+        ``record_of`` makes that very record from it; else None. What
+        ``record_of`` copies from the first record (priority, content type
+        and encoding, routing, exchange, timeouts, the retry flag) is not
+        compared: it comes from the kind's options and send options,
+        which are its children's too (``builder.MessageBuilder``)."""
         if not isinstance(record, Deferred):
             return None
         embed = message.body[2]

@@ -60,7 +60,8 @@ class AmqpSignalledDispatch:
         )
         keys = AlikeKeys(app.amqp.router)
         self.builder = MessageBuilder(self.resolver, keys, producer, self.enabled)
-        self.signalled = SignalledMessages(app, producer, limits)
+        # its records keep the headers' reprs as the receivers saw them
+        self.signalled = SignalledMessages(app, producer, limits, reprs_from_arguments=False)
         self.limits = limits
         # id(template) -> its kind's record recipe (publish/amqp_records.py),
         # for the kinds whose first message it rebuilt exactly

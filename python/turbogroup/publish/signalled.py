@@ -115,8 +115,16 @@ class SignalledMessages:
     """Sends one dispatch's encoder-built messages through the publish
     signals (see the module docstring)."""
 
-    def __init__(self, app: Any, producer: Any, limits: dict[str, Any]) -> None:
+    def __init__(
+        self, app: Any, producer: Any, limits: dict[str, Any], reprs_from_arguments: bool = True
+    ) -> None:
+        """``reprs_from_arguments``: the encoder computes an alike child's
+        reprs from its arguments when it writes it (Redis), so a receiver
+        that changed them in place leaves a message sent whole; False
+        where its message keeps the headers as they are (RabbitMQ's
+        records), as Celery's does."""
         conf = app.conf
+        self.reprs_from_arguments = reprs_from_arguments
         self.producer = producer
         self.limits = limits
         self.notices = producer.owner.notices
@@ -154,7 +162,7 @@ class SignalledMessages:
         before = Snapshot.of(message, built.child is not None and not built.message["headers"])
 
         def publish() -> Any:
-            final = before.encodable(built, message, self.limits)
+            final = before.encodable(built, message, self.limits, self.reprs_from_arguments)
             if final is not None:
                 return queue(final, message, partial(self._through_kombu, built, message, final))
             self._through_kombu(built, message)
@@ -282,10 +290,13 @@ class Snapshot(NamedTuple):
             list(headers["timelimit"]) if alike else None,
         )
 
-    def encodable(self, built: Built, message: CeleryMessage, limits: dict[str, Any]) -> Any:
+    def encodable(
+        self, built: Built, message: CeleryMessage, limits: dict[str, Any], check_reprs: bool
+    ) -> Any:
         """The encoder's message for what the receivers left, when only
         headers were added or changed (an alike child, when it is one and
-        they only added headers); else None. (Whether the encoder can
+        they only added headers, and, with ``check_reprs``, its reprs are
+        still those of its arguments); else None. (Whether the encoder can
         render every value is found when the step is sealed.)"""
         if (
             list(message.properties.items()) != self.properties
@@ -297,7 +308,11 @@ class Snapshot(NamedTuple):
         args, kwargs, _ = message.body
         headers = message.headers
         added = self._added_headers(headers)
-        if added is not None and built.child is not None and _reprs_hold(built, message, limits):
+        if (
+            added is not None
+            and built.child is not None
+            and (not check_reprs or _reprs_hold(built, message, limits))
+        ):
             child = built.child
             fields = (*child[:2], args, kwargs, *child[4:9], added or None)
             return new_tuple(AlikeChild, fields)
