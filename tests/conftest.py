@@ -7,7 +7,13 @@ import os
 import socket
 import uuid
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
+
+# hypothesis is imported here, at the top of the import stack: imported
+# first deep in a chain of test-module imports (a few integration test
+# files run alone), pytest's rewrite of its modules raised "SystemError:
+# AST constructor recursion depth mismatch" on CPython 3.11.7.
 
 REDIS_HOST = os.environ.get("TURBOGROUP_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("TURBOGROUP_TEST_REDIS_PORT", "6379"))
