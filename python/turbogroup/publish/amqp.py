@@ -50,6 +50,7 @@ from kombu.exceptions import OperationalError
 
 from turbogroup.errors import MessageTooLargeError, PublishError
 from turbogroup.publish.amqp_acks import Acks
+from turbogroup.publish.amqp_content import writes_for_certain
 from turbogroup.publish.amqp_declares import ChannelDeclares
 from turbogroup.publish.amqp_wire import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -240,16 +241,17 @@ class ConfirmBatch:
 
     def check(self, record: Deferred, table_checked: bool = False) -> None:
         """Raise now what sending ``record`` would raise (``table_checked``:
-        its headers are known to encode, ``publish/amqp_records.py``)."""
+        its properties are known to encode, ``publish/amqp_records.py``)."""
         if record.body_size > self.max_message_size:
             raise MessageTooLargeError(
                 f"task {record.task_id}: message body of {record.body_size} bytes is over "
                 f"the broker's max_message_size ({self.max_message_size} bytes; set "
                 "turbogroup_max_message_size to the broker's own limit)"
             )
-        # py-amqp encodes the headers table only when it writes the frame,
-        # and a value it cannot encode raises there: encode it now.
-        if not table_checked:
+        # py-amqp encodes the properties only when it writes the frame, and
+        # a value it cannot encode raises there: encode them now, unless
+        # their types say they encode (publish/amqp_content.py).
+        if not table_checked and not writes_for_certain(record.args):
             self._template.channel.prepare_message(*record.args[:6])._serialize_properties()
         if record.confirm_timeout is not None:
             self._confirm_timeout = max(self._confirm_timeout or 0, record.confirm_timeout)
