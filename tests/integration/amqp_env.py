@@ -10,7 +10,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import amqp
 from celery import Celery
@@ -77,25 +77,42 @@ def message_count(app: Celery, queue: str) -> int:
             channel.close()
 
 
-def take_messages(app: Celery, queue: str) -> list[dict[str, Any]]:
-    """Every message in ``queue`` (removed), decoded."""
-    messages = []
+def take_deliveries(app: Celery, queue: str) -> list[Any]:
+    """Every message in ``queue`` (removed), as py-amqp delivers it."""
+    deliveries = []
     with app.connection_for_write() as conn:
         channel = conn.channel()
         while (msg := channel.basic_get(queue, no_ack=True)) is not None:
-            properties = dict(msg.properties)
-            headers = properties.pop("application_headers", {})
-            info = msg.delivery_info
-            messages.append(
-                {
-                    "exchange": info["exchange"],
-                    "routing_key": info["routing_key"],
-                    "headers": headers,
-                    "properties": properties,
-                    "body": json.loads(msg.body),
-                }
-            )
+            deliveries.append(msg)
         channel.close()
+    return deliveries
+
+
+class Delivered(NamedTuple):
+    """A message as RabbitMQ delivered it: its headers apart from its other
+    properties (py-amqp keeps both in their order on the wire)."""
+
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    body: Any
+
+    @classmethod
+    def of(cls, msg: Any) -> Delivered:
+        properties = dict(msg.properties)
+        headers = properties.pop("application_headers", {})
+        info = msg.delivery_info
+        return cls(info["exchange"], info["routing_key"], headers, properties, msg.body)
+
+
+def take_messages(app: Celery, queue: str) -> list[dict[str, Any]]:
+    """Every message in ``queue`` (removed), decoded."""
+    messages = []
+    for msg in map(Delivered.of, take_deliveries(app, queue)):
+        message = msg._asdict()
+        message["body"] = json.loads(msg.body)
+        messages.append(message)
     return messages
 
 

@@ -19,6 +19,12 @@ from amqp.exceptions import FrameSyntaxError
 from celery import signals
 from celery.canvas import group as celery_group
 
+from tests.integration.amqp_env import Delivered, take_deliveries
+from tests.integration.test_signalled_alike_headers import (
+    _args_changed_in_place,
+    _retries_changed,
+    _traces,
+)
 from turbogroup import group as turbo_group
 from turbogroup.publish.deferred import DeferringProducer
 
@@ -26,19 +32,9 @@ pytestmark = pytest.mark.amqp
 N = 60
 
 
-def _traces(headers, **_):
-    headers["traceparent"] = f"00-{headers['group_index']:032}-{'0' * 16}-01"
-    headers["tracestate"] = 'tg=é"1'
-
-
 def _counts(headers, **_):
     _traces(headers)
     headers["attempt"] = headers["group_index"]  # an int: its table is checked whole
-
-
-def _changes_kwargs_in_place(body, headers, **_):
-    _traces(headers)
-    body[1]["seen"] = True  # after Celery computed the kwargs' repr
 
 
 def _changes_a_property(headers, properties, **_):
@@ -46,19 +42,14 @@ def _changes_a_property(headers, properties, **_):
     properties["app_id"] = "tracer"
 
 
-def _changes_a_standard_header(headers, **_):
-    _traces(headers)
-    headers["retries"] = 1
-
-
 # receiver -> how many messages kombu's publish records
 RECEIVERS = {
     "adds-str-headers": (_traces, 1),
     "adds-an-int-header": (_counts, 1),
     # the message keeps the repr Celery computed before the receivers
-    "changes-kwargs-in-place": (_changes_kwargs_in_place, 1),
+    "changes-kwargs-in-place": (_args_changed_in_place, 1),
     "changes-a-property": (_changes_a_property, N),
-    "changes-a-standard-header": (_changes_a_standard_header, N),
+    "changes-a-standard-header": (_retries_changed, N),
 }
 
 
@@ -77,25 +68,12 @@ def kombu_publishes(monkeypatch):
 
 
 def _raw(app, queue: str) -> list[tuple[Any, ...]]:
-    """Every message in ``queue`` (removed) as RabbitMQ delivers it."""
-    out = []
-    with app.connection_for_write() as conn:
-        channel = conn.channel()
-        while (msg := channel.basic_get(queue, no_ack=True)) is not None:
-            properties = dict(msg.properties)
-            headers = properties.pop("application_headers", {})
-            info = msg.delivery_info
-            out.append(
-                (
-                    info["exchange"],
-                    info["routing_key"],
-                    msg.body,
-                    list(headers.items()),
-                    list(properties.items()),
-                )
-            )
-        channel.close()
-    return out
+    """Every message in ``queue`` (removed) as RabbitMQ delivers it, its
+    headers' and properties' order included."""
+    return [
+        (*m[:2], m.body, list(m.headers.items()), list(m.properties.items()))
+        for m in map(Delivered.of, take_deliveries(app, queue))
+    ]
 
 
 def _dispatched(impl, app, receiver):
