@@ -11,6 +11,9 @@ are then sent batched and publisher-confirmed like any
 
 A receiver's changes (headers, properties, declarations) are in the
 message as with Celery: kombu publishes what the receivers left. A child
+alike its kind's first one whose receivers only added headers is
+recorded by its kind's recipe instead, the record kombu's publish would
+make (``publish/amqp_records.py``). A child
 the resolver leaves to Celery (an exchange with bindings, a countdown or
 an eta, which Celery may send to its native delayed delivery, a value the
 reprs cannot render) goes through Celery's ``apply_async``, signals and
