@@ -11,7 +11,7 @@ str, small int, None, bool, float, and lists and dicts of those), which a
 scan of their types tells. Any other value, and the message is serialized
 as before to find out. (A child recorded by its kind's recipe is checked
 for what it adds to its kind's first record alone:
-``amqp_records.table_is_plain``.)
+``amqp_records.table_is_plain``, with these same rules.)
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def writes_for_certain(record_args: tuple[Any, ...]) -> bool:
     written without an error for certain (False: it may not be)."""
     _, priority, content_type, content_encoding, headers, properties = record_args[:6]
     if not (
-        _octet(priority)
-        and _short_str(content_type)
-        and _short_str(content_encoding)
-        and (headers is None or _table(headers))
+        octet(priority)
+        and short_str(content_type)
+        and short_str(content_encoding)
+        and (headers is None or table_writes(headers))
     ):
         return False
     for key, value in (properties or {}).items():
@@ -46,15 +46,16 @@ def writes_for_certain(record_args: tuple[Any, ...]) -> bool:
         if kind is None or value is None:
             continue  # not written
         if not (
-            (kind == "s" and _short_str(value))
-            or (kind == "o" and _octet(value))
+            (kind == "s" and short_str(value))
+            or (kind == "o" and octet(value))
             or (kind == "L" and type(value) is int and 0 <= value < 2 * LONG_LONG)
         ):
             return False
     return True
 
 
-def _short_str(value: Any) -> bool:
+def short_str(value: Any) -> bool:
+    """Whether py-amqp writes ``value`` as a short string for certain."""
     if not value:
         return True  # written as ''
     kind = type(value)
@@ -63,7 +64,7 @@ def _short_str(value: Any) -> bool:
     return kind is bytes and len(value) < 256
 
 
-def _octet(value: Any) -> bool:
+def octet(value: Any) -> bool:
     return value is None or (type(value) is int and 0 <= value < 256)
 
 
@@ -71,29 +72,31 @@ def _octet(value: Any) -> bool:
 ANY_VALUE = frozenset({str, bytes, bool, float, type(None)})
 
 
-def _table(table: Any) -> bool:
+def table_writes(table: Any) -> bool:
+    """Whether py-amqp writes ``table`` as a field table for certain."""
     if type(table) is not dict:
         return False
     for key, value in table.items():  # a loop: ~3x a generator's speed here
         if type(key) is str:
-            if len(key) > SHORT_STR_CHARS and not _short_str(key):
+            if len(key) > SHORT_STR_CHARS and not short_str(key):
                 return False
         elif type(key) is not bytes or len(key) > 255:
             return False
-        if type(value) not in ANY_VALUE and not _item(value):
+        if type(value) not in ANY_VALUE and not item_writes(value):
             return False
     return True
 
 
-def _item(value: Any) -> bool:
+def item_writes(value: Any) -> bool:
+    """Whether py-amqp writes ``value`` as a table's field for certain."""
     kind = type(value)
     if kind in ANY_VALUE:
         return True
     if kind is int:
         return -LONG_LONG <= value < LONG_LONG
     if kind is list or kind is tuple:
-        return all(map(_item, value))
-    return kind is dict and _table(value)
+        return all(map(item_writes, value))
+    return kind is dict and table_writes(value)
 
 
-__all__ = ["writes_for_certain"]
+__all__ = ["item_writes", "short_str", "table_writes", "writes_for_certain"]

@@ -26,13 +26,10 @@ from typing import Any, NamedTuple
 
 from turbogroup import _core
 from turbogroup.publish.alike import AlikeChild, new_tuple
+from turbogroup.publish.amqp_content import item_writes, short_str, table_writes
+from turbogroup.publish.amqp_fast import EMBED_KEYS
 from turbogroup.publish.deferred import Deferred
 from turbogroup.publish.signalled import CeleryMessage
-
-EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
-# str lengths py-amqp writes as a short string (< 256 bytes) for certain
-# (a header's key, correlation_id): 4 bytes a character at most.
-MAX_SHORT_STR = 63
 
 
 class BeforeKombu(NamedTuple):
@@ -122,20 +119,16 @@ class SignalledKind(NamedTuple):
 
 def table_is_plain(child: AlikeChild) -> bool:
     """Whether py-amqp writes this alike child's properties and headers
-    for certain, as it wrote its kind's first one's: its own values are a
-    str id short enough for ``correlation_id`` (a short string) and a
-    small int index, and the headers the receivers added are short str
-    keys with str values (the rest are its kind's, checked then)."""
-    index, task_id = child.group_index, child.task_id
-    if (
-        type(task_id) is not str
-        or len(task_id) > MAX_SHORT_STR
-        or not (index is None or (type(index) is int and -(2**31) < index < 2**31))
-    ):
-        return False
-    added = child.headers
-    return added is None or all(
-        type(k) is str and len(k) <= MAX_SHORT_STR and type(v) is str for k, v in added.items()
+    for certain, as it wrote its kind's first one's: what it puts in them
+    of its own is its id (also ``correlation_id``, a short string), its
+    index and the headers the receivers added (the rest are its kind's,
+    checked then)."""
+    task_id, added = child.task_id, child.headers
+    return (
+        short_str(task_id)
+        and item_writes(task_id)
+        and item_writes(child.group_index)
+        and (added is None or table_writes(added))
     )
 
 
