@@ -29,10 +29,10 @@ def test_raw_redis_pushes_celerys_envelopes(redis_url):
     transport = Transport("redis", f"{redis_url}/13", "tgtest-raw-redis")
     app = transport.make_app()
     peer = RawRedisPeer(transport, app)
+    client = redis.Redis.from_url(f"{redis_url}/13")
     try:
         peer.purge()
         group([app.tasks[TASK_NAME].s(0, 0)], app=app).apply_async()
-        client = redis.Redis.from_url(f"{redis_url}/13")
         (celerys,) = client.lrange(transport.queue, 0, -1)
         peer.purge()
         key, built = peer.build(2500)
@@ -45,6 +45,7 @@ def test_raw_redis_pushes_celerys_envelopes(redis_url):
         assert client.lrange(key, -1, -1) == [built[0]]
     finally:
         peer.close()
+        client.close()
         transport.cleanup(app)
         app.close()
 

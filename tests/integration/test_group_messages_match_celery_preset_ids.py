@@ -149,6 +149,7 @@ def test_task_ids_that_are_not_strings_are_sent_as_celery_sends_them(redis_url, 
         theirs, ours = sent(celery_group), sent(turbo_group)
     finally:
         client.delete(queue)
+        client.close()
         app.close()
     assert ours == theirs
     assert ours[0] == [5, "id-1", own] and ours[0][2] is own
