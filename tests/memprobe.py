@@ -7,7 +7,10 @@ raises RSS once and then plateaus. The tests therefore also record what is
 really still allocated: live pymalloc blocks (``sys.getallocatedblocks``,
 every Python object up to 512 bytes), live gc-tracked objects, and the bytes
 glibc's malloc has handed out and not had back (where Rust's allocations and
-large Python objects live; ``mallinfo2``, glibc >= 2.33).
+large Python objects live; ``mallinfo2``, glibc >= 2.33). They also
+record how many arenas the small-object allocator keeps mapped, and the
+most it ever had: RSS that grows with the arenas kept, up to that
+high-water mark, is the allocator's, not live memory.
 
 The leak tests run their loops in a fresh interpreter (``run_child``) so that
 pytest's own allocations, and those of earlier tests, stay out of the figures.
@@ -21,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +77,35 @@ def malloc_in_use_bytes() -> int | None:
     return info.uordblks + info.hblkhd
 
 
+def pymalloc_arenas() -> tuple[int | None, int | None]:
+    """CPython's small-object allocator: how many 1 MiB arenas it has
+    mapped now, and the most it ever had (its high-water mark), from
+    ``sys._debugmallocstats`` (which writes to the C-level stderr);
+    (None, None) where it cannot tell."""
+    stats = getattr(sys, "_debugmallocstats", None)
+    if stats is None:
+        return None, None
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            stats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    figures = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        figures[name.strip("# ").strip()] = value.strip().replace(",", "")
+    current, peak = figures.get("arenas allocated current"), figures.get("arenas highwater mark")
+    if current is None or peak is None:
+        return None, None
+    return int(current), int(peak)
+
+
 def snapshot() -> dict[str, Any]:
     """Figures taken after a full collection, so only live memory counts."""
     # CPython's method cache keeps a reference to the last attribute name
@@ -82,11 +115,14 @@ def snapshot() -> dict[str, Any]:
     # Bounded, and not ours: emptied so it is not counted as growth.
     sys._clear_type_cache()
     gc.collect()
+    arenas, arenas_peak = pymalloc_arenas()
     return {
         "rss": rss_bytes(),
         "blocks": sys.getallocatedblocks(),
         "objects": len(gc.get_objects()),
         "malloc": malloc_in_use_bytes(),
+        "arenas": arenas,
+        "arenas_peak": arenas_peak,
     }
 
 

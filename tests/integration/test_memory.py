@@ -49,10 +49,19 @@ SAMPLE_EVERY = 10
 #   landed in, and the arena count grows until the free space in the kept
 #   arenas covers a whole round. Live blocks, gc objects and malloc'd bytes
 #   stay flat all along (asserted below).
-# - From round 50 on the allocator has settled: 8 MiB over the last 50
-#   rounds is 16 bytes per task, less than the smallest Python object, so a
-#   leak of anything per task fails this.
+# - The climb can go on past round 50: in later runs (2026-12-05) the
+#   arenas kept went 42, 59, 66 at rounds 10, 50, 100, anonymous RSS
+#   following them MiB for MiB, while the allocator's high-water mark (the
+#   most arenas a round had mapped at once) stayed at 71-72. It is bounded
+#   by that mark. So RSS over rounds 50-100 is counted less the arenas it
+#   gained: 8 MiB beyond them is 16 bytes per task, less than the smallest
+#   Python object, so a leak of anything per task outside the small-object
+#   allocator (Rust's buffers, large objects, mappings) fails this.
 MAX_RSS_STEADY = 8 * MIB
+# - and the high-water mark must not rise: a round that needs ever more
+#   small objects at once would (measured +1 arena from round 10 to 100).
+MAX_PEAK_ARENAS = 4
+ARENA_BYTES = 1 << 20  # CPython's arena size (3.10 and later)
 # - Rounds 10 to 100: a loop of generator groups only settled later, with
 #   +18 MiB between rounds 10 and 40, hence the room; 32 MiB is still ~37
 #   bytes per task over 90 rounds (a kept AsyncResult is ~1 KiB).
@@ -192,12 +201,17 @@ def _report(figures: dict[str, Any]) -> None:
         f"\n{figures['impl']}: {len(seconds)} rounds of {TASKS:,} tasks, "
         f"{sum(seconds):.0f} s ({sum(seconds) / len(seconds):.2f} s per round)"
     )
-    print("  round   RSS MiB   live blocks   gc objects   malloc MiB   pending   pub/sub channels")
+    print(
+        "  round   RSS MiB   live blocks   gc objects   malloc MiB   arenas (peak)"
+        "   pending   pub/sub channels"
+    )
     for r, s in sorted(samples.items()):
         malloc = "n/a" if s["malloc"] is None else f"{s['malloc'] / MIB:.1f}"
+        arenas = "n/a" if s["arenas"] is None else f"{s['arenas']} ({s['arenas_peak']})"
         print(
             f"  {r:>5}   {s['rss'] / MIB:7.1f}   {s['blocks']:>11,}   {s['objects']:>10,}"
-            f"   {malloc:>10}   {s['pending_results']:>7,}   {s['pubsub_channels']:>16,}"
+            f"   {malloc:>10}   {arenas:>13}   {s['pending_results']:>7,}"
+            f"   {s['pubsub_channels']:>16,}"
         )
 
 
@@ -243,7 +257,11 @@ def test_repeated_10k_group_dispatch_and_collect_keeps_memory_flat(redis_url):
             f"({grew_mib / (CELERY_ROUNDS - 1):+.1f} MiB per round)"
         )
 
-    assert end["rss"] - settled["rss"] <= MAX_RSS_STEADY
+    kept = 0  # RSS in the small-object allocator's arenas gained since round 50
+    if end["arenas"] is not None and settled["arenas"] is not None:
+        kept = max(0, end["arenas"] - settled["arenas"]) * ARENA_BYTES
+        assert end["arenas_peak"] - warm["arenas_peak"] <= MAX_PEAK_ARENAS, (warm, end)
+    assert end["rss"] - settled["rss"] - kept <= MAX_RSS_STEADY, (settled, end)
     assert end["rss"] - warm["rss"] <= MAX_RSS_AFTER_WARMUP
     grew = growth(warm, end)
     assert grew["blocks"] <= MAX_BLOCKS, grew
