@@ -161,14 +161,9 @@ def _timed(
 def _measure(
     transport: Transport, app: Celery, shape: Shape, n: int, rounds: int, progress: Progress
 ) -> Timing:
-    return run_rounds(
-        n * shape.repeat,
-        rounds,
-        None,
-        lambda: _time_once(transport, app, shape, n),
-        f"shapes {shape.name} N={n} {'turbogroup' if turbogroup.installed() else 'celery'}",
-        progress,
-    )
+    side = "turbogroup" if turbogroup.installed() else "celery"
+    once = partial(_time_once, transport, app, shape, n)
+    return _rounds(shape, n, rounds, progress, side, once)
 
 
 def _measure_raw(
@@ -176,16 +171,23 @@ def _measure_raw(
 ) -> Timing:
     peer = RawRedisPeer(transport, app)
     try:
-        return run_rounds(
-            n * shape.repeat,
-            rounds,
-            None,
-            lambda: _time_raw_once(peer, transport, app, n, shape.repeat),
-            f"shapes {shape.name} N={n} raw-redis",
-            progress,
-        )
+        once = partial(_time_raw_once, peer, transport, app, n, shape.repeat)
+        return _rounds(shape, n, rounds, progress, "raw-redis", once)
     finally:
         peer.close()
+
+
+def _rounds(
+    shape: Shape,
+    n: int,
+    rounds: int,
+    progress: Progress,
+    side: str,
+    once: Callable[[], tuple[float, int]],
+) -> Timing:
+    """One side's timed rounds of ``shape``, ``n`` children a dispatch."""
+    label = f"shapes {shape.name} N={n} {side}"
+    return run_rounds(n * shape.repeat, rounds, None, once, label, progress)
 
 
 def run_shapes(
