@@ -115,15 +115,15 @@ def snapshot() -> dict[str, Any]:
     # Bounded, and not ours: emptied so it is not counted as growth.
     sys._clear_type_cache()
     gc.collect()
-    arenas, arenas_peak = pymalloc_arenas()
-    return {
+    figures = {
         "rss": rss_bytes(),
         "blocks": sys.getallocatedblocks(),
         "objects": len(gc.get_objects()),
         "malloc": malloc_in_use_bytes(),
-        "arenas": arenas,
-        "arenas_peak": arenas_peak,
     }
+    # Read last: the probe itself allocates (a file, the report's text).
+    figures["arenas"], figures["arenas_peak"] = pymalloc_arenas()
+    return figures
 
 
 def growth(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
